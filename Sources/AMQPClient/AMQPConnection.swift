@@ -1,0 +1,166 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// A connection to RabbitMQ with one channel, owned by its own thread (see `ConnectionEngine`).
+///
+/// Keep confirmed publishing and consuming on separate connections: a connection that both
+/// consumes and publishes stalls its consumers while it waits on a slow confirm.
+public final class AMQPConnection: Sendable {
+    public struct Options: Sendable {
+        /// Put the channel in confirm mode: `publish` completes when the broker has taken
+        /// responsibility for the message (for a quorum queue: a majority has it on disk).
+        public var publisherConfirms: Bool
+        /// Reconnect after a lost connection; `nil` makes a loss final (for CLIs).
+        public var reconnect: ReconnectPolicy?
+        /// Runs on every (re)connect before anything else: declare what this connection needs.
+        public var onConnect: (@Sendable (SyncChannel) throws -> Void)?
+
+        public init(
+            publisherConfirms: Bool = false, reconnect: ReconnectPolicy? = .default,
+            onConnect: (@Sendable (SyncChannel) throws -> Void)? = nil
+        ) {
+            self.publisherConfirms = publisherConfirms
+            self.reconnect = reconnect
+            self.onConnect = onConnect
+        }
+    }
+
+    let engine: ConnectionEngine
+
+    private init(engine: ConnectionEngine) {
+        self.engine = engine
+    }
+
+    /// Connects, or throws what went wrong on the first attempt (refused, TLS, ACCESS_REFUSED...).
+    /// Later losses are repaired in the background when `options.reconnect` is set.
+    public static func connect(
+        _ configuration: AMQPConfiguration, options: Options = Options(), logger: Logger
+    ) async throws(AMQPError) -> AMQPConnection {
+        let engine = ConnectionEngine(
+            configuration: configuration,
+            options: .init(publisherConfirms: options.publisherConfirms, reconnect: options.reconnect, onConnect: options.onConnect),
+            logger: logger)
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, AMQPError>, Never>) in
+            engine.start { continuation.resume(returning: $0) }
+        }
+        try result.get()
+        return AMQPConnection(engine: engine)
+    }
+
+    public var configuration: AMQPConfiguration { engine.configuration }
+
+    /// Whether the connection is up right now (for readiness probes).
+    public var isConnected: Bool { engine.connected.load(ordering: .acquiring) }
+
+    /// Runs `body` on the connection's thread with blocking channel operations.
+    @discardableResult
+    public func withChannel<T: Sendable>(_ body: @escaping @Sendable (SyncChannel) throws -> T) async throws -> T {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, any Error>, Never>) in
+            engine.enqueue(
+                .perform(
+                    run: { channel in continuation.resume(returning: Result { try body(channel) }) },
+                    fail: { continuation.resume(returning: .failure($0)) }))
+        }
+        return try result.get()
+    }
+
+    /// Publishes and, with publisher confirms, waits for the broker's confirm.
+    public func publish(_ message: OutboundMessage) async throws(AMQPError) {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, AMQPError>, Never>) in
+            engine.enqueue(.publish(message) { continuation.resume(returning: $0) })
+        }
+        try result.get()
+    }
+
+    /// Publishes all messages pipelined (no round-trip each) and returns each one's outcome,
+    /// in order, once every confirm is in.
+    public func publish(_ messages: [OutboundMessage]) async -> [Result<Void, AMQPError>] {
+        guard !messages.isEmpty else { return [] }
+        return await withCheckedContinuation { continuation in
+            let batch = BatchCompletion(count: messages.count, continuation: continuation)
+            for (index, message) in messages.enumerated() {
+                engine.enqueue(.publish(message) { batch.complete(index, $0) })
+            }
+        }
+    }
+
+    /// Publishes without waiting; `completion` runs on the connection's thread when the
+    /// confirm arrives (keep it short). For pipelines that keep a window of messages in flight.
+    public func publish(_ message: OutboundMessage, completion: @escaping @Sendable (Result<Void, AMQPError>) -> Void) {
+        engine.enqueue(.publish(message, completion))
+    }
+
+    /// Starts consuming `queue` with manual acknowledgement. At most `prefetch` deliveries are
+    /// unsettled at a time, which also bounds the buffer between the connection and the caller.
+    /// After a reconnect the consumer resumes by itself; unsettled deliveries come again.
+    public func consume(
+        queue: String, prefetch: UInt16, exclusive: Bool = false, arguments: AMQPTable = [:]
+    ) async throws(AMQPError) -> AMQPConsumer {
+        let (stream, continuation) = AsyncStream<AMQPDelivery>.makeStream()
+        let tag = "\(configuration.connectionName ?? "whsync")-\(queue)-\(UUID().uuidString.prefix(8))"
+        let registration = ConsumerRegistration(
+            tag: tag, queue: queue, prefetch: prefetch, exclusive: exclusive, arguments: arguments, continuation: continuation)
+        let result = await withCheckedContinuation { (done: CheckedContinuation<Result<Void, AMQPError>, Never>) in
+            engine.enqueue(.consume(registration) { done.resume(returning: $0) })
+        }
+        try result.get()
+        return AMQPConsumer(tag: tag, queue: queue, deliveries: stream, engine: engine)
+    }
+
+    /// Waits (up to 5 s) for outstanding confirms, cancels consumers (waiting for cancel-ok),
+    /// then closes the channel and connection. Idempotent.
+    public func close() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            engine.enqueue(.close { done.resume() })
+        }
+    }
+}
+
+/// A consumer's deliveries. The stream ends after `cancel()` or when the connection closes.
+public final class AMQPConsumer: Sendable {
+    public let tag: String
+    public let queue: String
+    public let deliveries: AsyncStream<AMQPDelivery>
+    private let engine: ConnectionEngine
+
+    init(tag: String, queue: String, deliveries: AsyncStream<AMQPDelivery>, engine: ConnectionEngine) {
+        self.tag = tag
+        self.queue = queue
+        self.deliveries = deliveries
+        self.engine = engine
+    }
+
+    /// Stops deliveries and waits for the broker's cancel-ok. Deliveries already handed out can
+    /// still be settled afterwards, until the connection closes.
+    public func cancel() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            engine.enqueue(.cancel(tag: tag) { done.resume() })
+        }
+    }
+}
+
+/// Collects the outcomes of a pipelined batch and resumes its caller once, when all are in.
+private final class BatchCompletion: Sendable {
+    private struct State {
+        var results: [Result<Void, AMQPError>?]
+        var remaining: Int
+    }
+
+    private let state: Mutex<State>
+    private let continuation: CheckedContinuation<[Result<Void, AMQPError>], Never>
+
+    init(count: Int, continuation: CheckedContinuation<[Result<Void, AMQPError>], Never>) {
+        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
+        self.continuation = continuation
+    }
+
+    func complete(_ index: Int, _ result: Result<Void, AMQPError>) {
+        let finished: [Result<Void, AMQPError>]? = state.withLock { state in
+            state.results[index] = result
+            state.remaining -= 1
+            return state.remaining == 0 ? state.results.map { $0! } : nil
+        }
+        if let finished { continuation.resume(returning: finished) }
+    }
+}
