@@ -393,7 +393,10 @@ final class ConnectionEngine: @unchecked Sendable {
             case AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED.rawValue:
                 throw AMQPError(.connectionRefused, "cannot resolve host '\(configuration.host)'")
             default:
-                let reason = osError != 0 ? String(cString: strerror(osError)).lowercased() : statusText(status)
+                // librabbitmq connects non-blocking, so errno holds EINPROGRESS, not the cause.
+                let reason =
+                    osError != 0 && osError != EINPROGRESS
+                    ? String(cString: strerror(osError)).lowercased() : "connection refused or host unreachable"
                 throw AMQPError(.connectionRefused, "cannot connect to \(endpoint): \(reason)")
             }
         }
@@ -552,7 +555,10 @@ final class ConnectionEngine: @unchecked Sendable {
             let tag = String(amqpBytes: deliver.consumer_tag)
             let exchange = String(amqpBytes: deliver.exchange)
             let routingKey = String(amqpBytes: deliver.routing_key)
-            guard let (properties, body) = readContent(channel: frame.channel, context: "reading a delivery") else { return }
+            guard let content = readContent(channel: frame.channel, context: "reading a delivery") else { return }
+            var (properties, body) = (content.0, content.1)
+            // Our own publisher's bookkeeping (see publishSequenceHeader), not the sender's data.
+            properties.headers.removeValue(forKey: Self.publishSequenceHeader)
             let delivery = AMQPDelivery(
                 body: body, properties: properties, exchange: exchange, routingKey: routingKey,
                 redelivered: deliver.redelivered != 0, deliveryTag: deliver.delivery_tag, consumerTag: tag,
@@ -592,7 +598,7 @@ final class ConnectionEngine: @unchecked Sendable {
             let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             let error = AMQPError.fromBroker(replyCode: close.reply_code, replyText: String(amqpBytes: close.reply_text), context: "channel closed by the broker")
             acknowledgeChannelClose()
-            channelFailed(error)
+            channelFailed(error, reportedToCaller: false)
         case WHSYNC_CONNECTION_CLOSE:
             let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
             let error = AMQPError.fromBroker(replyCode: close.reply_code, replyText: String(amqpBytes: close.reply_text), context: "connection closed by the broker")
@@ -636,7 +642,7 @@ final class ConnectionEngine: @unchecked Sendable {
             let close = reply.reply.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             let error = AMQPError.fromBroker(replyCode: close.reply_code, replyText: String(amqpBytes: close.reply_text), context: context)
             acknowledgeChannelClose()
-            channelFailed(error)
+            channelFailed(error, reportedToCaller: true)
             throw error
         case AMQP_RESPONSE_SERVER_EXCEPTION where reply.reply.id == WHSYNC_CONNECTION_CLOSE:
             let close = reply.reply.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
@@ -663,10 +669,14 @@ final class ConnectionEngine: @unchecked Sendable {
         _ = amqp_send_method(state, 0, WHSYNC_CONNECTION_CLOSE_OK, &ok)
     }
 
-    private func channelFailed(_ error: AMQPError) {
+    /// The channel is reopened lazily by the next operation. A failure the caller sees as a
+    /// thrown error (a passive declare of a missing queue) is routine and logged at debug.
+    private func channelFailed(_ error: AMQPError, reportedToCaller: Bool) {
         channelOpen = false
         for completion in pending.removeAll() { completion(.failure(error)) }
-        logger.warning("channel closed by the broker; reopening", metadata: ["error": "\(error)"])
+        logger.log(
+            level: reportedToCaller ? .debug : .warning, "channel closed by the broker; reopening",
+            metadata: ["error": "\(error)"])
     }
 
     private func connectionFailed(_ error: AMQPError) {

@@ -24,6 +24,17 @@ public struct StatusMapping: Sendable, Equatable, CustomStringConvertible {
         public let code: String
         public let canonical: String
 
+        /// On `Status.stream`, `code` means `status`.
+        public init<Status: CanonicalStatus>(code: String, status: Status) {
+            self.init(stream: Status.stream, code: code, canonical: status.rawValue)
+        }
+
+        init(stream: EventStream, code: String, canonical: String) {
+            self.stream = stream
+            self.code = code
+            self.canonical = canonical
+        }
+
         /// `inventory.QC=quality-hold`.
         public var description: String { "\(stream.rawValue).\(code)=\(canonical)" }
     }

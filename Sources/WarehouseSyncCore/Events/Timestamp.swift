@@ -41,14 +41,15 @@ public struct Timestamp: Sendable, Hashable, CustomStringConvertible {
         let maximum = 253_402_300_799.0  // 9999-12-31T23:59:59Z
         let clamped = Swift.max(minimum, Swift.min(maximum, interval))
         var seconds = Int64(clamped.rounded(.down))
-        var nanos = Int64(((clamped - Double(seconds)) * 1e9).rounded())
-        if nanos >= 1_000_000_000 {
+        var unitsPerSecond: Int64 = 1
+        for _ in 0..<digits { unitsPerSecond *= 10 }
+        // Round to the digits written, carrying into the seconds.
+        var units = Int64(((clamped - Double(seconds)) * Double(unitsPerSecond)).rounded())
+        if units >= unitsPerSecond {
             seconds += 1
-            nanos -= 1_000_000_000
+            units -= unitsPerSecond
         }
-        var divisor: Int64 = 1
-        for _ in 0..<(9 - digits) { divisor *= 10 }
-        nanos = nanos / divisor * divisor
+        let nanos = units * (1_000_000_000 / unitsPerSecond)
 
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = seconds - days * 86_400
@@ -57,7 +58,7 @@ public struct Timestamp: Sendable, Hashable, CustomStringConvertible {
         text += "T" + Self.pad(secondOfDay / 3600, 2) + ":" + Self.pad(secondOfDay / 60 % 60, 2)
         text += ":" + Self.pad(secondOfDay % 60, 2)
         if digits > 0 {
-            text += "." + Self.pad(nanos / divisor, digits)
+            text += "." + Self.pad(units, digits)
         }
         text += "Z"
         self.init(text: text, secondsSince1970: seconds, nanosecond: Int32(nanos), utcOffsetSeconds: 0)

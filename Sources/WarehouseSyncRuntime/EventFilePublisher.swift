@@ -1,0 +1,131 @@
+import AMQPClient
+import Foundation
+import WarehouseSyncCore
+
+/// `whsync publish`: validates each line with the core's event model and publishes the valid
+/// ones with publisher confirms, keeping a window of messages in flight.
+public struct EventFilePublisher: Sendable {
+    public struct Summary: Sendable, Equatable {
+        public var published = 0
+        /// Lines that are not valid events: reported, never published.
+        public var rejected = 0
+        /// Valid events the broker did not confirm (unroutable, nacked, connection lost for good).
+        public var failed = 0
+        public var elapsed: Duration = .zero
+
+        public var rate: Double {
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return seconds > 0 ? Double(published) / seconds : 0
+        }
+    }
+
+    public enum Problem: Sendable {
+        case invalid(line: Int, EventValidationError)
+        case notPublished(line: Int, eventId: String, AMQPError)
+
+        public var description: String {
+            switch self {
+            case .invalid(let line, let error): "line \(line): not a valid event: \(error)"
+            case .notPublished(let line, let eventId, let error): "line \(line) (eventId \(eventId)): not published: \(error)"
+            }
+        }
+    }
+
+    let connection: AMQPConnection
+    let decoder: EventDecoder
+    let exchange: String
+    let batchSize: Int
+    let batchesInFlight: Int
+    /// A publish that failed because the connection dropped is sent again after the reconnect
+    /// (at most this many times): the eventId makes a repeat harmless downstream.
+    let attemptsOnConnectionLoss: Int
+
+    public init(
+        connection: AMQPConnection, decoder: EventDecoder = EventDecoder(), exchange: String = "wms.events",
+        batchSize: Int = 500, batchesInFlight: Int = 4, attemptsOnConnectionLoss: Int = 3
+    ) {
+        self.connection = connection
+        self.decoder = decoder
+        self.exchange = exchange
+        self.batchSize = batchSize
+        self.batchesInFlight = batchesInFlight
+        self.attemptsOnConnectionLoss = attemptsOnConnectionLoss
+    }
+
+    private struct Pending: Sendable {
+        let line: Int
+        let eventId: String
+        let message: OutboundMessage
+    }
+
+    /// Publishes every valid line; `report` receives each problem as it happens and `progress`
+    /// the running totals after every batch.
+    public func publish<Lines: AsyncSequence>(
+        lines: Lines,
+        report: @escaping @Sendable (Problem) -> Void,
+        progress: @escaping @Sendable (Summary) -> Void = { _ in }
+    ) async throws -> Summary where Lines.Element == (number: Int, bytes: [UInt8]) {
+        let start = ContinuousClock.now
+        var summary = Summary()
+        try await withThrowingTaskGroup(of: (published: Int, failed: Int).self) { group in
+            var inFlight = 0
+            var batch: [Pending] = []
+            func collect(_ outcome: (published: Int, failed: Int)) {
+                summary.published += outcome.published
+                summary.failed += outcome.failed
+                summary.elapsed = start.duration(to: .now)
+                progress(summary)
+            }
+            func submit() async throws {
+                guard !batch.isEmpty else { return }
+                if inFlight == batchesInFlight, let outcome = try await group.next() {
+                    inFlight -= 1
+                    collect(outcome)
+                }
+                let items = batch
+                batch.removeAll(keepingCapacity: true)
+                inFlight += 1
+                group.addTask { await send(items, report: report) }
+            }
+            for try await (number, bytes) in lines {
+                if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+                switch Result(catching: { () throws(EventValidationError) in try decoder.decode(bytes) }) {
+                case .success(let event):
+                    batch.append(Pending(line: number, eventId: event.eventId, message: OutboundMessage(event: event, body: bytes, exchange: exchange)))
+                case .failure(let error):
+                    summary.rejected += 1
+                    report(.invalid(line: number, error))
+                }
+                if batch.count == batchSize { try await submit() }
+            }
+            try await submit()
+            for try await outcome in group { collect(outcome) }
+        }
+        summary.elapsed = start.duration(to: .now)
+        return summary
+    }
+
+    private func send(_ items: [Pending], report: @Sendable (Problem) -> Void) async -> (published: Int, failed: Int) {
+        var remaining = items
+        var published = 0
+        var failed = 0
+        for attempt in 1...max(attemptsOnConnectionLoss, 1) {
+            let results = await connection.publish(remaining.map(\.message))
+            var retry: [Pending] = []
+            for (item, result) in zip(remaining, results) {
+                switch result {
+                case .success:
+                    published += 1
+                case .failure(let error) where error.code == .connectionLost && attempt < attemptsOnConnectionLoss:
+                    retry.append(item)
+                case .failure(let error):
+                    failed += 1
+                    report(.notPublished(line: item.line, eventId: item.eventId, error))
+                }
+            }
+            guard !retry.isEmpty else { break }
+            remaining = retry
+        }
+        return (published, failed)
+    }
+}

@@ -1,0 +1,83 @@
+import AMQPClient
+import ArgumentParser
+import Foundation
+import Synchronization
+import WarehouseSyncCore
+import WarehouseSyncRuntime
+
+struct PublishCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish",
+        abstract: "Publish events (one JSON object per line) to wms.events with publisher confirms.",
+        discussion: """
+            Each line is validated as the workers will validate it; an invalid line is reported with \
+            its line number and reason and not published. Exit status: 0 when every line was \
+            published, 1 when any line was rejected or not confirmed.
+            """)
+
+    @Argument(help: "File of events, or - for stdin.")
+    var input: String
+    @Option(help: "Exchange to publish to.")
+    var exchange = "wms.events"
+    @Option(help: "Extra WMS status codes, e.g. inventory.QC=quality-hold,shipment.SHP=shipped (default: $STATUS_MAP)")
+    var statusMap: String?
+    @OptionGroup var broker: BrokerOptions
+
+    func run() async throws {
+        var mapping = StatusMapping.default
+        if let text = statusMap ?? ProcessInfo.processInfo.environment["STATUS_MAP"] {
+            mapping = try mapping.merging(StatusMapping(parsing: text))
+        }
+        let handle: FileHandle
+        if input == "-" {
+            handle = .standardInput
+        } else {
+            guard let file = FileHandle(forReadingAtPath: input) else {
+                throw ValidationError("cannot open \(input) for reading")
+            }
+            handle = file
+        }
+        let progress = ProgressLine()
+        let summary = try await broker.withConnection(name: "whsync publish", confirms: true) { connection in
+            let publisher = EventFilePublisher(
+                connection: connection, decoder: EventDecoder(statusMapping: mapping), exchange: exchange)
+            return try await publisher.publish(
+                lines: LineReader(handle: handle),
+                report: { problem in
+                    progress.clear()
+                    printError(problem.description)
+                },
+                progress: { progress.show($0) })
+        }
+        progress.clear()
+        let seconds = Double(summary.elapsed.components.seconds) + Double(summary.elapsed.components.attoseconds) / 1e18
+        printError(
+            "published \(summary.published), rejected \(summary.rejected) (invalid), failed \(summary.failed) "
+                + "in \(String(format: "%.1f", seconds)) s (\(Int(summary.rate)) events/s)")
+        if summary.rejected > 0 || summary.failed > 0 { throw ExitCode(1) }
+    }
+}
+
+/// A self-overwriting progress line on stderr, only when stderr is a terminal.
+final class ProgressLine: Sendable {
+    private let enabled = isatty(STDERR_FILENO) != 0
+    private let lastShown = Mutex<ContinuousClock.Instant?>(nil)
+
+    func show(_ summary: EventFilePublisher.Summary) {
+        guard enabled else { return }
+        let due = lastShown.withLock { last -> Bool in
+            let now = ContinuousClock.now
+            if let last, last.duration(to: now) < .milliseconds(250) { return false }
+            last = now
+            return true
+        }
+        if due {
+            FileHandle.standardError.write(Data("\r\u{1B}[Kpublished \(summary.published), rejected \(summary.rejected), failed \(summary.failed), \(Int(summary.rate))/s".utf8))
+        }
+    }
+
+    func clear() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}

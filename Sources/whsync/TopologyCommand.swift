@@ -1,0 +1,108 @@
+import AMQPClient
+import ArgumentParser
+import Foundation
+import WarehouseSyncCore
+import WarehouseSyncRuntime
+
+struct TopologyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topology",
+        abstract: "Apply, verify or export the RabbitMQ topology kept in topology/topology.json.",
+        subcommands: [Apply.self, Verify.self, Export.self]
+    )
+
+    struct FileOption: ParsableArguments {
+        @Option(help: "Topology file. Default: topology/topology.json in this directory or the nearest parent that has one.")
+        var file: String?
+
+        func load() throws -> Topology {
+            if let file {
+                return try Topology.load(contentsOf: URL(fileURLWithPath: file))
+            }
+            var directory = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+            while true {
+                let candidate = directory.appendingPathComponent(Topology.defaultRelativePath)
+                if FileManager.default.fileExists(atPath: candidate.path) {
+                    return try Topology.load(contentsOf: candidate)
+                }
+                let parent = directory.deletingLastPathComponent()
+                if parent.path == directory.path {
+                    throw ValidationError(
+                        "no \(Topology.defaultRelativePath) in \(FileManager.default.currentDirectoryPath) or its parents; pass --file")
+                }
+                directory = parent
+            }
+        }
+    }
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Declare every exchange, queue and binding (idempotent).")
+        @OptionGroup var topology: FileOption
+        @OptionGroup var broker: BrokerOptions
+
+        func run() async throws {
+            let plan = try topology.load().plan
+            try await broker.withConnection(name: "whsync topology apply") { connection in
+                try await TopologyDeployer(plan: plan).apply(on: connection)
+            }
+            print("applied: \(plan.exchanges.count) exchanges, \(plan.queues.count) queues, \(plan.bindings.count) bindings")
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Report every missing or different object; exit 1 on drift.",
+            discussion: """
+                Exchanges and queues are checked over AMQP. Bindings are invisible to AMQP: they are \
+                checked through the management API when --management-url (or $RABBITMQ_MANAGEMENT_URL) is set.
+                """)
+        @OptionGroup var topology: FileOption
+        @OptionGroup var broker: BrokerOptions
+        @Option(name: .customLong("management-url"), help: "RabbitMQ management API, e.g. http://127.0.0.1:15672")
+        var managementURL: String?
+
+        func run() async throws {
+            let plan = try topology.load().plan
+            let configuration = try broker.configuration(connectionName: "whsync topology verify")
+            var management: ManagementClient?
+            if let text = managementURL ?? ProcessInfo.processInfo.environment["RABBITMQ_MANAGEMENT_URL"] {
+                guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https" else {
+                    throw ValidationError("--management-url: '\(text)' is not an http(s) URL")
+                }
+                management = ManagementClient(baseURL: url, username: configuration.username, password: configuration.password)
+            }
+            let drift = try await broker.withConnection(name: "whsync topology verify") { connection in
+                try await TopologyDeployer(plan: plan).verify(on: connection, management: management)
+            }
+            for item in drift { print(item) }
+            let scope = management == nil ? "exchanges and queues (bindings not checked: no management URL)" : "exchanges, queues and bindings"
+            if drift.isEmpty {
+                print("topology matches: \(scope)")
+            } else {
+                printError("whsync: \(drift.count) difference(s) from the topology file in \(scope)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a RabbitMQ definitions file (for rabbitmqctl import_definitions or the management UI).")
+        @OptionGroup var topology: FileOption
+        @Option(help: "Virtual host the definitions target.")
+        var vhost = "/"
+        @Option(name: .shortAndLong, help: "Output file; default stdout.")
+        var output: String?
+
+        func run() async throws {
+            let data = try topology.load().plan.definitions(vhost: vhost)
+            if let output {
+                try data.write(to: URL(fileURLWithPath: output), options: .atomic)
+            } else {
+                FileHandle.standardOutput.write(data)
+                FileHandle.standardOutput.write(Data("\n".utf8))
+            }
+        }
+    }
+}

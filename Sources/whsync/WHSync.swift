@@ -1,0 +1,61 @@
+import AMQPClient
+import ArgumentParser
+import Foundation
+import Logging
+import WarehouseSyncCore
+import WarehouseSyncRuntime
+
+@main
+struct WHSync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "whsync",
+        abstract: "Operate WarehouseSync: RabbitMQ topology and event publishing.",
+        subcommands: [TopologyCommand.self, PublishCommand.self]
+    )
+}
+
+/// Options every command that talks to the broker shares. Flags override the environment.
+struct BrokerOptions: ParsableArguments {
+    @Option(name: .customLong("amqp-url"), help: "Broker URL (amqp:// or amqps://). Default: $AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/")
+    var amqpURL: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: $LOG_LEVEL, else warning")
+    var logLevel: String?
+
+    func configuration(connectionName: String) throws -> AMQPConfiguration {
+        let url = amqpURL ?? ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
+        return try AMQPConfiguration(url: url, connectionName: connectionName)
+    }
+
+    func logger() throws -> Logger {
+        let text = logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "warning"
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw ValidationError("LOG_LEVEL: '\(text)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        var logger = Logger(label: "whsync") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = level
+        return logger
+    }
+
+    /// Runs `body` with a connection and closes it gracefully whatever happens. Publishing
+    /// connections reconnect by themselves; one-shot admin connections fail fast instead.
+    func withConnection<T>(name: String, confirms: Bool = false, _ body: (AMQPConnection) async throws -> T) async throws -> T {
+        let connection = try await AMQPConnection.connect(
+            configuration(connectionName: name),
+            options: .init(publisherConfirms: confirms, reconnect: confirms ? .default : nil),
+            logger: logger())
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+}
+
+/// Writes to stderr, where progress and diagnostics go so stdout stays clean for data.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}

@@ -1,0 +1,170 @@
+import AMQPClient
+import Foundation
+import Logging
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The throwaway brokers `./scripts/test` starts. Integration tests fail, loudly, when they are
+/// missing: they never skip.
+enum TestBroker {
+    struct MissingEnvironment: Error, CustomStringConvertible {
+        let name: String
+        var description: String { "\(name) is not set: run the suite with ./scripts/test, which starts the brokers" }
+    }
+
+    static func env(_ name: String) throws -> String {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+            throw MissingEnvironment(name: name)
+        }
+        return value
+    }
+
+    static var logger: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    static func mainConfiguration() throws -> AMQPConfiguration {
+        try AMQPConfiguration(url: env("WHSYNC_TEST_AMQP_URL"), connectionName: "integration-tests")
+    }
+
+    static func connect(
+        _ configuration: AMQPConfiguration? = nil, confirms: Bool = false, reconnect: ReconnectPolicy? = nil
+    ) async throws -> AMQPConnection {
+        try await AMQPConnection.connect(
+            configuration ?? mainConfiguration(), options: .init(publisherConfirms: confirms, reconnect: reconnect),
+            logger: logger)
+    }
+
+    static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    /// A fresh virtual host on the main broker, so a test can apply the whole topology without
+    /// meeting another test's queues. Returns its AMQP configuration.
+    static func makeVirtualHost() async throws -> (configuration: AMQPConfiguration, url: String, name: String) {
+        let name = uniqueName("test")
+        try await management("PUT", "/api/vhosts/\(name)")
+        try await management("PUT", "/api/permissions/\(name)/guest", body: #"{"configure":".*","write":".*","read":".*"}"#)
+        var url = try env("WHSYNC_TEST_AMQP_URL")
+        if url.hasSuffix("/") { url.removeLast() }
+        url += "/\(name)"
+        return (try AMQPConfiguration(url: url, connectionName: "integration-tests"), url, name)
+    }
+
+    static func deleteVirtualHost(_ name: String) async {
+        _ = try? await management("DELETE", "/api/vhosts/\(name)")
+    }
+
+    @discardableResult
+    static func management(_ method: String, _ path: String, body: String? = nil, base: String? = nil) async throws -> Data {
+        let baseURL = try base ?? env("WHSYNC_TEST_MANAGEMENT_URL")
+        var request = URLRequest(url: URL(string: baseURL + path)!)
+        request.httpMethod = method
+        request.setValue("Basic " + Data("guest:guest".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let body { request.httpBody = Data(body.utf8) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let status = (response as! HTTPURLResponse).statusCode
+        guard (200..<300).contains(status) else {
+            throw ProcessFailure(description: "\(method) \(path) answered HTTP \(status): \(String(decoding: data, as: UTF8.self))")
+        }
+        return data
+    }
+
+    struct ProcessFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    struct ProcessResult {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    /// Runs a program to completion without blocking the cooperative pool.
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) async throws -> ProcessResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                continuation.resume(throwing: error)
+                return
+            }
+            if let stdin { input.fileHandleForWriting.write(stdin) }
+            try? input.fileHandleForWriting.close()
+        }
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return ProcessResult(status: status, stdout: stdout, stderr: stderr)
+    }
+
+    /// `scripts/broker COMMAND DIR ARGS...` against the scratch broker.
+    static func scratchBroker(_ command: String, _ arguments: String...) async throws {
+        let script = try env("WHSYNC_TEST_BROKER_SCRIPT")
+        let directory = try env("WHSYNC_TEST_SCRATCH_DIR")
+        let result = try await run(script, [command, directory] + arguments)
+        guard result.status == 0 else {
+            throw ProcessFailure(description: "scripts/broker \(command) failed (\(result.status)): \(result.stderr)")
+        }
+    }
+
+    /// The `whsync` executable built beside the test bundle.
+    static func whsyncPath() throws -> String {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for directory in [products, products.deletingLastPathComponent()] {
+            let candidate = directory.appendingPathComponent("whsync").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw ProcessFailure(description: "no whsync executable next to \(products.path): build it with `swift build` first")
+    }
+
+    static func repoRoot() -> URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+}
+
+/// Collects deliveries until `count` arrive or `timeout` passes, acking each.
+func receive(_ consumer: AMQPConsumer, count: Int, timeout: Duration = .seconds(60), ack: Bool = true) async -> [AMQPDelivery] {
+    await withTaskGroup(of: [AMQPDelivery]?.self) { group in
+        group.addTask {
+            var received: [AMQPDelivery] = []
+            for await delivery in consumer.deliveries {
+                if ack { delivery.ack() }
+                received.append(delivery)
+                if received.count == count { break }
+            }
+            return received
+        }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return nil
+        }
+        var result: [AMQPDelivery] = []
+        for await value in group {
+            if let value {
+                result = value
+                group.cancelAll()
+                break
+            }
+            // Timed out: the stream task is still waiting; cancel the consumer so it ends.
+            await consumer.cancel()
+        }
+        return result
+    }
+}
