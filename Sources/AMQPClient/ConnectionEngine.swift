@@ -61,6 +61,9 @@ final class ConnectionEngine: @unchecked Sendable {
     struct Inbox {
         var commands: [Command] = []
         var terminated = false
+        /// The thread is in (or about to enter) `poll` and needs the eventfd to wake up. While
+        /// it is busy, enqueuing costs no system call at all.
+        var threadWaiting = false
     }
 
     struct Options: Sendable {
@@ -128,12 +131,14 @@ final class ConnectionEngine: @unchecked Sendable {
         let wake: Bool? = inbox.withLock { inbox in
             if inbox.terminated { return nil }
             inbox.commands.append(command)
-            return inbox.commands.count == 1
+            guard inbox.threadWaiting else { return false }
+            inbox.threadWaiting = false  // one wake-up is enough for everything queued meanwhile
+            return true
         }
         switch wake {
         case nil: command.fail(AMQPError(.closed, "the connection to \(configuration.endpoint) is closed"))
         case true?: wakeUp()
-        case false?: break  // already non-empty: a wake-up is on its way
+        case false?: break
         }
     }
 
@@ -198,9 +203,11 @@ final class ConnectionEngine: @unchecked Sendable {
     private func sleepWhileDisconnected(for delay: Duration) {
         let deadline = ContinuousClock.now + delay
         while running, ContinuousClock.now < deadline {
-            var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-            _ = poll(&fds, 1, milliseconds(until: deadline))
-            drainWakeFD()
+            if prepareToWait() {
+                var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+                _ = poll(&fds, 1, milliseconds(until: deadline))
+                finishWaiting(woken: fds[0].revents != 0)
+            }
             var keep: [Command] = []
             for command in takeCommands() {
                 switch command {
@@ -272,18 +279,33 @@ final class ConnectionEngine: @unchecked Sendable {
     private func waitForWork() {
         guard let state else { return }
         if amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0 { return }
+        guard prepareToWait() else { return }
         var fds = [
             pollfd(fd: amqp_get_sockfd(state), events: Int16(POLLIN), revents: 0),
             pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
         ]
         let timeout = heartbeat == nil ? 1000 : min(1000, milliseconds(until: nextHeartbeatSend))
         _ = poll(&fds, 2, Int32(timeout))
-        if fds[1].revents != 0 { drainWakeFD() }
+        // librabbitmq swallows heartbeat frames, so bytes on the socket are our sign of life.
+        if fds[0].revents != 0 { lastReceive = .now }
+        finishWaiting(woken: fds[1].revents != 0)
     }
 
-    private func drainWakeFD() {
-        var value: UInt64 = 0
-        _ = withUnsafeMutableBytes(of: &value) { read(wakeFD, $0.baseAddress, 8) }
+    /// False when commands arrived meanwhile: run them instead of sleeping.
+    private func prepareToWait() -> Bool {
+        inbox.withLock { inbox in
+            guard inbox.commands.isEmpty else { return false }
+            inbox.threadWaiting = true
+            return true
+        }
+    }
+
+    private func finishWaiting(woken: Bool) {
+        inbox.withLock { $0.threadWaiting = false }
+        if woken {
+            var value: UInt64 = 0
+            _ = withUnsafeMutableBytes(of: &value) { read(wakeFD, $0.baseAddress, 8) }
+        }
     }
 
     private func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {
@@ -385,7 +407,9 @@ final class ConnectionEngine: @unchecked Sendable {
                         + (configuration.tls?.caFile.map { " (cacertfile=\($0))" } ?? " (system trust store)")
                 )
             case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue:
-                throw AMQPError(.tlsFailed, "TLS handshake with \(endpoint) failed: the broker's certificate does not name host '\(configuration.host)'")
+                // librabbitmq matches the host against the certificate's DNS names only.
+                let hint = configuration.host.contains(where: { $0.isLetter }) ? "" : " (an IP address never matches: connect by a DNS name the certificate carries)"
+                throw AMQPError(.tlsFailed, "TLS handshake with \(endpoint) failed: the broker's certificate does not name host '\(configuration.host)'\(hint)")
             case AMQP_STATUS_SSL_ERROR.rawValue, AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue:
                 throw AMQPError(.tlsFailed, "TLS handshake with \(endpoint) failed: \(statusText(status)) (is it a TLS port?)")
             case AMQP_STATUS_TIMEOUT.rawValue:

@@ -10,6 +10,7 @@ struct WHSync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "whsync",
         abstract: "Operate WarehouseSync: RabbitMQ topology and event publishing.",
+        version: "0.1.0",
         subcommands: [TopologyCommand.self, PublishCommand.self]
     )
 }

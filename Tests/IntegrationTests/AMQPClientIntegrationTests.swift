@@ -178,6 +178,18 @@ import Testing
         await connection.close()
     }
 
+    @Test func anIdleConnectionStaysUpOnHeartbeats() async throws {
+        var configuration = try TestBroker.mainConfiguration()
+        configuration.heartbeatSeconds = 1
+        let connection = try await TestBroker.connect(configuration)  // no reconnect: a drop is final
+        try await Task.sleep(for: .seconds(5))
+        #expect(connection.isConnected, "dropped while idle: heartbeats were not sent or not seen")
+        let queue = TestBroker.uniqueName("it-idle")
+        try await connection.withChannel { try $0.declareQueue(queue, arguments: ["x-queue-type": "quorum"]) }
+        try await connection.withChannel { try $0.deleteQueue(queue) }
+        await connection.close()
+    }
+
     @Test func operationsAfterCloseFailWithClosed() async throws {
         let connection = try await TestBroker.connect(confirms: true)
         await connection.close()

@@ -4,7 +4,7 @@ import Testing
 
 @Suite struct TLSIntegrationTests {
     @Test func amqpsConnectionWithTheTrustedCAPublishesAndConsumes() async throws {
-        let configuration = try AMQPConfiguration(url: TestBroker.env("WHSYNC_TEST_AMQPS_URL"), connectionName: "tls-test")
+        let configuration = try TestBroker.tlsConfiguration()
         #expect(configuration.tls?.verifyPeer == true)
         let connection = try await TestBroker.connect(configuration, confirms: true)
         let queue = TestBroker.uniqueName("it-tls")
@@ -20,7 +20,7 @@ import Testing
 
     @Test func clientCertificateIsAccepted() async throws {
         let tls = try TestBroker.env("WHSYNC_TEST_TLS_DIR")
-        var configuration = try AMQPConfiguration(url: TestBroker.env("WHSYNC_TEST_AMQPS_URL"))
+        var configuration = try TestBroker.tlsConfiguration()
         configuration.tls?.certificateFile = "\(tls)/client.pem"
         configuration.tls?.keyFile = "\(tls)/client.key"
         let connection = try await TestBroker.connect(configuration)
@@ -30,7 +30,7 @@ import Testing
 
     @Test func serverCertificateNotSignedByTheTrustedCAIsRefused() async throws {
         let tls = try TestBroker.env("WHSYNC_TEST_TLS_DIR")
-        var configuration = try AMQPConfiguration(url: TestBroker.env("WHSYNC_TEST_AMQPS_URL"))
+        var configuration = try TestBroker.tlsConfiguration()
         configuration.tls?.caFile = "\(tls)/rogue-ca.pem"
         let error = await #expect(throws: AMQPError.self) { try await TestBroker.connect(configuration) }
         #expect(error?.code == .tlsFailed)
@@ -38,8 +38,17 @@ import Testing
         #expect(error?.message.contains("rogue-ca.pem") == true)
     }
 
+    @Test func anIPAddressNeverMatchesTheCertificatesNamesAndTheErrorSaysSo() async throws {
+        var configuration = try TestBroker.tlsConfiguration()
+        configuration.host = "127.0.0.1"
+        let error = await #expect(throws: AMQPError.self) { try await TestBroker.connect(configuration) }
+        #expect(error?.code == .tlsFailed)
+        #expect(error?.message.contains("does not name host '127.0.0.1'") == true)
+        #expect(error?.message.contains("IP address never matches") == true)
+    }
+
     @Test func plainAMQPAgainstTheTLSPortFailsClearly() async throws {
-        let tlsURL = try AMQPConfiguration(url: TestBroker.env("WHSYNC_TEST_AMQPS_URL"))
+        let tlsURL = try TestBroker.tlsConfiguration()
         let configuration = AMQPConfiguration(host: tlsURL.host, port: tlsURL.port, connectionTimeout: .seconds(3))
         await #expect(throws: AMQPError.self) { try await TestBroker.connect(configuration) }
     }

@@ -32,6 +32,13 @@ enum TestBroker {
         try AMQPConfiguration(url: env("WHSYNC_TEST_AMQP_URL"), connectionName: "integration-tests")
     }
 
+    /// The TLS listener, reached as `localhost`: the name on the test CA's server certificate.
+    static func tlsConfiguration() throws -> AMQPConfiguration {
+        var configuration = try AMQPConfiguration(url: env("WHSYNC_TEST_AMQPS_URL"), connectionName: "tls-test")
+        configuration.host = "localhost"
+        return configuration
+    }
+
     static func connect(
         _ configuration: AMQPConfiguration? = nil, confirms: Bool = false, reconnect: ReconnectPolicy? = nil
     ) async throws -> AMQPConnection {
@@ -86,32 +93,36 @@ enum TestBroker {
         let stderr: String
     }
 
-    /// Runs a program to completion without blocking the cooperative pool.
+    /// Runs a program to completion. Output goes to temp files, not pipes: a daemon the program
+    /// starts (a broker) could inherit a pipe and keep it open, and a read to EOF would never end.
     static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) async throws -> ProcessResult {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let paths = ["in", "out", "err"].map { directory.appendingPathComponent($0) }
+        try (stdin ?? Data()).write(to: paths[0])
+        _ = FileManager.default.createFile(atPath: paths[1].path, contents: nil)
+        _ = FileManager.default.createFile(atPath: paths[2].path, contents: nil)
+
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let out = Pipe()
-        let err = Pipe()
-        let input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
+        process.standardInput = try FileHandle(forReadingFrom: paths[0])
+        process.standardOutput = try FileHandle(forWritingTo: paths[1])
+        process.standardError = try FileHandle(forWritingTo: paths[2])
         let status: Int32 = try await withCheckedThrowingContinuation { continuation in
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do {
                 try process.run()
             } catch {
                 continuation.resume(throwing: error)
-                return
             }
-            if let stdin { input.fileHandleForWriting.write(stdin) }
-            try? input.fileHandleForWriting.close()
         }
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return ProcessResult(status: status, stdout: stdout, stderr: stderr)
+        return ProcessResult(
+            status: status,
+            stdout: String(decoding: try Data(contentsOf: paths[1]), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: paths[2]), as: UTF8.self))
     }
 
     /// `scripts/broker COMMAND DIR ARGS...` against the scratch broker.

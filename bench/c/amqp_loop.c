@@ -43,7 +43,7 @@
 #define WINDOW 1000
 #define PREFETCH 1000
 
-static void die(const char *fmt, ...) {
+__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "amqp_loop: ");

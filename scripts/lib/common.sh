@@ -114,3 +114,17 @@ pid_alive() {
 repo_root() {
     (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 }
+
+# with_default_signals CMD...: exec CMD with every signal unblocked and at its default
+# disposition. A daemon started from a process that ignores or blocks SIGTERM (a test runner,
+# say) would otherwise inherit that and shrug off a polite stop. perl-base is Essential on
+# Debian, so perl is always there.
+# It also closes every inherited descriptor above stderr: a daemon holding its caller's pipe (or
+# Foundation's process-monitoring socket) open keeps that caller waiting for an EOF forever.
+WHSYNC_DEFAULT_SIGNALS_PERL='use POSIX (); POSIX::sigprocmask(POSIX::SIG_SETMASK(), POSIX::SigSet->new());
+    POSIX::close($_) for 3 .. 1023;
+    for my $s (qw(HUP INT QUIT TERM PIPE USR1 USR2 ALRM CHLD TSTP TTIN TTOU)) { $SIG{$s} = "DEFAULT" }
+    exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\n";'
+with_default_signals() {
+    perl -e "$WHSYNC_DEFAULT_SIGNALS_PERL" "$@"
+}
