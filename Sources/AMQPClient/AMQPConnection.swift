@@ -97,7 +97,7 @@ public final class AMQPConnection: Sendable {
     public func consume(
         queue: String, prefetch: UInt16, exclusive: Bool = false, arguments: AMQPTable = [:]
     ) async throws(AMQPError) -> AMQPConsumer {
-        let (stream, continuation) = AsyncStream<AMQPDelivery>.makeStream()
+        let (stream, continuation) = AsyncStream<[AMQPDelivery]>.makeStream()
         let tag = "\(configuration.connectionName ?? "whsync")-\(queue)-\(UUID().uuidString.prefix(8))"
         let registration = ConsumerRegistration(
             tag: tag, queue: queue, prefetch: prefetch, exclusive: exclusive, arguments: arguments, continuation: continuation)
@@ -105,7 +105,7 @@ public final class AMQPConnection: Sendable {
             engine.enqueue(.consume(registration) { done.resume(returning: $0) })
         }
         try result.get()
-        return AMQPConsumer(tag: tag, queue: queue, deliveries: stream, engine: engine)
+        return AMQPConsumer(tag: tag, queue: queue, deliveries: AMQPDeliveries(batches: stream), engine: engine)
     }
 
     /// Waits (up to 5 s) for outstanding confirms, cancels consumers (waiting for cancel-ok),
@@ -121,10 +121,10 @@ public final class AMQPConnection: Sendable {
 public final class AMQPConsumer: Sendable {
     public let tag: String
     public let queue: String
-    public let deliveries: AsyncStream<AMQPDelivery>
+    public let deliveries: AMQPDeliveries
     private let engine: ConnectionEngine
 
-    init(tag: String, queue: String, deliveries: AsyncStream<AMQPDelivery>, engine: ConnectionEngine) {
+    init(tag: String, queue: String, deliveries: AMQPDeliveries, engine: ConnectionEngine) {
         self.tag = tag
         self.queue = queue
         self.deliveries = deliveries
@@ -162,5 +162,32 @@ private final class BatchCompletion: Sendable {
             return state.remaining == 0 ? state.results.map { $0! } : nil
         }
         if let finished { continuation.resume(returning: finished) }
+    }
+}
+
+/// A consumer's deliveries, one at a time. The connection thread hands them over in batches
+/// (one task resume per batch instead of per message); this sequence flattens them.
+public struct AMQPDeliveries: AsyncSequence, Sendable {
+    public typealias Element = AMQPDelivery
+    let batches: AsyncStream<[AMQPDelivery]>
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var batches: AsyncStream<[AMQPDelivery]>.AsyncIterator
+        var current: [AMQPDelivery] = []
+        var index = 0
+
+        public mutating func next() async -> AMQPDelivery? {
+            while index == current.count {
+                guard let batch = await batches.next() else { return nil }
+                current = batch
+                index = 0
+            }
+            defer { index += 1 }
+            return current[index]
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(batches: batches.makeAsyncIterator())
     }
 }

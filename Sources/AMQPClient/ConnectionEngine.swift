@@ -22,7 +22,8 @@ struct ConsumerRegistration: Sendable {
     let prefetch: UInt16
     let exclusive: Bool
     let arguments: AMQPTable
-    let continuation: AsyncStream<AMQPDelivery>.Continuation
+    /// Deliveries go out in batches (all that one read round brought), one resume per batch.
+    let continuation: AsyncStream<[AMQPDelivery]>.Continuation
 }
 
 /// Work queued for the connection thread by other threads.
@@ -64,7 +65,16 @@ final class ConnectionEngine: @unchecked Sendable {
         /// The thread is in (or about to enter) `poll` and needs the eventfd to wake up. While
         /// it is busy, enqueuing costs no system call at all.
         var threadWaiting = false
+        /// The thread polls with a short timeout because deliveries are out: acks can wait for
+        /// that timeout (or until enough pile up) instead of each waking the thread, which on a
+        /// consumer acking every message saves a context switch per message.
+        var acksCanWait = false
+        var queuedAcks = 0
     }
+
+    /// How long a queued ack may wait for the thread, and how many may pile up before one wakes it.
+    static let ackDelay: Int32 = 2
+    static let acksPerWakeUp = 64
 
     struct Options: Sendable {
         var publisherConfirms: Bool
@@ -94,6 +104,8 @@ final class ConnectionEngine: @unchecked Sendable {
     private(set) var generation: UInt64 = 0
     private var pending = PendingConfirms()
     private var consumers: [String: ConsumerRegistration] = [:]
+    private var deliveryBatches: [String: [AMQPDelivery]] = [:]
+    private var unsettled = UnsettledDeliveries()
     private var running = true
     private var closeCompletions: [@Sendable () -> Void] = []
     private var heartbeat: Duration?
@@ -132,6 +144,10 @@ final class ConnectionEngine: @unchecked Sendable {
             if inbox.terminated { return nil }
             inbox.commands.append(command)
             guard inbox.threadWaiting else { return false }
+            if inbox.acksCanWait, case .settle = command {
+                inbox.queuedAcks += 1
+                if inbox.queuedAcks < Self.acksPerWakeUp { return false }
+            }
             inbox.threadWaiting = false  // one wake-up is enough for everything queued meanwhile
             return true
         }
@@ -238,6 +254,7 @@ final class ConnectionEngine: @unchecked Sendable {
     }
 
     private func runCommands(_ commands: [Command]) {
+        var acks: [UInt64] = []
         for (index, command) in commands.enumerated() {
             guard state != nil, running else {
                 // The connection dropped mid-batch: hand the rest back for the next connection.
@@ -245,7 +262,28 @@ final class ConnectionEngine: @unchecked Sendable {
                 inbox.withLock { $0.commands.insert(contentsOf: rest, at: 0) }
                 return
             }
+            // Single acks are gathered and sent together (see UnsettledDeliveries); anything
+            // else goes out in order after the acks queued before it.
+            if case .settle(.ack(multiple: false), let tag, let generation) = command, generation == self.generation {
+                acks.append(tag)
+                continue
+            }
+            sendAcks(&acks)
             run(command)
+        }
+        sendAcks(&acks)
+    }
+
+    private func sendAcks(_ acks: inout [UInt64]) {
+        guard !acks.isEmpty else { return }
+        defer { acks.removeAll(keepingCapacity: true) }
+        guard let state, channelOpen else { return }
+        for frame in unsettled.ackFrames(for: acks) {
+            let status = amqp_basic_ack(state, Self.channel, frame.tag, frame.multiple ? 1 : 0)
+            if status != AMQP_STATUS_OK.rawValue {
+                connectionFailed(libraryError(status, context: "acknowledging deliveries"))
+                return
+            }
         }
     }
 
@@ -279,29 +317,36 @@ final class ConnectionEngine: @unchecked Sendable {
     private func waitForWork() {
         guard let state else { return }
         if amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0 { return }
-        guard prepareToWait() else { return }
+        let deliveriesOut = unsettled.count > 0
+        guard prepareToWait(acksCanWait: deliveriesOut) else { return }
         var fds = [
             pollfd(fd: amqp_get_sockfd(state), events: Int16(POLLIN), revents: 0),
             pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
         ]
-        let timeout = heartbeat == nil ? 1000 : min(1000, milliseconds(until: nextHeartbeatSend))
-        _ = poll(&fds, 2, Int32(timeout))
+        var timeout = heartbeat == nil ? 1000 : min(1000, milliseconds(until: nextHeartbeatSend))
+        if deliveriesOut { timeout = min(timeout, Self.ackDelay) }
+        _ = poll(&fds, 2, timeout)
         // librabbitmq swallows heartbeat frames, so bytes on the socket are our sign of life.
         if fds[0].revents != 0 { lastReceive = .now }
         finishWaiting(woken: fds[1].revents != 0)
     }
 
     /// False when commands arrived meanwhile: run them instead of sleeping.
-    private func prepareToWait() -> Bool {
+    private func prepareToWait(acksCanWait: Bool = false) -> Bool {
         inbox.withLock { inbox in
             guard inbox.commands.isEmpty else { return false }
             inbox.threadWaiting = true
+            inbox.acksCanWait = acksCanWait
+            inbox.queuedAcks = 0
             return true
         }
     }
 
     private func finishWaiting(woken: Bool) {
-        inbox.withLock { $0.threadWaiting = false }
+        inbox.withLock { inbox in
+            inbox.threadWaiting = false
+            inbox.acksCanWait = false
+        }
         if woken {
             var value: UInt64 = 0
             _ = withUnsafeMutableBytes(of: &value) { read(wakeFD, $0.baseAddress, 8) }
@@ -460,6 +505,7 @@ final class ConnectionEngine: @unchecked Sendable {
         channelOpen = true
         generation &+= 1
         pending = PendingConfirms()
+        unsettled.reset()
         if options.publisherConfirms {
             amqp_confirm_select(state, Self.channel)
             try checkReply("enabling publisher confirms")
@@ -481,6 +527,7 @@ final class ConnectionEngine: @unchecked Sendable {
     }
 
     private func cancelConsumer(tag: String) {
+        flushDeliveries()  // what already arrived is the consumer's to settle
         guard let registration = consumers.removeValue(forKey: tag) else { return }
         defer { registration.continuation.finish() }
         guard let state, channelOpen else { return }
@@ -535,12 +582,18 @@ final class ConnectionEngine: @unchecked Sendable {
             logger.debug("settlement for a delivery of an earlier connection dropped; it will be redelivered")
             return
         }
-        let status: Int32 =
-            switch settlement {
-            case .ack(let multiple): amqp_basic_ack(state, Self.channel, tag, multiple ? 1 : 0)
-            case .nack(let requeue, let multiple): amqp_basic_nack(state, Self.channel, tag, multiple ? 1 : 0, requeue ? 1 : 0)
-            case .reject(let requeue): amqp_basic_reject(state, Self.channel, tag, requeue ? 1 : 0)
-            }
+        let status: Int32
+        switch settlement {
+        case .ack(let multiple):
+            status = amqp_basic_ack(state, Self.channel, tag, multiple ? 1 : 0)
+            if multiple { unsettled.settledUpTo(tag) } else { unsettled.settledSingly(tag) }
+        case .nack(let requeue, let multiple):
+            status = amqp_basic_nack(state, Self.channel, tag, multiple ? 1 : 0, requeue ? 1 : 0)
+            if multiple { unsettled.settledUpTo(tag) } else { unsettled.settledSingly(tag) }
+        case .reject(let requeue):
+            status = amqp_basic_reject(state, Self.channel, tag, requeue ? 1 : 0)
+            unsettled.settledSingly(tag)
+        }
         if status != AMQP_STATUS_OK.rawValue {
             connectionFailed(libraryError(status, context: "settling a delivery"))
         }
@@ -549,6 +602,7 @@ final class ConnectionEngine: @unchecked Sendable {
     // MARK: - Reading
 
     private func readAvailableFrames() {
+        defer { flushDeliveries() }
         for _ in 0..<1024 {
             guard let state else { return }
             var frame = amqp_frame_t()
@@ -587,8 +641,9 @@ final class ConnectionEngine: @unchecked Sendable {
                 body: body, properties: properties, exchange: exchange, routingKey: routingKey,
                 redelivered: deliver.redelivered != 0, deliveryTag: deliver.delivery_tag, consumerTag: tag,
                 channelGeneration: generation, engine: self)
-            if let consumer = consumers[tag] {
-                consumer.continuation.yield(delivery)
+            unsettled.delivered(deliver.delivery_tag)
+            if consumers[tag] != nil {
+                deliveryBatches[tag, default: []].append(delivery)
             } else {
                 // Sent before our cancel reached the broker: hand it back at once.
                 settle(.reject(requeue: true), tag: deliver.delivery_tag, generation: generation)
@@ -637,6 +692,14 @@ final class ConnectionEngine: @unchecked Sendable {
         default:
             logger.debug("ignored method frame", metadata: ["method": "\(method.id)"])
         }
+    }
+
+    private func flushDeliveries() {
+        guard !deliveryBatches.isEmpty else { return }
+        for (tag, batch) in deliveryBatches {
+            consumers[tag]?.continuation.yield(batch)
+        }
+        deliveryBatches.removeAll(keepingCapacity: true)
     }
 
     /// Reads the header and body frames that follow basic.deliver or basic.return.
@@ -727,6 +790,10 @@ final class ConnectionEngine: @unchecked Sendable {
         state = nil
         channelOpen = false
         generation &+= 1
+        // Not handed out yet, and the broker will redeliver them: drop rather than hand out
+        // deliveries whose acks could no longer reach it.
+        deliveryBatches.removeAll()
+        unsettled.reset()
     }
 
     private func statusText(_ status: Int32) -> String {
@@ -769,6 +836,7 @@ final class ConnectionEngine: @unchecked Sendable {
         connected.store(false, ordering: .releasing)
         let closed = AMQPError(.closed, "the connection to \(configuration.endpoint) is closed")
         for completion in pending.removeAll() { completion(.failure(closed)) }
+        flushDeliveries()
         for registration in consumers.values { registration.continuation.finish() }
         consumers.removeAll()
         let leftovers = inbox.withLock { inbox in
