@@ -113,3 +113,73 @@ extension ScratchBrokerTests {
         #expect(after?.stdout.contains("exchanges, queues and bindings") == true)
     }
 }
+
+@Suite struct PartitionedTopologyIntegrationTests {
+    static let partitionedTopology = #"""
+        {
+          "eventsExchange": "wms.events",
+          "streams": { "inventory": { "partitions": 4 }, "shipment": {}, "receipt": {} },
+          "retry": { "exchange": "whsync.retry", "requeueExchange": "whsync.requeue", "tiers": ["1s"] },
+          "deadLetter": { "exchange": "whsync.dead", "queue": "whsync.dead-letters" }
+        }
+        """#
+
+    @Test func eachSequencingKeyLandsInOnePartitionAndRetriesComeBackToIt() async throws {
+        let vhost = try await TestBroker.makeVirtualHost()
+        defer { Task { await TestBroker.deleteVirtualHost(vhost.name) } }
+        let topology = try Topology(jsonData: Data(Self.partitionedTopology.utf8))
+        let partitions = topology.workQueues(for: "inventory")
+        #expect(partitions == (0..<4).map { "erp.inventory.p\($0)" })
+        let connection = try await TestBroker.connect(vhost.configuration, confirms: true)
+        try await TopologyDeployer(plan: topology.plan).apply(on: connection)
+        #expect(try await TopologyDeployer(plan: topology.plan).verify(on: connection, management: TopologyIntegrationTests.management()).isEmpty)
+
+        // 40 keys x 5 events through wms.events, as whsync publish sends them.
+        let keys = (0..<40).map { "WH1/SKU-\($0)" }
+        var messages: [OutboundMessage] = []
+        for key in keys {
+            for sequence in 1...5 {
+                messages.append(OutboundMessage(
+                    exchange: "wms.events", routingKey: "inventory.WH1", body: Array("\(key)#\(sequence)".utf8),
+                    properties: AMQPProperties(headers: ["partition-key": .string(key)], deliveryMode: .persistent, messageId: "\(key)#\(sequence)"),
+                    mandatory: true))
+            }
+        }
+        let results = await connection.publish(messages)
+        #expect(results.allSatisfy { (try? $0.get()) != nil })
+
+        var partitionOfKey: [String: String] = [:]
+        var total = 0
+        for queue in partitions {
+            let count = Int(try await connection.withChannel { try $0.checkQueue(queue) }.messageCount)
+            total += count
+            guard count > 0 else { continue }
+            let consumer = try await connection.consume(queue: queue, prefetch: 500)
+            for delivery in await receive(consumer, count: count, timeout: .seconds(20)) {
+                let key = String(decoding: delivery.body, as: UTF8.self).split(separator: "#")[0]
+                #expect(partitionOfKey[String(key), default: queue] == queue, "key \(key) split across partitions")
+                partitionOfKey[String(key)] = queue
+            }
+            await consumer.cancel()
+        }
+        #expect(total == messages.count)
+        #expect(partitionOfKey.count == keys.count)
+        #expect(Set(partitionOfKey.values).count > 1, "the hash spread 40 keys over more than one partition")
+
+        // A retry goes through the 1s tier and back to the same partition via whsync.requeue.
+        let key = keys[7]
+        let home = try #require(partitionOfKey[key])
+        var headers: AMQPTable = ["partition-key": .string(key), "whsync-attempt": 2]
+        for (name, value) in topology.retryHeaders(stream: "inventory", forAttempt: 1) { headers[name] = .string(value) }
+        try await connection.publish(OutboundMessage(
+            exchange: "whsync.retry", routingKey: "inventory.WH1", body: Array("retry".utf8),
+            properties: AMQPProperties(headers: headers, deliveryMode: .persistent, messageId: "retry-1"), mandatory: true))
+        let consumer = try await connection.consume(queue: home, prefetch: 10)
+        let back = try #require(await receive(consumer, count: 1, timeout: .seconds(20)).first)
+        #expect(back.properties.messageId == "retry-1")
+        #expect(back.routingKey == "inventory.WH1", "the original routing key survives the retry")
+        #expect(back.exchange == "whsync.requeue")
+        await consumer.cancel()
+        await connection.close()
+    }
+}
