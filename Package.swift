@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // librabbitmq-c 0.11 (Debian bookworm) and 0.12+ header layouts, plus a shim for the
@@ -53,7 +54,13 @@ let package = Package(
             dependencies: ["AMQPClient"],
             path: "bench/Sources/amqp-bench"
         ),
-        .testTarget(name: "WarehouseSyncCoreTests", dependencies: ["WarehouseSyncCore"]),
+        .testTarget(
+            name: "WarehouseSyncCoreTests",
+            dependencies: [
+                "WarehouseSyncCore",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient"]),
         .testTarget(
             name: "IntegrationTests",

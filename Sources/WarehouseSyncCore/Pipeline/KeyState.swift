@@ -1,0 +1,69 @@
+import Foundation
+
+/// Everything the sequence gate remembers about one sequencing key (`warehouse/sku`,
+/// `warehouse/shipmentId`, `warehouse/receiptId`): what the store persists per key, and all it
+/// needs to persist for ordering.
+///
+/// It is enough because everything below ``nextExpected`` is settled for good (posted,
+/// business-rejected, dead-lettered, stale or skipped: per-event facts live in the dedup
+/// records, not here), and everything at or above it that has arrived is in ``held``. The
+/// sequences in between that are not held are, by definition, the gap.
+///
+/// Invariant kept by ``SequenceGate``: every held sequence is ≥ ``nextExpected``.
+public struct KeyState: Sendable, Hashable {
+    /// An event that arrived ahead of its turn. It was acked, so the store keeps its message
+    /// (body and headers) beside this entry until it is settled.
+    public struct HeldEvent: Sendable, Hashable {
+        public var eventId: String
+        /// When it was held: the gap timeout runs from the oldest of these.
+        public var heldAt: Date
+
+        public init(eventId: String, heldAt: Date) {
+            self.eventId = eventId
+            self.heldAt = heldAt
+        }
+    }
+
+    /// Why a key stopped releasing events until an operator decides.
+    public enum ParkReason: String, Sendable, Hashable, CustomStringConvertible {
+        /// The oldest held event waited ``SequencingPolicy/gapTimeout`` for a missing sequence.
+        case gapTimeout = "gap-timeout"
+
+        public var description: String { rawValue }
+    }
+
+    /// Since when, and why, a key is parked.
+    public struct Parking: Sendable, Hashable {
+        public var since: Date
+        public var reason: ParkReason
+
+        public init(since: Date, reason: ParkReason) {
+            self.since = since
+            self.reason = reason
+        }
+    }
+
+    /// The sequence whose turn it is; the key's position is `nextExpected - 1`.
+    public internal(set) var nextExpected: Int64
+    /// Events waiting for their turn, by sequence.
+    public internal(set) var held: [Int64: HeldEvent]
+    /// Set while the key is parked: nothing is released until an operator skips the gap.
+    public internal(set) var parked: Parking?
+
+    /// A state as the store persisted it.
+    public init(nextExpected: Int64, held: [Int64: HeldEvent] = [:], parked: Parking? = nil) {
+        self.nextExpected = nextExpected
+        self.held = held
+        self.parked = parked
+    }
+
+    /// The lowest held sequence, if any event is held.
+    public var lowestHeld: Int64? { held.keys.min() }
+
+    /// The sequences the key is waiting for: from ``nextExpected`` up to just below the lowest
+    /// held one. `nil` when nothing is held or the lowest held event is the one in turn.
+    public var missingSequences: ClosedRange<Int64>? {
+        guard let lowest = lowestHeld, lowest > nextExpected else { return nil }
+        return nextExpected...(lowest - 1)
+    }
+}
