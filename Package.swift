@@ -7,15 +7,69 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "whsync", targets: ["whsync"]),
+        .executable(name: "wms-simulator", targets: ["wms-simulator"]),
+        .library(name: "WarehouseSyncSimulation", targets: ["WarehouseSyncSimulation"]),
         .library(name: "WarehouseSyncCore", targets: ["WarehouseSyncCore"]),
         .library(name: "AMQPClient", targets: ["AMQPClient"]),
+        .library(name: "WarehouseSyncSQLite", targets: ["WarehouseSyncSQLite"]),
+        .executable(name: "reference-erp", targets: ["reference-erp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
+        // SQLite 3 (Debian's libsqlite3-dev), plus a shim for the SQLITE_TRANSIENT cast macro.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        // One SQLite connection on its own thread, async read/write, migrations.
+        .target(
+            name: "WarehouseSyncSQLite",
+            dependencies: [
+                "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The reference ERP (DESIGN section 3): HTTP API, SQLite ledger, fault injection.
+        .target(
+            name: "ReferenceERP",
+            dependencies: [
+                "WarehouseSyncCore",
+                "WarehouseSyncSQLite",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "reference-erp",
+            dependencies: [
+                "ReferenceERP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "WarehouseSyncSQLiteTests",
+            dependencies: ["WarehouseSyncSQLite"]
+        ),
+        .testTarget(
+            name: "ReferenceERPTests",
+            dependencies: [
+                "ReferenceERP",
+                "WarehouseSyncCore",
+                "WarehouseSyncSQLite",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         // librabbitmq-c 0.11 (Debian bookworm) and 0.12+ header layouts, plus a shim for the
         // variadic amqp_login that Swift cannot call.
         .systemLibrary(
@@ -65,6 +119,19 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["WarehouseSyncRuntime", "AMQPClient", "WarehouseSyncCore"]
+        ),
+        // Deterministic WMS event simulator for the demo, integration tests and benchmarks.
+        .target(name: "WarehouseSyncSimulation", dependencies: ["WarehouseSyncCore"]),
+        .executableTarget(
+            name: "wms-simulator",
+            dependencies: [
+                "WarehouseSyncSimulation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "WarehouseSyncSimulationTests",
+            dependencies: ["WarehouseSyncSimulation", "WarehouseSyncCore"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import WarehouseSyncCore
+import WarehouseSyncSimulation
+
+@main
+struct WMSSimulatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wms-simulator",
+        abstract: "Deterministic WMS event simulator: a seeded day of warehouse events, and what a correct pipeline makes of it.",
+        version: "0.1.0",
+        subcommands: [Day.self]
+    )
+}
+
+struct Day: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a simulated day of events (one JSON object per line) and its manifest.",
+        discussion: """
+            The same options always give byte-identical files. The events file holds every message \
+            a line can carry, in stream order: events, duplicates and invalid lines (which \
+            `whsync publish` reports and skips). Routing mismatches need a wrong routing key, which \
+            a line cannot carry: they are only in the manifest, with the routing key to use. \
+            See docs/simulator.md.
+            """)
+
+    @Option(help: "Seed of every random choice.")
+    var seed: UInt64 = 1
+    @Option(help: "Warehouses WH1…WH<n> (1-99).")
+    var warehouses = 5
+    @Option(help: "SKUs SKU-0001… (1-9999).")
+    var skus = 50
+    @Option(help: "Events of the undisturbed day (before duplicates and invalid ones are added).")
+    var events = 2000
+    @Option(help: "The day, YYYY-MM-DD (UTC).")
+    var date = "2025-01-15"
+    @Option(name: .customLong("out-of-order"), help: "Fraction of events swapped with a later event of the same key (0-1).")
+    var outOfOrder = 0.0
+    @Option(name: .customLong("out-of-order-window"), help: "How many events of the same key ahead a swap may reach.")
+    var outOfOrderWindow = 3
+    @Option(help: "Verbatim re-emissions, as a fraction of --events (0-1).")
+    var duplicates = 0.0
+    @Option(help: "Deliberately invalid messages, as a fraction of --events (0-1).")
+    var invalid = 0.0
+    @Option(help: "Keys with one event withheld for good (the key parks).")
+    var gaps = 0
+    @Option(help: "The events' source field.")
+    var source = "wms-sim"
+    @Option(name: .shortAndLong, help: "Events file, or - for stdout.")
+    var output = "events.jsonl"
+    @Option(help: "Manifest file (JSON): counts and the expected outcome.")
+    var manifest: String?
+    @Option(name: .customLong("master-data"), help: "Also write the reference ERP's seed file (warehouses and SKUs).")
+    var masterData: String?
+    @Flag(help: "No summary on stderr.")
+    var quiet = false
+
+    func run() throws {
+        let options = SimulationOptions(
+            seed: seed, warehouses: warehouses, skus: skus, events: events, date: date, outOfOrder: outOfOrder,
+            outOfOrderWindow: outOfOrderWindow, duplicates: duplicates, invalid: invalid, gaps: gaps, source: source)
+        let day: SimulatedDay
+        do {
+            day = try SimulatedDay(options: options)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        if output == "-" {
+            try day.writeEventsFile(to: .standardOutput)
+        } else {
+            try writeStreaming(to: output) { try day.writeEventsFile(to: $0) }
+        }
+        if let manifest {
+            try write(day.manifest.encoded(), to: manifest)
+        }
+        if let masterData {
+            var seedFile = Data(day.catalogue.referenceERPSeed.serializedBytes(pretty: true))
+            seedFile.append(UInt8(ascii: "\n"))
+            try write(seedFile, to: masterData)
+        }
+        if !quiet { printSummary(day) }
+    }
+
+    /// Writes through `body` to a temporary file next to `path`, then renames it into place.
+    private func writeStreaming(to path: String, _ body: (FileHandle) throws -> Void) throws {
+        let temporary = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil),
+            let handle = FileHandle(forWritingAtPath: temporary)
+        else {
+            throw ValidationError("cannot write \(path)")
+        }
+        do {
+            try body(handle)
+            try handle.close()
+            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+            try FileManager.default.moveItem(atPath: temporary, toPath: path)
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw ValidationError("cannot write \(path): \(error.localizedDescription)")
+        }
+    }
+
+    private func write(_ data: Data, to path: String) throws {
+        do {
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw ValidationError("cannot write \(path): \(error.localizedDescription)")
+        }
+    }
+
+    private func printSummary(_ day: SimulatedDay) {
+        let counts = day.manifest.counts
+        let expected = day.manifest.expected
+        var text = "wms-simulator: seed \(day.options.seed), \(day.catalogue.warehouses.count) warehouses, "
+        text += "\(day.catalogue.skus.count) SKUs, \(day.options.date)\n"
+        for stream in EventStream.allCases {
+            guard let s = counts.byStream[stream.rawValue] else { continue }
+            text += "  \(stream.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) \(s.generated) events"
+            text += ", \(s.duplicates) duplicates, \(s.invalid) invalid, \(s.withheld) withheld; \(s.publishable) publishable, \(s.posted) to post\n"
+        }
+        let kinds = counts.invalidByKind.sorted { $0.key < $1.key }.filter { $0.value > 0 }
+            .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        text += "  invalid: \(counts.invalid)\(kinds.isEmpty ? "" : " (\(kinds))")"
+        if let mismatches = counts.invalidByKind[InvalidKind.routingMismatch.rawValue], mismatches > 0 {
+            text += "; the \(mismatches) routing mismatches are in the manifest only"
+        }
+        text += "\n  out of order: \(counts.displaced) events displaced; gaps: \(expected.parkedKeys.count) keys to park\n"
+        text += "  \(output == "-" ? "stdout" : output): \(counts.lines) lines (\(counts.publishable) valid events)"
+        if let manifest { text += "; manifest: \(manifest)" }
+        if let masterData { text += "; master data: \(masterData)" }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+}
