@@ -94,7 +94,7 @@ struct ERPMiddleware: RouterMiddleware {
         _ request: Request, path: String, status: Int, started: ContinuousClock.Instant, correlationId: String?, isPosting: Bool
     ) {
         let elapsed = ContinuousClock.now - started
-        let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = elapsed.wholeMilliseconds
         var metadata: Logger.Metadata = [
             "http.method": "\(request.method.rawValue)", "http.path": "\(path)", "http.status": "\(status)",
             "http.durationMs": "\(milliseconds)",

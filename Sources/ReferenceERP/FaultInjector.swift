@@ -243,8 +243,7 @@ final class FaultInjector: Sendable {
 
     /// Seconds with millisecond precision as a JSON number literal.
     private static func secondsText(_ duration: Duration) -> String {
-        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        return Quantity(microUnits: milliseconds * 1000).description
+        Quantity(microUnits: duration.wholeMilliseconds * 1000).description
     }
 }
 

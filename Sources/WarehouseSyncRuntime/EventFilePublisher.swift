@@ -14,8 +14,7 @@ public struct EventFilePublisher: Sendable {
         public var elapsed: Duration = .zero
 
         public var rate: Double {
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            return seconds > 0 ? Double(published) / seconds : 0
+            elapsed > .zero ? Double(published) / elapsed.timeInterval : 0
         }
     }
 

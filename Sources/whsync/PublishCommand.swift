@@ -50,7 +50,7 @@ struct PublishCommand: AsyncParsableCommand {
                 progress: { progress.show($0) })
         }
         progress.clear()
-        let seconds = Double(summary.elapsed.components.seconds) + Double(summary.elapsed.components.attoseconds) / 1e18
+        let seconds = summary.elapsed.timeInterval
         printError(
             "published \(summary.published), rejected \(summary.rejected) (invalid), failed \(summary.failed) "
                 + "in \(String(format: "%.1f", seconds)) s (\(Int(summary.rate)) events/s)")

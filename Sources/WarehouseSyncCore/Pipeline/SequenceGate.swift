@@ -276,11 +276,3 @@ public struct SequenceGate: Sendable {
         return SkipOutcome(updatedState: key, skipped: skipped, release: Release(sequence: lowest, eventId: held.eventId))
     }
 }
-
-extension Duration {
-    /// The duration in seconds, for `Date` arithmetic.
-    var timeInterval: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
-    }
-}

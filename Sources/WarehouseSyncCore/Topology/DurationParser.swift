@@ -34,8 +34,7 @@ public enum DurationParser {
 
     /// `duration` in whole milliseconds, truncated; what RabbitMQ's `x-message-ttl` takes.
     public static func wholeMilliseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        duration.wholeMilliseconds
     }
 
     private enum Unit: String {
