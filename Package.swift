@@ -133,6 +133,24 @@ let package = Package(
             name: "WarehouseSyncSimulationTests",
             dependencies: ["WarehouseSyncSimulation", "WarehouseSyncCore"]
         ),
+        // The worker store (docs/store.md): one protocol, SQLite first, one conformance suite.
+        .target(
+            name: "WarehouseSyncStore",
+            dependencies: [
+                "WarehouseSyncCore",
+                "WarehouseSyncSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The store conformance suite every WorkerStore passes (STYLE habit 4); uses Testing.
+        .target(
+            name: "WarehouseSyncStoreConformance",
+            dependencies: ["WarehouseSyncStore", "WarehouseSyncCore"]
+        ),
+        .testTarget(
+            name: "WarehouseSyncStoreTests",
+            dependencies: ["WarehouseSyncStore", "WarehouseSyncStoreConformance", "WarehouseSyncCore", "WarehouseSyncSQLite"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,320 @@
+import Foundation
+import Logging
+import WarehouseSyncCore
+import WarehouseSyncSQLite
+
+/// The ``WorkerStore`` on one SQLite file (WAL, `BEGIN IMMEDIATE` writes through
+/// ``SQLiteDatabase``). Several processes may share the file: the version check runs inside the
+/// write transaction, which SQLite serialises across connections.
+///
+/// `KeyState.held` is not stored in the `keys` row: it is read from the `held_messages` rows, so
+/// that a held entry and its message cannot diverge; ``commit(_:)`` checks that a new state's
+/// `held` equals the rows after the change.
+public final class SQLiteWorkerStore: WorkerStore {
+    public let path: String
+    private let database: SQLiteDatabase
+    private let logger: Logger
+
+    /// Opens (creating when missing) the store at `path` and brings its schema up to date.
+    public init(
+        path: String,
+        configuration: SQLiteDatabase.Configuration = SQLiteDatabase.Configuration(),
+        logger: Logger = Logger(label: "whsync.store")
+    ) async throws(StoreError) {
+        self.path = path
+        self.logger = logger
+        do {
+            database = try await SQLiteDatabase(path: path, configuration: configuration, logger: logger)
+        } catch {
+            throw Self.storeError(error)
+        }
+        do {
+            try await database.migrate(Self.migrations)
+        } catch {
+            await database.close()
+            let mapped = Self.storeError(error)
+            throw StoreError(code: .migration, message: mapped.message)
+        }
+    }
+
+    public func close() async {
+        await database.close()
+    }
+
+    // MARK: Reads
+
+    public func snapshot(stream: EventStream, key: String, eventId: String) async throws -> KeySnapshot {
+        try await mapped {
+            try await database.read { db in
+                let (state, version) = try Self.keyState(db, stream: stream, key: key)
+                var snapshot = KeySnapshot(state: state, version: version, record: .notSeen)
+                if let row = try db.queryFirst(
+                    "SELECT state, fingerprint, document_id FROM dedup_records WHERE event_id = ?", [.text(eventId)]
+                ) {
+                    snapshot.record = try StoredDedupState.record(
+                        state: row.string("state"), fingerprintHex: row.string("fingerprint"), eventId: eventId
+                    )
+                    snapshot.documentId = try row.optionalString("document_id")
+                }
+                return snapshot
+            }
+        }
+    }
+
+    public func heldMessage(stream: EventStream, key: String, sequence: Int64) async throws -> HeldMessage? {
+        try await mapped {
+            try await database.read { db in
+                guard let row = try db.queryFirst(
+                    """
+                    SELECT sequence, event_id, held_at_us, routing_key, headers, body FROM held_messages
+                    WHERE stream = ? AND key = ? AND sequence = ?
+                    """,
+                    [.text(stream.rawValue), .text(key), .integer(sequence)]
+                ) else { return nil }
+                let headersText = try row.string("headers")
+                guard let headers = try? JSONDecoder().decode([String: String].self, from: Data(headersText.utf8)) else {
+                    throw StoreError(code: .corrupt, message: "held message \(key.prefix(128))#\(sequence) has malformed headers")
+                }
+                return HeldMessage(
+                    sequence: try row.int64("sequence"),
+                    eventId: try row.string("event_id"),
+                    heldAt: StoreTime.date(microseconds: try row.int64("held_at_us")),
+                    routingKey: try row.string("routing_key"),
+                    headers: headers,
+                    body: try row.blob("body")
+                )
+            }
+        }
+    }
+
+    public func keysWithHeldEvents(stream: EventStream) async throws -> [String] {
+        try await mapped {
+            try await database.read { db in
+                try db.query("SELECT DISTINCT key FROM held_messages WHERE stream = ? ORDER BY key", [.text(stream.rawValue)])
+                    .map { try $0.string("key") }
+            }
+        }
+    }
+
+    public func parkedKeys(stream: EventStream) async throws -> [String] {
+        try await mapped {
+            try await database.read { db in
+                try db.query(
+                    "SELECT key FROM keys WHERE stream = ? AND parked_since_us IS NOT NULL ORDER BY key", [.text(stream.rawValue)]
+                ).map { try $0.string("key") }
+            }
+        }
+    }
+
+    // MARK: Writes
+
+    public func commit(_ change: KeyChange) async throws {
+        try Self.validate(change)
+        try await mapped {
+            try await database.write { db in try Self.apply(change, db) }
+        }
+    }
+
+    public func pruneProcessed(olderThan cutoff: Date) async throws -> Int {
+        let pruned = try await mapped {
+            try await database.write { db in
+                try db.execute(
+                    "DELETE FROM dedup_records WHERE state = 'posted' AND updated_at_us < ?",
+                    [.integer(StoreTime.microseconds(cutoff))]
+                )
+            }
+        }
+        if pruned > 0 {
+            logger.debug("pruned posted dedup records", metadata: ["store.pruned": "\(pruned)"])
+        }
+        return pruned
+    }
+
+    // MARK: Internals
+
+    /// Checks that need no data: fail before the transaction.
+    static func validate(_ change: KeyChange) throws(StoreError) {
+        guard change.expectedVersion >= 0 else {
+            throw StoreError(code: .invalidChange, message: "negative expected version \(change.expectedVersion)")
+        }
+        if change.newState == nil, change.insertHeld != nil {
+            throw StoreError(code: .invalidChange, message: "a held message needs the key's new state, which holds it")
+        }
+        for write in change.records {
+            guard let (state, _) = StoredDedupState.split(write.record) else {
+                throw StoreError(code: .invalidChange, message: "eventId \(write.eventId.prefix(128)): notSeen is not a record to write")
+            }
+            if write.documentId != nil, state != .posted {
+                throw StoreError(code: .invalidChange, message: "eventId \(write.eventId.prefix(128)): a documentId needs a posted record")
+            }
+        }
+    }
+
+    /// Runs inside `BEGIN IMMEDIATE`: any throw rolls everything back.
+    private static func apply(_ change: KeyChange, _ db: SQLiteConnection) throws {
+        let stream = SQLiteValue.text(change.stream.rawValue)
+        let key = SQLiteValue.text(change.key)
+        let now = SQLiteValue.integer(StoreTime.microseconds(change.now))
+        let current = try db.queryFirst("SELECT version FROM keys WHERE stream = ? AND key = ?", [stream, key])?.int64("version") ?? 0
+        guard current == change.expectedVersion else {
+            throw StoreError(
+                code: .versionConflict,
+                message: "key \(change.key.prefix(128)) is at version \(current), not \(change.expectedVersion)"
+            )
+        }
+        let heldBefore = try heldEvents(db, stream: change.stream, key: change.key)
+
+        if let state = change.newState {
+            let parkedSince = SQLiteValue(state.parked.map { StoreTime.microseconds($0.since) })
+            let parkReason = SQLiteValue(state.parked?.reason.rawValue)
+            if change.expectedVersion == 0 {
+                try db.execute(
+                    """
+                    INSERT INTO keys (stream, key, version, next_expected, parked_since_us, park_reason, updated_at_us)
+                    VALUES (?, ?, 1, ?, ?, ?, ?)
+                    """,
+                    [stream, key, .integer(state.nextExpected), parkedSince, parkReason, now]
+                )
+            } else {
+                try db.execute(
+                    """
+                    UPDATE keys SET version = version + 1, next_expected = ?, parked_since_us = ?, park_reason = ?,
+                        updated_at_us = ?
+                    WHERE stream = ? AND key = ? AND version = ?
+                    """,
+                    [.integer(state.nextExpected), parkedSince, parkReason, now, stream, key, .integer(change.expectedVersion)]
+                )
+            }
+        }
+
+        if let sequence = change.deleteHeldSequence {
+            try db.execute("DELETE FROM held_messages WHERE stream = ? AND key = ? AND sequence = ?", [stream, key, .integer(sequence)])
+        }
+        if let message = change.insertHeld {
+            let headers = try JSONEncoder.sortedKeys.encode(message.headers)
+            let existing = try db.queryFirst(
+                "SELECT 1 FROM held_messages WHERE stream = ? AND key = ? AND sequence = ?", [stream, key, .integer(message.sequence)]
+            )
+            guard existing == nil else {
+                throw StoreError(
+                    code: .invalidChange, message: "key \(change.key.prefix(128)) already holds a message for sequence \(message.sequence)"
+                )
+            }
+            try db.execute(
+                """
+                INSERT INTO held_messages (stream, key, sequence, event_id, held_at_us, routing_key, headers, body)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    stream, key, .integer(message.sequence), .text(message.eventId),
+                    .integer(StoreTime.microseconds(message.heldAt)), .text(message.routingKey),
+                    .text(String(decoding: headers, as: UTF8.self)), .blob(message.body),
+                ]
+            )
+        }
+
+        // `held` is derived from the rows: the state written must describe exactly the rows left.
+        let heldAfter = try heldEvents(db, stream: change.stream, key: change.key)
+        let expectedHeld = change.newState.map { $0.held.mapValues(storedHeldEvent) } ?? heldBefore
+        guard heldAfter == expectedHeld else {
+            throw StoreError(
+                code: .invalidChange,
+                message: "key \(change.key.prefix(128)): the state's held sequences \(expectedHeld.keys.sorted()) "
+                    + "do not match the held messages \(heldAfter.keys.sorted()) after the change"
+            )
+        }
+
+        for write in change.records {
+            guard let (state, fingerprint) = StoredDedupState.split(write.record) else { continue }
+            try db.execute(
+                """
+                INSERT INTO dedup_records (event_id, state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (event_id) DO UPDATE SET
+                    state = excluded.state, fingerprint = excluded.fingerprint, document_id = excluded.document_id,
+                    stream = excluded.stream, key = excluded.key, sequence = excluded.sequence,
+                    updated_at_us = excluded.updated_at_us
+                """,
+                [
+                    .text(write.eventId), .text(state.rawValue), .text(fingerprint.hex), SQLiteValue(write.documentId),
+                    stream, key, .integer(write.sequence), now, now,
+                ]
+            )
+        }
+    }
+
+    private static func storedHeldEvent(_ held: KeyState.HeldEvent) -> KeyState.HeldEvent {
+        KeyState.HeldEvent(eventId: held.eventId, heldAt: StoreTime.stored(held.heldAt))
+    }
+
+    private static func heldEvents(_ db: SQLiteConnection, stream: EventStream, key: String) throws -> [Int64: KeyState.HeldEvent] {
+        var held: [Int64: KeyState.HeldEvent] = [:]
+        for row in try db.query(
+            "SELECT sequence, event_id, held_at_us FROM held_messages WHERE stream = ? AND key = ?", [.text(stream.rawValue), .text(key)]
+        ) {
+            held[try row.int64("sequence")] = KeyState.HeldEvent(
+                eventId: try row.string("event_id"), heldAt: StoreTime.date(microseconds: try row.int64("held_at_us"))
+            )
+        }
+        return held
+    }
+
+    private static func keyState(_ db: SQLiteConnection, stream: EventStream, key: String) throws -> (KeyState?, Int64) {
+        guard let row = try db.queryFirst(
+            "SELECT version, next_expected, parked_since_us, park_reason FROM keys WHERE stream = ? AND key = ?",
+            [.text(stream.rawValue), .text(key)]
+        ) else { return (nil, 0) }
+        var parking: KeyState.Parking?
+        if let since = try row.optionalInt64("parked_since_us") {
+            let reasonText = try row.optionalString("park_reason") ?? ""
+            guard let reason = KeyState.ParkReason(rawValue: reasonText) else {
+                throw StoreError(code: .corrupt, message: "key \(key.prefix(128)) has unknown park reason '\(reasonText.prefix(32))'")
+            }
+            parking = KeyState.Parking(since: StoreTime.date(microseconds: since), reason: reason)
+        }
+        let state = KeyState(
+            nextExpected: try row.int64("next_expected"), held: try heldEvents(db, stream: stream, key: key), parked: parking
+        )
+        return (state, try row.int64("version"))
+    }
+
+    /// Runs `body`, turning every error into a ``StoreError``.
+    private func mapped<T: Sendable>(_ body: () async throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    static func storeError(_ error: any Error) -> StoreError {
+        switch error {
+        case let error as StoreError:
+            return error
+        case let error as SQLiteError:
+            // SQLite's primary result codes: SQLITE_CONSTRAINT 19, SQLITE_CORRUPT 11, SQLITE_NOTADB 26.
+            let primary = error.resultCode & 0xff
+            let code: StoreError.Code
+            if error.code == .migration {
+                code = .migration
+            } else if error.code == .decoding || primary == 11 || primary == 26 {
+                code = .corrupt
+            } else if primary == 19 {
+                code = .invalidChange
+            } else {
+                code = .unavailable
+            }
+            return StoreError(code: code, message: error.description)
+        default:
+            return StoreError(code: .unavailable, message: "\(type(of: error))")
+        }
+    }
+}
+
+extension JSONEncoder {
+    fileprivate static var sortedKeys: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}

@@ -1,0 +1,33 @@
+/// A failure of a ``WorkerStore``. The description holds no payloads (ids and SQL at most), so
+/// it is safe to log.
+public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What failed. New codes may be added; switch with a `default`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+
+        /// The key's version moved since the snapshot: nothing was written; read again, decide
+        /// again.
+        public static let versionConflict = Code("version conflict")
+        /// The change contradicts itself or the stored data (a caller bug): nothing was written.
+        public static let invalidChange = Code("invalid change")
+        /// The database cannot be reached or used right now (closed, locked, I/O): retry later.
+        public static let unavailable = Code("store unavailable")
+        /// Stored data cannot be read back (an unknown state, a malformed fingerprint).
+        public static let corrupt = Code("stored data is corrupt")
+        /// The schema could not be brought up to date.
+        public static let migration = Code("migration failed")
+
+        public var description: String { name }
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

@@ -1,0 +1,560 @@
+import Foundation
+import Testing
+import WarehouseSyncCore
+import WarehouseSyncStore
+
+/// A database for the conformance suite: fresh and empty when made, and every ``open()`` opens
+/// the same data (so that a case can close the store and open it again).
+public protocol WorkerStoreFixture: Sendable {
+    func open() async throws -> any WorkerStore
+}
+
+/// The behaviour every ``WorkerStore`` must show (STYLE habit 4). Run each ``Case`` against a
+/// fresh fixture from a Swift Testing test; failures are reported through `#expect` and
+/// `Issue.record`, so they point at this file's checks.
+///
+/// ```swift
+/// @Test(arguments: WorkerStoreConformance.Case.allCases)
+/// func conformance(_ check: WorkerStoreConformance.Case) async throws {
+///     try await WorkerStoreConformance.run(check, fixture: try MyFixture())
+/// }
+/// ```
+public enum WorkerStoreConformance {
+    public enum Case: String, CaseIterable, Sendable, CustomStringConvertible {
+        case newKeyRoundTrip = "a new key round-trips with its version and record"
+        case versionConflict = "a stale version conflicts, writes nothing; of two racing commits one wins"
+        case dedupTransitions = "dedup records move posting → posted (documentId), held → posted, dead-lettered"
+        case heldMessages = "held messages change with the state; a state that disagrees with them is refused"
+        case keysWithHeldEvents = "keysWithHeldEvents lists keys with held rows, per stream"
+        case parkedKeys = "parkedKeys lists parked keys, per stream"
+        case pruneKeepsNonPosted = "prune deletes old posted records only"
+        case persistence = "everything survives closing and reopening the store; a closed store is unavailable"
+        case concurrentReadDecideCommit = "8 tasks doing read-decide-commit on one key lose no update"
+        case gateWalkthrough = "a SequenceGate hold, apply, settle and release through the store"
+
+        public var description: String { rawValue }
+    }
+
+    /// Runs `check` against `fixture`, which must be fresh.
+    public static func run(_ check: Case, fixture: some WorkerStoreFixture) async throws {
+        switch check {
+        case .newKeyRoundTrip: try await newKeyRoundTrip(fixture)
+        case .versionConflict: try await versionConflict(fixture)
+        case .dedupTransitions: try await dedupTransitions(fixture)
+        case .heldMessages: try await heldMessages(fixture)
+        case .keysWithHeldEvents: try await keysWithHeldEvents(fixture)
+        case .parkedKeys: try await parkedKeys(fixture)
+        case .pruneKeepsNonPosted: try await pruneKeepsNonPosted(fixture)
+        case .persistence: try await persistence(fixture)
+        case .concurrentReadDecideCommit: try await concurrentReadDecideCommit(fixture)
+        case .gateWalkthrough: try await gateWalkthrough(fixture)
+        }
+    }
+
+    // MARK: Cases
+
+    static func newKeyRoundTrip(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            let empty = try await store.snapshot(stream: .inventory, key: "WH1/SKU-1", eventId: "e1")
+            #expect(empty == KeySnapshot(state: nil, version: 0, record: .notSeen))
+
+            let state = KeyState(nextExpected: 5)
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/SKU-1", expectedVersion: 0, newState: state,
+                records: [DedupWrite(eventId: "e1", record: .posting(fingerprint(1)), sequence: 5)], now: t0
+            ))
+            let first = try await store.snapshot(stream: .inventory, key: "WH1/SKU-1", eventId: "e1")
+            #expect(first == KeySnapshot(state: state, version: 1, record: .posting(fingerprint(1))))
+
+            // The same key name in another stream is another key.
+            let otherStream = try await store.snapshot(stream: .shipment, key: "WH1/SKU-1", eventId: "e1")
+            #expect(otherStream.state == nil && otherStream.version == 0)
+            #expect(otherStream.record == .posting(fingerprint(1)), "dedup records are keyed by eventId alone")
+
+            let parked = KeyState(nextExpected: 6, parked: KeyState.Parking(since: t0.addingTimeInterval(1.25), reason: .gapTimeout))
+            try await store.commit(KeyChange(stream: .inventory, key: "WH1/SKU-1", expectedVersion: 1, newState: parked, now: t0))
+            let second = try await store.snapshot(stream: .inventory, key: "WH1/SKU-1", eventId: "e2")
+            #expect(second == KeySnapshot(state: parked, version: 2, record: .notSeen))
+
+            // A change without a state checks the version but leaves the key (and its version) alone.
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/SKU-1", expectedVersion: 2,
+                records: [DedupWrite(eventId: "e2", record: .posting(fingerprint(2)), sequence: 6)], now: t0
+            ))
+            let third = try await store.snapshot(stream: .inventory, key: "WH1/SKU-1", eventId: "e2")
+            #expect(third == KeySnapshot(state: parked, version: 2, record: .posting(fingerprint(2))))
+        }
+    }
+
+    static func versionConflict(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            let key = "WH1/SKU-2"
+            try await store.commit(KeyChange(stream: .inventory, key: key, expectedVersion: 0, newState: KeyState(nextExpected: 1), now: t0))
+
+            // Stale versions (0 for an existing key, 5 for version 1) write nothing, records included.
+            for stale: Int64 in [0, 5] {
+                await expectStoreError(.versionConflict) {
+                    try await store.commit(KeyChange(
+                        stream: .inventory, key: key, expectedVersion: stale, newState: KeyState(nextExpected: 9),
+                        records: [DedupWrite(eventId: "lost", record: .posting(fingerprint(9)), sequence: 9)], now: t0
+                    ))
+                }
+            }
+            // A missing key is at version 0, and a change without a state is checked too.
+            await expectStoreError(.versionConflict) {
+                try await store.commit(KeyChange(
+                    stream: .inventory, key: "WH1/missing", expectedVersion: 1,
+                    records: [DedupWrite(eventId: "lost", record: .posting(fingerprint(9)), sequence: 1)], now: t0
+                ))
+            }
+            let after = try await store.snapshot(stream: .inventory, key: key, eventId: "lost")
+            #expect(after == KeySnapshot(state: KeyState(nextExpected: 1), version: 1, record: .notSeen))
+
+            // Two racing commits on the same version: exactly one wins, on a new key and an existing one.
+            for (raceKey, version) in [("WH1/new", Int64(0)), (key, Int64(1))] {
+                let outcomes = await withTaskGroup(of: Int64?.self) { group in
+                    for next: Int64 in [10, 20] {
+                        group.addTask {
+                            do {
+                                try await store.commit(KeyChange(
+                                    stream: .inventory, key: raceKey, expectedVersion: version,
+                                    newState: KeyState(nextExpected: next),
+                                    records: [DedupWrite(eventId: "race-\(raceKey)-\(next)", record: .posting(fingerprint(next)), sequence: next)],
+                                    now: t0
+                                ))
+                                return next
+                            } catch let error as StoreError where error.code == .versionConflict {
+                                return nil
+                            } catch {
+                                Issue.record("unexpected error \(error)")
+                                return nil
+                            }
+                        }
+                    }
+                    return await group.reduce(into: [Int64?]()) { $0.append($1) }
+                }
+                let winners = outcomes.compactMap { $0 }
+                #expect(winners.count == 1, "winners of the race on \(raceKey): \(winners)")
+                guard let winner = winners.first else { continue }
+                let loser: Int64 = winner == 10 ? 20 : 10
+                let won = try await store.snapshot(stream: .inventory, key: raceKey, eventId: "race-\(raceKey)-\(winner)")
+                #expect(won.state == KeyState(nextExpected: winner))
+                #expect(won.version == version + 1)
+                #expect(won.record == .posting(fingerprint(winner)))
+                let lost = try await store.snapshot(stream: .inventory, key: raceKey, eventId: "race-\(raceKey)-\(loser)")
+                #expect(lost.record == .notSeen, "the losing commit wrote its record")
+            }
+        }
+    }
+
+    static func dedupTransitions(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            let key = "WH1/S-1"
+            try await store.commit(KeyChange(
+                stream: .shipment, key: key, expectedVersion: 0, newState: KeyState(nextExpected: 1),
+                records: [DedupWrite(eventId: "a", record: .posting(fingerprint(1)), sequence: 1)], now: t0
+            ))
+            try await store.commit(KeyChange(
+                stream: .shipment, key: key, expectedVersion: 1, newState: KeyState(nextExpected: 2),
+                records: [DedupWrite(eventId: "a", record: .posted(fingerprint(1)), sequence: 1, documentId: "DOC-1")], now: t0
+            ))
+            let posted = try await store.snapshot(stream: .shipment, key: key, eventId: "a")
+            #expect(posted.record == .posted(fingerprint(1)))
+            #expect(posted.documentId == "DOC-1")
+
+            // held → posted without a documentId (a 409 names none), several records in one change.
+            try await store.commit(KeyChange(
+                stream: .shipment, key: key, expectedVersion: 2,
+                records: [
+                    DedupWrite(eventId: "b", record: .held(fingerprint(2)), sequence: 3),
+                    DedupWrite(eventId: "c", record: .posting(fingerprint(3)), sequence: 4),
+                ],
+                now: t0
+            ))
+            #expect(try await store.snapshot(stream: .shipment, key: key, eventId: "b").record == .held(fingerprint(2)))
+            try await store.commit(KeyChange(
+                stream: .shipment, key: key, expectedVersion: 2,
+                records: [
+                    DedupWrite(eventId: "b", record: .posted(fingerprint(2)), sequence: 3),
+                    DedupWrite(eventId: "c", record: .deadLettered(fingerprint(3)), sequence: 4),
+                ],
+                now: t0
+            ))
+            let b = try await store.snapshot(stream: .shipment, key: key, eventId: "b")
+            #expect(b.record == .posted(fingerprint(2)) && b.documentId == nil)
+            let c = try await store.snapshot(stream: .shipment, key: key, eventId: "c")
+            #expect(c.record == .deadLettered(fingerprint(3)) && c.documentId == nil)
+
+            // A replay with an edited body may replace a dead-lettered record's fingerprint.
+            try await store.commit(KeyChange(
+                stream: .shipment, key: key, expectedVersion: 2,
+                records: [DedupWrite(eventId: "c", record: .posting(fingerprint(4)), sequence: 4)], now: t0
+            ))
+            #expect(try await store.snapshot(stream: .shipment, key: key, eventId: "c").record == .posting(fingerprint(4)))
+
+            // Invalid records are refused.
+            await expectStoreError(.invalidChange) {
+                try await store.commit(KeyChange(
+                    stream: .shipment, key: key, expectedVersion: 2,
+                    records: [DedupWrite(eventId: "d", record: .notSeen, sequence: 5)], now: t0
+                ))
+            }
+            await expectStoreError(.invalidChange) {
+                try await store.commit(KeyChange(
+                    stream: .shipment, key: key, expectedVersion: 2,
+                    records: [DedupWrite(eventId: "d", record: .posting(fingerprint(5)), sequence: 5, documentId: "DOC-X")], now: t0
+                ))
+            }
+            #expect(try await store.snapshot(stream: .shipment, key: key, eventId: "d").record == .notSeen)
+        }
+    }
+
+    static func heldMessages(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            let key = "WH1/R-1"
+            let message = heldMessage(sequence: 3, eventId: "e3")
+            let holding = KeyState(nextExpected: 1, held: [3: message.heldEvent])
+
+            // A state whose held disagrees with the messages is refused, and nothing is written.
+            await expectStoreError(.invalidChange) {
+                try await store.commit(KeyChange(
+                    stream: .receipt, key: key, expectedVersion: 0, newState: KeyState(nextExpected: 1),
+                    records: [DedupWrite(eventId: "e3", record: .held(fingerprint(3)), sequence: 3)], insertHeld: message, now: t0
+                ))
+            }
+            await expectStoreError(.invalidChange) {
+                try await store.commit(KeyChange(stream: .receipt, key: key, expectedVersion: 0, newState: holding, now: t0))
+            }
+            await expectStoreError(.invalidChange) {
+                try await store.commit(KeyChange(stream: .receipt, key: key, expectedVersion: 0, insertHeld: message, now: t0))
+            }
+            let nothing = try await store.snapshot(stream: .receipt, key: key, eventId: "e3")
+            #expect(nothing == KeySnapshot(state: nil, version: 0, record: .notSeen))
+            #expect(try await store.heldMessage(stream: .receipt, key: key, sequence: 3) == nil)
+
+            try await store.commit(KeyChange(
+                stream: .receipt, key: key, expectedVersion: 0, newState: holding,
+                records: [DedupWrite(eventId: "e3", record: .held(fingerprint(3)), sequence: 3)], insertHeld: message, now: t0
+            ))
+            let held = try await store.snapshot(stream: .receipt, key: key, eventId: "e3")
+            #expect(held == KeySnapshot(state: holding, version: 1, record: .held(fingerprint(3))))
+            #expect(try await store.heldMessage(stream: .receipt, key: key, sequence: 3) == message)
+            #expect(try await store.heldMessage(stream: .receipt, key: key, sequence: 4) == nil)
+
+            // The same sequence cannot be held twice.
+            let other = heldMessage(sequence: 3, eventId: "other")
+            await expectStoreError(.invalidChange) {
+                try await store.commit(KeyChange(
+                    stream: .receipt, key: key, expectedVersion: 1,
+                    newState: KeyState(nextExpected: 1, held: [3: other.heldEvent]), insertHeld: other, now: t0
+                ))
+            }
+            // Dropping a held message without the state that drops its entry is refused.
+            await expectStoreError(.invalidChange) {
+                try await store.commit(KeyChange(stream: .receipt, key: key, expectedVersion: 1, deleteHeldSequence: 3, now: t0))
+            }
+            #expect(try await store.heldMessage(stream: .receipt, key: key, sequence: 3) == message)
+
+            // A second held event, then the first is settled: entry and message go together.
+            let fifth = heldMessage(sequence: 5, eventId: "e5")
+            let two = KeyState(nextExpected: 1, held: [3: message.heldEvent, 5: fifth.heldEvent])
+            try await store.commit(KeyChange(stream: .receipt, key: key, expectedVersion: 1, newState: two, insertHeld: fifth, now: t0))
+            #expect(try await store.snapshot(stream: .receipt, key: key, eventId: "e5").state == two)
+
+            let settled = KeyState(nextExpected: 4, held: [5: fifth.heldEvent])
+            try await store.commit(KeyChange(
+                stream: .receipt, key: key, expectedVersion: 2, newState: settled,
+                records: [DedupWrite(eventId: "e3", record: .posted(fingerprint(3)), sequence: 3, documentId: "RC-3")],
+                deleteHeldSequence: 3, now: t0
+            ))
+            let after = try await store.snapshot(stream: .receipt, key: key, eventId: "e3")
+            #expect(after == KeySnapshot(state: settled, version: 3, record: .posted(fingerprint(3)), documentId: "RC-3"))
+            #expect(try await store.heldMessage(stream: .receipt, key: key, sequence: 3) == nil)
+            #expect(try await store.heldMessage(stream: .receipt, key: key, sequence: 5) == fifth)
+
+            // Deleting a message that is not stored is a no-op (settle is idempotent).
+            try await store.commit(KeyChange(stream: .receipt, key: key, expectedVersion: 3, deleteHeldSequence: 3, now: t0))
+            #expect(try await store.snapshot(stream: .receipt, key: key, eventId: "e3").version == 3)
+        }
+    }
+
+    static func keysWithHeldEvents(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            #expect(try await store.keysWithHeldEvents(stream: .inventory) == [])
+            for key in ["WH2/B", "WH1/A", "WH1/C"] {
+                let message = heldMessage(sequence: 2, eventId: "\(key)#2")
+                let state = KeyState(nextExpected: 1, held: key == "WH1/C" ? [:] : [2: message.heldEvent])
+                try await store.commit(KeyChange(
+                    stream: .inventory, key: key, expectedVersion: 0, newState: state,
+                    insertHeld: key == "WH1/C" ? nil : message, now: t0
+                ))
+            }
+            let shipment = heldMessage(sequence: 7, eventId: "ship#7")
+            try await store.commit(KeyChange(
+                stream: .shipment, key: "WH1/S", expectedVersion: 0,
+                newState: KeyState(nextExpected: 1, held: [7: shipment.heldEvent]), insertHeld: shipment, now: t0
+            ))
+            #expect(try await store.keysWithHeldEvents(stream: .inventory) == ["WH1/A", "WH2/B"])
+            #expect(try await store.keysWithHeldEvents(stream: .shipment) == ["WH1/S"])
+            #expect(try await store.keysWithHeldEvents(stream: .receipt) == [])
+
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/A", expectedVersion: 1, newState: KeyState(nextExpected: 3), deleteHeldSequence: 2, now: t0
+            ))
+            #expect(try await store.keysWithHeldEvents(stream: .inventory) == ["WH2/B"])
+        }
+    }
+
+    static func parkedKeys(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            let parking = KeyState.Parking(since: t0, reason: .gapTimeout)
+            for key in ["WH1/Z", "WH1/A", "WH1/M"] {
+                try await store.commit(KeyChange(
+                    stream: .receipt, key: key, expectedVersion: 0,
+                    newState: KeyState(nextExpected: 1, parked: key == "WH1/M" ? nil : parking), now: t0
+                ))
+            }
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/P", expectedVersion: 0, newState: KeyState(nextExpected: 1, parked: parking), now: t0
+            ))
+            #expect(try await store.parkedKeys(stream: .receipt) == ["WH1/A", "WH1/Z"])
+            #expect(try await store.parkedKeys(stream: .inventory) == ["WH1/P"])
+            #expect(try await store.parkedKeys(stream: .shipment) == [])
+
+            // The operator's skip unparks.
+            try await store.commit(KeyChange(stream: .receipt, key: "WH1/Z", expectedVersion: 1, newState: KeyState(nextExpected: 4), now: t0))
+            #expect(try await store.parkedKeys(stream: .receipt) == ["WH1/A"])
+        }
+    }
+
+    static func pruneKeepsNonPosted(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            let key = "WH1/SKU-P"
+            try await store.commit(KeyChange(stream: .inventory, key: key, expectedVersion: 0, newState: KeyState(nextExpected: 1), now: t0))
+            let old: [(String, DedupRecord)] = [
+                ("old-posted", .posted(fingerprint(1))), ("old-posting", .posting(fingerprint(2))),
+                ("old-held", .held(fingerprint(3))), ("old-dead", .deadLettered(fingerprint(4))),
+            ]
+            try await store.commit(KeyChange(
+                stream: .inventory, key: key, expectedVersion: 1,
+                records: old.enumerated().map { DedupWrite(eventId: $1.0, record: $1.1, sequence: Int64($0 + 1)) }, now: t0
+            ))
+            let later = t0.addingTimeInterval(3600)
+            try await store.commit(KeyChange(
+                stream: .inventory, key: key, expectedVersion: 1,
+                records: [DedupWrite(eventId: "new-posted", record: .posted(fingerprint(5)), sequence: 5, documentId: "D5")], now: later
+            ))
+
+            #expect(try await store.pruneProcessed(olderThan: t0) == 0, "a record exactly at the cutoff is kept")
+            #expect(try await store.pruneProcessed(olderThan: t0.addingTimeInterval(60)) == 1)
+            #expect(try await store.snapshot(stream: .inventory, key: key, eventId: "old-posted").record == .notSeen)
+            for (eventId, record) in old.dropFirst() {
+                #expect(try await store.snapshot(stream: .inventory, key: key, eventId: eventId).record == record)
+            }
+            #expect(try await store.snapshot(stream: .inventory, key: key, eventId: "new-posted").record == .posted(fingerprint(5)))
+            #expect(try await store.pruneProcessed(olderThan: t0.addingTimeInterval(60)) == 0)
+            #expect(try await store.snapshot(stream: .inventory, key: key, eventId: "x").version == 1, "prune leaves keys alone")
+        }
+    }
+
+    static func persistence(_ fixture: some WorkerStoreFixture) async throws {
+        let message = heldMessage(sequence: 9, eventId: "e9")
+        let state = KeyState(
+            nextExpected: 7, held: [9: message.heldEvent], parked: KeyState.Parking(since: t0.addingTimeInterval(90.5), reason: .gapTimeout)
+        )
+        try await withStore(fixture) { store in
+            try await store.commit(KeyChange(stream: .shipment, key: "WH3/S-9", expectedVersion: 0, newState: KeyState(nextExpected: 1), now: t0))
+            try await store.commit(KeyChange(
+                stream: .shipment, key: "WH3/S-9", expectedVersion: 1, newState: state,
+                records: [
+                    DedupWrite(eventId: "e9", record: .held(fingerprint(9)), sequence: 9),
+                    DedupWrite(eventId: "e6", record: .posted(fingerprint(6)), sequence: 6, documentId: "SH-6"),
+                ],
+                insertHeld: message, now: t0
+            ))
+        }
+        try await withStore(fixture) { (store: any WorkerStore) async throws in
+            #expect(try await store.snapshot(stream: .shipment, key: "WH3/S-9", eventId: "e9")
+                == KeySnapshot(state: state, version: 2, record: .held(fingerprint(9))))
+            #expect(try await store.snapshot(stream: .shipment, key: "WH3/S-9", eventId: "e6")
+                == KeySnapshot(state: state, version: 2, record: .posted(fingerprint(6)), documentId: "SH-6"))
+            #expect(try await store.heldMessage(stream: .shipment, key: "WH3/S-9", sequence: 9) == message)
+            #expect(try await store.keysWithHeldEvents(stream: .shipment) == ["WH3/S-9"])
+            #expect(try await store.parkedKeys(stream: .shipment) == ["WH3/S-9"])
+            // The reopened store goes on from the stored version.
+            await expectStoreError(.versionConflict) {
+                try await store.commit(KeyChange(stream: .shipment, key: "WH3/S-9", expectedVersion: 1, newState: state, now: t0))
+            }
+        }
+        // A closed store is unavailable.
+        let closed = try await fixture.open()
+        await closed.close()
+        await expectStoreError(.unavailable) {
+            _ = try await closed.snapshot(stream: .shipment, key: "WH3/S-9", eventId: "e9")
+        }
+    }
+
+    static func concurrentReadDecideCommit(_ fixture: some WorkerStoreFixture) async throws {
+        let tasks = 8
+        let incrementsPerTask = 5
+        let key = "WH1/HOT"
+        try await withStore(fixture) { store in
+            let conflicts = await withTaskGroup(of: Int.self) { group in
+                for task in 0..<tasks {
+                    group.addTask {
+                        var conflicts = 0
+                        for increment in 0..<incrementsPerTask {
+                            let eventId = "t\(task)-\(increment)"
+                            var done = false
+                            for _ in 0..<1000 where !done {
+                                do {
+                                    let snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: eventId)
+                                    await Task.yield()
+                                    let next = (snapshot.state?.nextExpected ?? 0) + 1
+                                    try await store.commit(KeyChange(
+                                        stream: .inventory, key: key, expectedVersion: snapshot.version,
+                                        newState: KeyState(nextExpected: next),
+                                        records: [DedupWrite(eventId: eventId, record: .posted(fingerprint(next)), sequence: next)],
+                                        now: t0
+                                    ))
+                                    done = true
+                                } catch let error as StoreError where error.code == .versionConflict {
+                                    conflicts += 1
+                                } catch {
+                                    Issue.record("unexpected error \(error)")
+                                    return conflicts
+                                }
+                            }
+                            if !done { Issue.record("\(eventId) gave up after 1000 conflicts") }
+                        }
+                        return conflicts
+                    }
+                }
+                return await group.reduce(0, +)
+            }
+            let total = Int64(tasks * incrementsPerTask)
+            let final = try await store.snapshot(stream: .inventory, key: key, eventId: "t0-0")
+            #expect(final.state == KeyState(nextExpected: total), "after \(conflicts) conflicts")
+            #expect(final.version == total)
+            // Each commit saw a distinct value: the records' fingerprints are 1...total, each once.
+            var seen = Set<EventFingerprint>()
+            for task in 0..<tasks {
+                for increment in 0..<incrementsPerTask {
+                    let record = try await store.snapshot(stream: .inventory, key: key, eventId: "t\(task)-\(increment)").record
+                    guard case .posted(let fingerprint) = record else {
+                        Issue.record("t\(task)-\(increment): \(record)")
+                        continue
+                    }
+                    seen.insert(fingerprint)
+                }
+            }
+            #expect(seen == Set((1...total).map(fingerprint)))
+        }
+    }
+
+    static func gateWalkthrough(_ fixture: some WorkerStoreFixture) async throws {
+        let gate = SequenceGate(policy: SequencingPolicy(gapTimeout: .seconds(60)))
+        let key = "WH1/SKU-G"
+        try await withStore(fixture) { store in
+            // Sequence 2 arrives first: held.
+            let second = IncomingEvent(eventId: "g2", sequence: 2, fingerprint: fingerprint(2), isReplay: false)
+            var snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: "g2")
+            let hold = gate.decide(snapshot.state, event: second, record: snapshot.record, now: t0)
+            #expect(hold.action == .hold)
+            let message = HeldMessage(
+                sequence: 2, eventId: "g2", heldAt: t0, routingKey: "inventory.WH1", headers: ["type": "inventory.delta/1"],
+                body: Array(#"{"eventId":"g2"}"#.utf8)
+            )
+            try await store.commit(KeyChange(
+                stream: .inventory, key: key, expectedVersion: snapshot.version, newState: hold.updatedState,
+                records: hold.updatedRecord.map { [DedupWrite(eventId: "g2", record: $0, sequence: 2)] } ?? [], insertHeld: message, now: t0
+            ))
+            #expect(try await store.keysWithHeldEvents(stream: .inventory) == [key])
+
+            // Sequence 1: applied, posted, settled; the settlement releases 2.
+            let first = IncomingEvent(eventId: "g1", sequence: 1, fingerprint: fingerprint(1), isReplay: false)
+            snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: "g1")
+            let apply = gate.decide(snapshot.state, event: first, record: snapshot.record, now: t0)
+            #expect(apply.action == .apply)
+            try await store.commit(KeyChange(
+                stream: .inventory, key: key, expectedVersion: snapshot.version, newState: apply.updatedState,
+                records: apply.updatedRecord.map { [DedupWrite(eventId: "g1", record: $0, sequence: 1)] } ?? [], now: t0
+            ))
+            snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: "g1")
+            #expect(snapshot.record == .posting(fingerprint(1)))
+            let state = try #require(snapshot.state)
+            let settled = gate.settle(state, sequence: 1)
+            try await store.commit(KeyChange(
+                stream: .inventory, key: key, expectedVersion: snapshot.version, newState: settled.updatedState,
+                records: [DedupWrite(eventId: "g1", record: .posted(fingerprint(1)), sequence: 1, documentId: "D1")],
+                deleteHeldSequence: 1, now: t0
+            ))
+            let release = try #require(settled.release)
+            #expect(release == Release(sequence: 2, eventId: "g2"))
+
+            // The release: load the stored message, post it, settle it.
+            #expect(try await store.heldMessage(stream: .inventory, key: key, sequence: release.sequence) == message)
+            snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: "g2")
+            #expect(snapshot.record == .held(fingerprint(2)))
+            let releasedState = try #require(snapshot.state)
+            let done = gate.settle(releasedState, sequence: 2)
+            #expect(done.release == nil)
+            try await store.commit(KeyChange(
+                stream: .inventory, key: key, expectedVersion: snapshot.version, newState: done.updatedState,
+                records: [DedupWrite(eventId: "g2", record: .posted(fingerprint(2)), sequence: 2, documentId: "D2")],
+                deleteHeldSequence: 2, now: t0
+            ))
+            snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: "g2")
+            #expect(snapshot == KeySnapshot(state: KeyState(nextExpected: 3), version: 3, record: .posted(fingerprint(2)), documentId: "D2"))
+            #expect(try await store.heldMessage(stream: .inventory, key: key, sequence: 2) == nil)
+            #expect(try await store.keysWithHeldEvents(stream: .inventory) == [])
+        }
+    }
+
+    // MARK: Helpers
+
+    /// A fixed instant on a whole second (exact in every store's time precision).
+    static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+    /// A distinct valid fingerprint per `n`.
+    static func fingerprint(_ n: Int64) -> EventFingerprint {
+        let digits = String(UInt64(bitPattern: n), radix: 16)
+        return EventFingerprint(hex: String(repeating: "0", count: 64 - digits.count) + digits)!
+    }
+
+    static func heldMessage(sequence: Int64, eventId: String) -> HeldMessage {
+        HeldMessage(
+            sequence: sequence, eventId: eventId, heldAt: t0.addingTimeInterval(Double(sequence) + 0.5),
+            routingKey: "receipt.WH1",
+            headers: ["whsync-attempt": "2", "type": "receipt.event/1", "x-note": "ünïcødé \"quoted\" / slash"],
+            body: [0x7b, 0x00, 0xff, 0x0a] + Array("{\"eventId\":\"\(eventId)\"}".utf8)
+        )
+    }
+
+    /// Opens a store from `fixture`, runs `body`, closes the store (also when `body` throws).
+    static func withStore(_ fixture: some WorkerStoreFixture, _ body: (any WorkerStore) async throws -> Void) async throws {
+        let store = try await fixture.open()
+        do {
+            try await body(store)
+        } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
+    }
+
+    static func expectStoreError(
+        _ code: StoreError.Code,
+        sourceLocation: SourceLocation = #_sourceLocation,
+        _ body: () async throws -> Void
+    ) async {
+        do {
+            try await body()
+            Issue.record("expected a StoreError \(code), nothing was thrown", sourceLocation: sourceLocation)
+        } catch let error as StoreError {
+            #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("expected a StoreError \(code), got \(error)", sourceLocation: sourceLocation)
+        }
+    }
+}
