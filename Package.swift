@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // SQLite 3 (Debian's libsqlite3-dev), plus a shim for the SQLITE_TRANSIENT cast macro.
@@ -150,6 +152,28 @@ let package = Package(
         .testTarget(
             name: "WarehouseSyncStoreTests",
             dependencies: ["WarehouseSyncStore", "WarehouseSyncStoreConformance", "WarehouseSyncCore", "WarehouseSyncSQLite"]
+        ),
+        // The ERP client adapter (docs/erp-client.md): posts PostingDocuments over HTTP, classifies answers.
+        .target(
+            name: "WarehouseSyncERP",
+            dependencies: [
+                "WarehouseSyncCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                // Timeouts and deadlines are NIO types in AsyncHTTPClient's API.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "WarehouseSyncERPTests",
+            dependencies: [
+                "WarehouseSyncERP",
+                "WarehouseSyncCore",
+                "ReferenceERP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,160 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import WarehouseSyncCore
+
+/// ``ERPClient`` over HTTP/1.1 with AsyncHTTPClient: keep-alive connection pool, connect and
+/// request timeouts, at most ``ERPClientConfiguration/maxConcurrentPosts`` posts in flight.
+///
+/// Call ``shutdown()`` before dropping it.
+public final class HTTPERPClient: ERPClient {
+    public let configuration: ERPClientConfiguration
+    private let httpClient: HTTPClient
+    private let slots: AsyncSemaphore
+    private let logger: Logger
+    /// The whole of a response body read at most; beyond it the connection is dropped instead.
+    private static let maxDrainBytes = 1 << 20
+
+    public init(configuration: ERPClientConfiguration, logger: Logger = Logger(label: "whsync.erp-client")) {
+        self.configuration = configuration
+        self.logger = logger
+        slots = AsyncSemaphore(limit: configuration.maxConcurrentPosts)
+        var http = HTTPClient.Configuration()
+        http.timeout = HTTPClient.Configuration.Timeout(
+            connect: Self.timeAmount(configuration.connectTimeout), read: Self.timeAmount(configuration.requestTimeout))
+        // One connection per posting slot, plus room for health probes beside them.
+        http.connectionPool = HTTPClient.Configuration.ConnectionPool(
+            idleTimeout: Self.timeAmount(configuration.idleTimeout),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maxConcurrentPosts + 1)
+        // A redirect must not carry the token elsewhere; an unexpected 3xx is transient.
+        http.redirectConfiguration = .disallow
+        http.decompression = .disabled
+        httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: http)
+    }
+
+    /// Closes the pool's connections. Posts after this answer `.transient(.connectionFailed)`.
+    public func shutdown() async throws {
+        try await httpClient.shutdown()
+    }
+
+    /// Posts holding a slot right now (for metrics and tests).
+    public var postsInFlight: Int { slots.holders }
+    /// The most posts ever in flight at once (for metrics and tests); never above the limit.
+    public var peakPostsInFlight: Int { slots.peakHolders }
+
+    public func post(_ document: PostingDocument) async -> ERPResponseClass {
+        await slots.withPermit {
+            await send(document)
+        }
+    }
+
+    public func health() async -> Bool {
+        var request = HTTPClientRequest(url: configuration.baseURL + "/health")
+        request.method = .GET
+        addAuthorization(to: &request)
+        do {
+            let response = try await httpClient.execute(request, deadline: deadline(configuration.healthTimeout))
+            _ = try await Self.readBody(response.body, keep: 0)
+            return (200..<300).contains(Int(response.status.code))
+        } catch {
+            logger.debug("ERP health probe failed", metadata: ["error": "\(Self.describe(error))"])
+            return false
+        }
+    }
+
+    private func send(_ document: PostingDocument) async -> ERPResponseClass {
+        var request = HTTPClientRequest(url: configuration.baseURL + document.endpoint.path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Idempotency-Key", value: document.idempotencyKey)
+        if let correlationId = document.correlationId {
+            request.headers.add(name: "X-Correlation-ID", value: correlationId)
+        }
+        addAuthorization(to: &request)
+        request.body = .bytes(ByteBuffer(bytes: document.body.serializedBytes()))
+
+        var metadata: Logger.Metadata = ["eventId": "\(document.idempotencyKey)", "erp.endpoint": "\(document.endpoint)"]
+        if let correlationId = document.correlationId { metadata["correlationId"] = "\(correlationId)" }
+
+        let result: ERPResponseClass
+        var status: Int?
+        var retryAfter: String?
+        do {
+            let response = try await httpClient.execute(request, deadline: deadline(configuration.requestTimeout))
+            status = Int(response.status.code)
+            retryAfter = response.headers.first(name: "Retry-After")
+            let body = try await Self.readBody(response.body, keep: configuration.maxBodyBytes)
+            result = ERPResponseClass.classify(status: Int(response.status.code), retryAfter: retryAfter, body: body, now: Date())
+        } catch {
+            if let status {
+                // The ERP answered; only the body did not arrive whole. The status decides.
+                result = ERPResponseClass.classify(status: status, retryAfter: retryAfter, body: [UInt8](), now: Date())
+            } else {
+                result = .transient(reason: Self.transientReason(for: error), retryAfter: nil)
+                metadata["error"] = "\(Self.describe(error))"
+            }
+        }
+        switch result {
+        case .posted, .alreadyPosted:
+            logger.trace("ERP posting answered", metadata: metadata.merging(["erp.result": "\(result)"]) { $1 })
+        case .rejected(let status, _):
+            logger.debug("ERP rejected posting", metadata: metadata.merging(["erp.status": "\(status)"]) { $1 })
+        case .transient(let reason, _):
+            logger.debug("ERP posting failed transiently", metadata: metadata.merging(["erp.reason": "\(reason)"]) { $1 })
+        }
+        return result
+    }
+
+    private func addAuthorization(to request: inout HTTPClientRequest) {
+        if let token = configuration.token {
+            request.headers.add(name: "Authorization", value: "Bearer \(token.value)")
+        }
+    }
+
+    private func deadline(_ timeout: Duration) -> NIODeadline {
+        .now() + Self.timeAmount(timeout)
+    }
+
+    /// The first `keep` bytes of `body`; the rest is read and dropped (so the connection can be
+    /// reused) up to ``maxDrainBytes``, beyond which reading stops and the connection closes.
+    static func readBody(_ body: HTTPClientResponse.Body, keep: Int) async throws -> [UInt8] {
+        var kept: [UInt8] = []
+        var total = 0
+        for try await chunk in body {
+            if kept.count < keep {
+                kept += chunk.readableBytesView.prefix(keep - kept.count)
+            }
+            total += chunk.readableBytes
+            if total > maxDrainBytes { break }
+        }
+        return kept
+    }
+
+    /// Timeouts (the request's deadline, a read or write timeout, cancellation: the ERP may have
+    /// booked it) versus connection failures (nothing or not all of it was sent or answered).
+    static func transientReason(for error: any Error) -> ERPResponseClass.TransientReason {
+        if error is CancellationError { return .timeout }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .deadlineExceeded, .readTimeout, .writeTimeout, .cancelled:
+                return .timeout
+            default:
+                return .connectionFailed
+            }
+        }
+        return .connectionFailed
+    }
+
+    /// An error for a log line: its type and description, no request contents.
+    static func describe(_ error: any Error) -> String {
+        "\(type(of: error)): \(error)"
+    }
+
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = duration.components
+        let nanoseconds = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !nanoseconds.overflow else { return .nanoseconds(Int64.max) }
+        return .nanoseconds(nanoseconds.partialValue + attoseconds / 1_000_000_000)
+    }
+}
