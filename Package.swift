@@ -43,6 +43,7 @@ let package = Package(
             name: "ReferenceERP",
             dependencies: [
                 "WarehouseSyncCore",
+                "WarehouseSyncLogging",
                 "WarehouseSyncSQLite",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -52,6 +53,7 @@ let package = Package(
             name: "reference-erp",
             dependencies: [
                 "ReferenceERP",
+                "WarehouseSyncLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -94,6 +96,27 @@ let package = Package(
             name: "WarehouseSyncRuntime",
             dependencies: [
                 "WarehouseSyncCore",
+                "AMQPClient",
+                "WarehouseSyncERP",
+                "WarehouseSyncLogging",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The log handler and metadata keys shared by every executable (text or JSON lines to
+        // stderr). Its own target so the reference ERP uses it without the runtime's adapters.
+        .target(
+            name: "WarehouseSyncLogging",
+            dependencies: [
+                "WarehouseSyncCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "WarehouseSyncRuntimeTests",
+            dependencies: [
+                "WarehouseSyncRuntime",
+                "WarehouseSyncLogging",
+                "WarehouseSyncERP",
                 "AMQPClient",
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import WarehouseSyncLogging
 
 /// Everything the reference ERP needs to start. ``load(environment:overrides:currentDirectory:)``
 /// reads it from the environment, with flags (passed as `overrides`, by the same names) winning.
@@ -39,12 +40,6 @@ public struct ReferenceERPConfiguration: Sendable {
         self.strictStock = strictStock
         self.maxBodyBytes = maxBodyBytes
     }
-}
-
-/// How log lines are written.
-public enum LogFormat: String, Sendable, CaseIterable {
-    case text
-    case json
 }
 
 /// The settings of the executable: the ERP's configuration and how to log.

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import ReferenceERP
 import ServiceLifecycle
+import WarehouseSyncLogging
 
 /// `reference-erp`: the ERP stand-in a team runs until its real ERP is connected. Thin:
 /// configuration, logging, lifecycle. See docs/reference-erp.md.
@@ -63,7 +64,7 @@ struct ReferenceERPCommand: AsyncParsableCommand {
 
         let format = settings.logFormat
         let level = settings.logLevel
-        LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
+        LoggingSystem.bootstrap(LogHandlerFactory.make(format: format, level: level))
         let logger = Logger(label: "reference-erp")
 
         let configuration = settings.configuration

@@ -1,0 +1,102 @@
+import Foundation
+
+/// Where a worker keeps its state: `STORE_URL`.
+public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
+    /// `sqlite:/abs/path.db`: the absolute path of the database file.
+    case sqlite(path: String)
+    /// `postgres://user:pass@host:port/db`: parsed, but the workers cannot open it yet.
+    case postgres(PostgresLocation)
+
+    /// The form accepted, for error messages.
+    public static let acceptedForm = "sqlite:/abs/path.db or postgres://user:pass@host:port/db"
+
+    /// The SQLite path a worker opens. Throws for a store kind the workers do not support yet.
+    public func sqlitePath() throws(ConfigurationError) -> String {
+        switch self {
+        case .sqlite(let path):
+            return path
+        case .postgres(let location):
+            throw ConfigurationError(
+                setting: WorkerConfiguration.Key.storeURL.rawValue,
+                message: "'\(location)': PostgreSQL stores are not yet supported by the workers; use sqlite:/abs/path.db")
+        }
+    }
+
+    /// Parses `STORE_URL`. Errors never echo a password.
+    public init(url text: String) throws(ConfigurationError) {
+        func fail(_ message: String) -> ConfigurationError {
+            ConfigurationError(setting: WorkerConfiguration.Key.storeURL.rawValue, message: message)
+        }
+        let shown = redactURL(text)
+        if text.lowercased().hasPrefix("sqlite:") {
+            let path = String(text.dropFirst("sqlite:".count))
+            guard !path.isEmpty else { throw fail("'\(shown)' has no path (expected sqlite:/abs/path.db)") }
+            guard path.hasPrefix("/") else {
+                throw fail("'\(shown)' has a relative path; the path must be absolute (sqlite:/abs/path.db)")
+            }
+            guard !path.hasSuffix("/") else { throw fail("'\(shown)' names a directory, not a database file (sqlite:/abs/path.db)") }
+            self = .sqlite(path: path)
+            return
+        }
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              scheme == "postgres" || scheme == "postgresql"
+        else {
+            throw fail("'\(shown)' is not \(Self.acceptedForm)")
+        }
+        guard let host = components.host, !host.isEmpty else { throw fail("'\(shown)' has no host (\(Self.acceptedForm))") }
+        if let port = components.port, !(1...65535).contains(port) {
+            throw fail("'\(shown)' has port \(port), not 1-65535")
+        }
+        var path = components.path
+        if path.hasPrefix("/") { path.removeFirst() }
+        guard !path.isEmpty, !path.contains("/") else {
+            throw fail("'\(shown)' must name one database after the host (\(Self.acceptedForm))")
+        }
+        guard let user = components.user?.removingPercentEncoding, !user.isEmpty else {
+            throw fail("'\(shown)' has no user (\(Self.acceptedForm))")
+        }
+        self = .postgres(PostgresLocation(
+            host: host, port: components.port ?? 5432, user: user,
+            password: components.password?.removingPercentEncoding, database: path))
+    }
+
+    /// `sqlite:/path` or `postgres://user@host:port/db`: never the password.
+    public var description: String {
+        switch self {
+        case .sqlite(let path): "sqlite:\(path)"
+        case .postgres(let location): location.description
+        }
+    }
+}
+
+/// A PostgreSQL store's address. Its description never shows the password.
+public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: String?
+    public var database: String
+
+    public init(host: String, port: Int = 5432, user: String, password: String?, database: String) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+    }
+
+    public var description: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+    public var debugDescription: String { description }
+}
+
+/// `text` with any URL password replaced by `***`; unparseable text is returned only when it
+/// cannot hold credentials (no `@`).
+func redactURL(_ text: String) -> String {
+    if let components = URLComponents(string: text) {
+        guard components.password != nil else { return text }
+        var redacted = components
+        redacted.password = "***"
+        return redacted.string ?? "(unparseable URL)"
+    }
+    return text.contains("@") ? "(unparseable URL)" : text
+}

@@ -1,0 +1,191 @@
+import AMQPClient
+import Logging
+import WarehouseSyncCore
+import WarehouseSyncERP
+import WarehouseSyncLogging
+
+/// Everything a worker needs to start (DESIGN section 9). A plain struct with defaults; the
+/// reading is ``init(environment:overrides:)``, and only the executable's `main` decides the
+/// order: flags (`overrides`, by variable name) > environment > defaults.
+public struct WorkerConfiguration: Sendable, CustomStringConvertible {
+    /// The variables read, exactly those of DESIGN section 9.
+    public enum Key: String, Sendable, CaseIterable {
+        case amqpURL = "AMQP_URL"
+        case storeURL = "STORE_URL"
+        case erpBaseURL = "ERP_BASE_URL"
+        case erpTokenFile = "ERP_TOKEN_FILE"
+        case metricsPort = "METRICS_PORT"
+        case prefetch = "PREFETCH"
+        case gapTimeout = "GAP_TIMEOUT"
+        case retryMaxAttempts = "RETRY_MAX_ATTEMPTS"
+        case logLevel = "LOG_LEVEL"
+        case logFormat = "LOG_FORMAT"
+    }
+
+    public static let defaultMetricsPort = 9090
+    public static let defaultPrefetch = 100
+    public static let defaultGapTimeout: Duration = .seconds(600)
+    public static let defaultRetryMaxAttempts = 5
+    public static let defaultLogLevel: Logger.Level = .info
+    public static let defaultLogFormat: LogFormat = .text
+
+    /// `AMQP_URL` (required): `amqp://` or `amqps://`.
+    public var amqp: AMQPConfiguration
+    /// `STORE_URL` (required).
+    public var store: StoreLocation
+    /// `ERP_BASE_URL` (required) and `ERP_TOKEN_FILE` (optional).
+    public var erp: ERPClientConfiguration
+    /// `METRICS_PORT`: 0-65535, 0 picks a free port.
+    public var metricsPort: Int
+    /// `PREFETCH`: unacknowledged deliveries per consumer, 1-65535.
+    public var prefetch: Int
+    /// `GAP_TIMEOUT`: how long a sequencing gap is held before it is reported.
+    public var gapTimeout: Duration
+    /// `RETRY_MAX_ATTEMPTS`: posting attempts before `retries-exhausted`, at least 1.
+    public var retryMaxAttempts: Int
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+
+    public init(
+        amqp: AMQPConfiguration, store: StoreLocation, erp: ERPClientConfiguration,
+        metricsPort: Int = defaultMetricsPort, prefetch: Int = defaultPrefetch,
+        gapTimeout: Duration = defaultGapTimeout, retryMaxAttempts: Int = defaultRetryMaxAttempts,
+        logLevel: Logger.Level = defaultLogLevel, logFormat: LogFormat = defaultLogFormat
+    ) {
+        self.amqp = amqp
+        self.store = store
+        self.erp = erp
+        self.metricsPort = metricsPort
+        self.prefetch = prefetch
+        self.gapTimeout = gapTimeout
+        self.retryMaxAttempts = retryMaxAttempts
+        self.logLevel = logLevel
+        self.logFormat = logFormat
+    }
+
+    /// Reads every variable of ``Key``: `overrides` (flags, keyed by variable name) win over
+    /// `environment`; empty values count as unset. Throws every unusable setting at once.
+    public init(environment: [String: String], overrides: [String: String] = [:]) throws(ConfigurationError) {
+        func value(_ key: Key) -> String? {
+            let text = overrides[key.rawValue] ?? environment[key.rawValue]
+            return text.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        var problems: [ConfigurationError.Problem] = []
+        func fail(_ key: Key, _ message: String) {
+            problems.append(.init(setting: key.rawValue, message: message))
+        }
+        func integer(_ key: Key, default fallback: Int, in range: ClosedRange<Int>, accepted: String) -> Int {
+            guard let text = value(key) else { return fallback }
+            guard let number = Int(text), range.contains(number) else {
+                fail(key, "'\(text)' is not \(accepted)")
+                return fallback
+            }
+            return number
+        }
+
+        var amqp: AMQPConfiguration?
+        if let text = value(.amqpURL) {
+            do throws(AMQPError) {
+                amqp = try AMQPConfiguration(url: text)
+            } catch {
+                // AMQPError's message already redacts the password and names what is accepted.
+                fail(.amqpURL, error.message)
+            }
+        } else {
+            fail(.amqpURL, "not set (expected amqp://user:pass@host:port/vhost or amqps://…)")
+        }
+
+        var store: StoreLocation?
+        if let text = value(.storeURL) {
+            do throws(ConfigurationError) {
+                store = try StoreLocation(url: text)
+            } catch {
+                problems += error.problems
+            }
+        } else {
+            fail(.storeURL, "not set (expected \(StoreLocation.acceptedForm))")
+        }
+
+        var token: ERPToken?
+        if let path = value(.erpTokenFile) {
+            do throws(ERPClientConfigurationError) {
+                token = try ERPClientConfiguration.readToken(path: path)
+            } catch {
+                fail(.erpTokenFile, error.message)
+            }
+        }
+        var erp: ERPClientConfiguration?
+        if let text = value(.erpBaseURL) {
+            do throws(ERPClientConfigurationError) {
+                erp = try ERPClientConfiguration(baseURL: text, token: token)
+            } catch {
+                // The ERP client's messages may quote the URL: never with its password.
+                let redacted = redactURL(text)
+                fail(.erpBaseURL, redacted == text ? error.message : error.message.replacingOccurrences(of: text, with: redacted))
+            }
+        } else {
+            fail(.erpBaseURL, "not set (expected the ERP's http:// or https:// URL)")
+        }
+
+        let metricsPort = integer(
+            .metricsPort, default: Self.defaultMetricsPort, in: 0...65535,
+            accepted: "a port number (0-65535; 0 picks a free one)")
+        let prefetch = integer(.prefetch, default: Self.defaultPrefetch, in: 1...65535, accepted: "an integer in 1-65535")
+        let retryMaxAttempts = integer(
+            .retryMaxAttempts, default: Self.defaultRetryMaxAttempts, in: 1...Int.max, accepted: "an integer ≥ 1")
+
+        var gapTimeout = Self.defaultGapTimeout
+        if let text = value(.gapTimeout) {
+            do throws(DurationParseError) {
+                let duration = try parseDuration(text)
+                if duration > .zero {
+                    gapTimeout = duration
+                } else {
+                    fail(.gapTimeout, "'\(text)' is not more than zero (expected \(DurationParser.acceptedForm))")
+                }
+            } catch {
+                fail(.gapTimeout, "'\(text)' is not a duration (expected \(DurationParser.acceptedForm))")
+            }
+        }
+
+        var logLevel = Self.defaultLogLevel
+        if let text = value(.logLevel) {
+            if let level = Logger.Level(rawValue: text.lowercased()) {
+                logLevel = level
+            } else {
+                fail(.logLevel, "'\(text)' is not one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        var logFormat = Self.defaultLogFormat
+        if let text = value(.logFormat) {
+            if let format = LogFormat(rawValue: text.lowercased()) {
+                logFormat = format
+            } else {
+                fail(.logFormat, "'\(text)' is not json or text")
+            }
+        }
+
+        guard problems.isEmpty, let amqp, let store, let erp else {
+            throw ConfigurationError(problems)
+        }
+        self.init(
+            amqp: amqp, store: store, erp: erp, metricsPort: metricsPort, prefetch: prefetch, gapTimeout: gapTimeout,
+            retryMaxAttempts: retryMaxAttempts, logLevel: logLevel, logFormat: logFormat)
+    }
+
+    /// One line for the start-up log: every setting, secrets redacted (no passwords, no token).
+    public var description: String {
+        [
+            "amqp=\(amqp.redactedURL)",
+            "store=\(store)",
+            "erp=\(redactURL(erp.baseURL))",
+            "erpToken=\(erp.token == nil ? "none" : "set")",
+            "metricsPort=\(metricsPort)",
+            "prefetch=\(prefetch)",
+            "gapTimeout=\(DurationParser.format(gapTimeout))",
+            "retryMaxAttempts=\(retryMaxAttempts)",
+            "logLevel=\(logLevel.rawValue)",
+            "logFormat=\(logFormat.rawValue)",
+        ].joined(separator: " ")
+    }
+}
