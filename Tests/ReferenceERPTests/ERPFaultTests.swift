@@ -89,20 +89,28 @@ struct ERPFaultTests {
     @Test("outage windows from the start configuration open and close by themselves")
     func configuredWindow() async throws {
         let faults = FaultSettings(outageWindows: [.init(startSeconds: 1, durationSeconds: 1)])
-        try await withTestDirectory { directory in
-            try await withERP(directory.configuration(faults: faults)) { erp in
-                // Polls /health every 50 ms (at most 10 s) and keeps the changes it sees.
-                var seen: [Int] = []
-                let deadline = ContinuousClock.now + .seconds(10)
-                while ContinuousClock.now < deadline, !(seen.contains(503) && seen.last == 200) {
-                    let status = try await erp.get("/health").status
-                    if seen.last != status { seen.append(status) }
-                    try await Task.sleep(for: .milliseconds(50))
+        // The window counts from the ERP's start. On a loaded machine (the whole suite doing
+        // SQLite fsyncs at once) a start can take longer than the window, which then closes
+        // before the first look: try again with a fresh ERP, a few times, before failing.
+        var seen: [Int] = []
+        for _ in 1...3 {
+            seen = try await withTestDirectory { directory in
+                try await withERP(directory.configuration(faults: faults)) { erp in
+                    // Polls /health every 50 ms (at most 10 s) and keeps the changes it sees.
+                    var seen: [Int] = []
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    while ContinuousClock.now < deadline, !(seen.contains(503) && seen.last == 200) {
+                        let status = try await erp.get("/health").status
+                        if seen.last != status { seen.append(status) }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    return seen
                 }
-                // A slow start may miss the first healthy second; the outage and the recovery are seen.
-                #expect(seen == [200, 503, 200] || seen == [503, 200])
             }
+            if seen.contains(503) { break }
         }
+        // A slow start may miss the first healthy second; the outage and the recovery are seen.
+        #expect(seen == [200, 503, 200] || seen == [503, 200])
     }
 
     @Test("a lost response commits the posting: the retry is answered 409")
