@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import WarehouseSyncLogging
+import WarehouseSyncCore
 
 /// Everything the reference ERP needs to start. ``load(environment:overrides:currentDirectory:)``
 /// reads it from the environment, with flags (passed as `overrides`, by the same names) winning.
@@ -51,19 +52,8 @@ public struct ReferenceERPSettings: Sendable {
     public var temporaryDatabase: Bool
 }
 
-/// A setting that cannot be used. The description is one line that names the setting.
-public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The environment variable (flags map to one each).
-    public let setting: String
-    public let message: String
-
-    public init(setting: String, message: String) {
-        self.setting = setting
-        self.message = message
-    }
-
-    public var description: String { "\(setting): \(message)" }
-}
+/// A setting that cannot be used.
+public typealias ConfigurationError = SettingError
 
 extension ReferenceERPConfiguration {
     /// The settings read, each an environment variable; the executable's flags override them

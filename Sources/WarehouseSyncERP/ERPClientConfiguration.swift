@@ -1,4 +1,5 @@
 import Foundation
+import WarehouseSyncCore
 
 /// A bearer token for the ERP. Its description is redacted so that it never reaches a log line
 /// by accident; only the `Authorization` header reads ``value``.
@@ -18,18 +19,8 @@ public struct ERPToken: Sendable, Hashable, CustomStringConvertible, CustomDebug
     public var debugDescription: String { "<redacted>" }
 }
 
-/// A setting the ERP client cannot use. The description is one line naming the setting.
-public struct ERPClientConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
-    public let setting: String
-    public let message: String
-
-    public init(setting: String, message: String) {
-        self.setting = setting
-        self.message = message
-    }
-
-    public var description: String { "\(setting): \(message)" }
-}
+/// A setting the ERP client cannot use.
+public typealias ERPClientConfigurationError = SettingError
 
 /// How ``HTTPERPClient`` reaches the ERP.
 public struct ERPClientConfiguration: Sendable {

@@ -1,20 +1,11 @@
+import WarehouseSyncCore
+
 /// Settings that cannot be used, all of them at once. Each problem is one line naming the
 /// environment variable, the bad value (never a secret) and what is accepted; `description`
 /// joins them one per line.
 public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     /// One unusable setting.
-    public struct Problem: Sendable, Equatable, CustomStringConvertible {
-        /// The environment variable (flags override it under the same name).
-        public let setting: String
-        public let message: String
-
-        public init(setting: String, message: String) {
-            self.setting = setting
-            self.message = message
-        }
-
-        public var description: String { "\(setting): \(message)" }
-    }
+    public typealias Problem = SettingError
 
     public var problems: [Problem]
 
