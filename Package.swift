@@ -13,6 +13,9 @@ let package = Package(
         .library(name: "AMQPClient", targets: ["AMQPClient"]),
         .library(name: "WarehouseSyncSQLite", targets: ["WarehouseSyncSQLite"]),
         .executable(name: "reference-erp", targets: ["reference-erp"]),
+        .executable(name: "inventory-worker", targets: ["inventory-worker"]),
+        .executable(name: "shipment-worker", targets: ["shipment-worker"]),
+        .executable(name: "receipt-worker", targets: ["receipt-worker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -101,12 +104,27 @@ let package = Package(
                 "AMQPClient",
                 "WarehouseSyncERP",
                 "WarehouseSyncLogging",
+                "WarehouseSyncStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
+        ),
+        // The three workers (DESIGN §1): thin mains over WorkerLauncher.
+        .executableTarget(
+            name: "inventory-worker",
+            dependencies: ["WarehouseSyncRuntime", "WarehouseSyncCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "shipment-worker",
+            dependencies: ["WarehouseSyncRuntime", "WarehouseSyncCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "receipt-worker",
+            dependencies: ["WarehouseSyncRuntime", "WarehouseSyncCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The log handler and metadata keys shared by every executable (text or JSON lines to
         // stderr). Its own target so the reference ERP uses it without the runtime's adapters.

@@ -8,7 +8,7 @@ import WarehouseSyncLogging
 /// reading is ``init(environment:overrides:)``, and only the executable's `main` decides the
 /// order: flags (`overrides`, by variable name) > environment > defaults.
 public struct WorkerConfiguration: Sendable, CustomStringConvertible {
-    /// The variables read, exactly those of DESIGN section 9.
+    /// The variables read: those of DESIGN section 9, then optional ones of our own.
     public enum Key: String, Sendable, CaseIterable {
         case amqpURL = "AMQP_URL"
         case storeURL = "STORE_URL"
@@ -20,6 +20,12 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         case retryMaxAttempts = "RETRY_MAX_ATTEMPTS"
         case logLevel = "LOG_LEVEL"
         case logFormat = "LOG_FORMAT"
+        // Beyond section 9 (all optional).
+        case topologyFile = "TOPOLOGY_FILE"
+        case statusMap = "STATUS_MAP"
+        case acceptFirstSequence = "ACCEPT_FIRST_SEQUENCE"
+        case dedupRetention = "DEDUP_RETENTION"
+        case metricsHost = "METRICS_HOST"
     }
 
     public static let defaultMetricsPort = 9090
@@ -28,6 +34,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public static let defaultRetryMaxAttempts = 5
     public static let defaultLogLevel: Logger.Level = .info
     public static let defaultLogFormat: LogFormat = .text
+    public static let defaultDedupRetention: Duration = .seconds(14 * 86_400)
 
     /// `AMQP_URL` (required): `amqp://` or `amqps://`.
     public var amqp: AMQPConfiguration
@@ -45,6 +52,18 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var retryMaxAttempts: Int
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
+    /// `TOPOLOGY_FILE`: the topology the worker consumes by; `nil` looks for
+    /// `topology/topology.json` in the working directory and its parents.
+    public var topologyFile: String?
+    /// `STATUS_MAP`: WMS status codes beyond the built-in table, e.g. `inventory.QC=quality-hold`.
+    public var statusMapping: StatusMapping = .default
+    /// `ACCEPT_FIRST_SEQUENCE`: a key with no history starts at the first sequence it sees
+    /// (onboarding a WMS that has numbered for years) instead of 1.
+    public var acceptFirstSequence = false
+    /// `DEDUP_RETENTION`: how long posted eventIds are remembered as duplicates.
+    public var dedupRetention: Duration = defaultDedupRetention
+    /// `METRICS_HOST`: the address the operations endpoint listens on (containers: 0.0.0.0).
+    public var metricsHost: String = OpsServer.defaultHost
 
     public init(
         amqp: AMQPConfiguration, store: StoreLocation, erp: ERPClientConfiguration,
@@ -165,12 +184,47 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
             }
         }
 
+        var statusMapping = StatusMapping.default
+        if let text = value(.statusMap) {
+            do {
+                statusMapping = try statusMapping.merging(StatusMapping(parsing: text))
+            } catch {
+                fail(.statusMap, "\(error)")
+            }
+        }
+        var acceptFirstSequence = false
+        if let text = value(.acceptFirstSequence) {
+            switch text.lowercased() {
+            case "true", "1", "yes": acceptFirstSequence = true
+            case "false", "0", "no": acceptFirstSequence = false
+            default: fail(.acceptFirstSequence, "'\(text)' is not true or false")
+            }
+        }
+        var dedupRetention = Self.defaultDedupRetention
+        if let text = value(.dedupRetention) {
+            do throws(DurationParseError) {
+                let duration = try parseDuration(text)
+                if duration > .zero {
+                    dedupRetention = duration
+                } else {
+                    fail(.dedupRetention, "'\(text)' is not more than zero (expected \(DurationParser.acceptedForm))")
+                }
+            } catch {
+                fail(.dedupRetention, "'\(text)' is not a duration (expected \(DurationParser.acceptedForm))")
+            }
+        }
+
         guard problems.isEmpty, let amqp, let store, let erp else {
             throw ConfigurationError(problems)
         }
         self.init(
             amqp: amqp, store: store, erp: erp, metricsPort: metricsPort, prefetch: prefetch, gapTimeout: gapTimeout,
             retryMaxAttempts: retryMaxAttempts, logLevel: logLevel, logFormat: logFormat)
+        self.topologyFile = value(.topologyFile)
+        self.statusMapping = statusMapping
+        self.acceptFirstSequence = acceptFirstSequence
+        self.dedupRetention = dedupRetention
+        self.metricsHost = value(.metricsHost) ?? OpsServer.defaultHost
     }
 
     /// One line for the start-up log: every setting, secrets redacted (no passwords, no token).
@@ -186,6 +240,10 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
             "retryMaxAttempts=\(retryMaxAttempts)",
             "logLevel=\(logLevel.rawValue)",
             "logFormat=\(logFormat.rawValue)",
+            "topology=\(topologyFile ?? "auto")",
+            "acceptFirstSequence=\(acceptFirstSequence)",
+            "dedupRetention=\(DurationParser.format(dedupRetention))",
+            "metricsHost=\(metricsHost)",
         ].joined(separator: " ")
     }
 }

@@ -19,19 +19,11 @@ struct TopologyCommand: AsyncParsableCommand {
             if let file {
                 return try Topology.load(contentsOf: URL(fileURLWithPath: file))
             }
-            var directory = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-            while true {
-                let candidate = directory.appendingPathComponent(Topology.defaultRelativePath)
-                if FileManager.default.fileExists(atPath: candidate.path) {
-                    return try Topology.load(contentsOf: candidate)
-                }
-                let parent = directory.deletingLastPathComponent()
-                if parent.path == directory.path {
-                    throw ValidationError(
-                        "no \(Topology.defaultRelativePath) in \(FileManager.default.currentDirectoryPath) or its parents; pass --file")
-                }
-                directory = parent
+            guard let found = Topology.findDefaultFile(from: FileManager.default.currentDirectoryPath) else {
+                throw ValidationError(
+                    "no \(Topology.defaultRelativePath) in \(FileManager.default.currentDirectoryPath) or its parents; pass --file")
             }
+            return try Topology.load(contentsOf: found)
         }
     }
 

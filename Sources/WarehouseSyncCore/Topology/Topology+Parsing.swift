@@ -380,3 +380,18 @@ private struct TopologyObjectReader {
         return tiers
     }
 }
+
+extension Topology {
+    /// The nearest ``defaultRelativePath`` in `directory` or one of its parents: how the CLI
+    /// and the workers find the topology when run from a checkout.
+    public static func findDefaultFile(from directory: String) -> URL? {
+        var directory = URL(fileURLWithPath: directory)
+        while true {
+            let candidate = directory.appendingPathComponent(defaultRelativePath)
+            if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
+            let parent = directory.deletingLastPathComponent()
+            if parent.path == directory.path { return nil }
+            directory = parent
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Logging
+import WarehouseSyncCore
+import WarehouseSyncERP
+
+/// Carries out the ``CircuitBreaker``'s actions for one worker: while the circuit is open,
+/// postings wait in ``waitUntilPostingAllowed()`` (so the consumer takes nothing new and the
+/// messages in hand stay unacked, never burnt into dead letters), and a probe task asks the ERP's
+/// `GET /health` until it answers.
+actor CircuitGate {
+    private var breaker: CircuitBreaker<ContinuousClock.Instant>
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var probe: Task<Void, Never>?
+    /// After ``shutdown()`` nothing waits any more: the pipeline hands its messages back.
+    private var stopped = false
+    private let erp: any ERPClient
+    private let logger: Logger
+    private let clock = ContinuousClock()
+    /// Called with `true` when the circuit opens, `false` when it lets postings through again.
+    private let onChange: @Sendable (Bool) -> Void
+
+    init(
+        configuration: CircuitBreaker<ContinuousClock.Instant>.Configuration, erp: any ERPClient, logger: Logger,
+        onChange: @escaping @Sendable (Bool) -> Void = { _ in }
+    ) {
+        breaker = CircuitBreaker(configuration: configuration)
+        self.erp = erp
+        self.logger = logger
+        self.onChange = onChange
+    }
+
+    var isOpen: Bool { !breaker.allowsPosting }
+
+    /// Returns at once while the circuit lets postings through, else when it does again.
+    func waitUntilPostingAllowed() async {
+        guard !breaker.allowsPosting, !stopped else { return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    /// The ERP answered a posting (posted, 409 or a business rejection).
+    func recordAnswer() {
+        perform(breaker.recordSuccess())
+    }
+
+    /// A posting failed transiently. Returns whether the circuit is open now: the caller then
+    /// waits and posts again at the same attempt instead of spending one of its retries.
+    func recordTransientFailure() -> Bool {
+        perform(breaker.recordTransientFailure(at: clock.now))
+        return !breaker.allowsPosting
+    }
+
+    /// Stops the probe (at shutdown) and lets every waiter go, so that in-flight work can finish
+    /// and hand its messages back.
+    func shutdown() {
+        stopped = true
+        probe?.cancel()
+        probe = nil
+        resumeWaiters()
+    }
+
+    private func perform(_ actions: [CircuitBreaker<ContinuousClock.Instant>.Action]) {
+        for action in actions {
+            switch action {
+            case .stopConsuming:
+                logger.warning("ERP unavailable: circuit open, consumption paused until GET /health answers")
+                onChange(true)
+            case .probeHealth(let delay):
+                scheduleProbe(after: delay)
+            case .resumeConsuming:
+                logger.notice("ERP answers again: circuit half-open, consumption resumed")
+                onChange(false)
+                resumeWaiters()
+            }
+        }
+    }
+
+    private func scheduleProbe(after delay: Duration) {
+        probe?.cancel()
+        probe = Task { [erp, clock] in
+            try? await clock.sleep(for: delay)
+            guard !Task.isCancelled else { return }
+            let healthy = await erp.health()
+            guard !Task.isCancelled else { return }
+            self.probeAnswered(healthy: healthy)
+        }
+    }
+
+    private func probeAnswered(healthy: Bool) {
+        if !healthy {
+            logger.info("ERP health probe failed; circuit stays open")
+        }
+        perform(breaker.recordProbe(healthy: healthy, at: clock.now))
+    }
+
+    private func resumeWaiters() {
+        let waiting = waiters
+        waiters = []
+        for waiter in waiting { waiter.resume() }
+    }
+}

@@ -1,0 +1,131 @@
+import AMQPClient
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import WarehouseSyncCore
+import WarehouseSyncERP
+import WarehouseSyncLogging
+import WarehouseSyncStore
+
+/// The whole `main` of `inventory-worker`, `shipment-worker` and `receipt-worker`: read the
+/// configuration (flags over environment), set up logging and metrics, connect, and run the
+/// worker and its operations endpoint until SIGTERM/SIGINT. One copy for the three executables.
+public enum WorkerLauncher {
+    /// Runs the worker of `stream` and exits the process: 0 after a graceful stop, 1 with one
+    /// line on standard error when it cannot start.
+    public static func main(stream: EventStream, executable: String, overrides: [String: String]) async -> Never {
+        let configuration: WorkerConfiguration
+        do {
+            configuration = try WorkerConfiguration(environment: ProcessInfo.processInfo.environment, overrides: overrides)
+        } catch {
+            fail("\(executable): \(error)")
+        }
+        LoggingSystem.bootstrap(LogHandlerFactory.make(format: configuration.logFormat, level: configuration.logLevel))
+        var logger = Logger(label: executable)
+        logger[metadataKey: LogMetadataKey.stream.rawValue] = "\(stream)"
+        do {
+            try await run(stream: stream, executable: executable, configuration: configuration, logger: logger)
+            exit(0)
+        } catch {
+            logger.critical("stopped on an error", metadata: ["error": "\(error)"])
+            fail("\(executable): \(error)")
+        }
+    }
+
+    static func run(stream: EventStream, executable: String, configuration: WorkerConfiguration, logger: Logger) async throws {
+        let topology = try loadTopology(configuration.topologyFile)
+        logger.notice("starting", metadata: ["configuration": "\(configuration)"])
+        let registry = OpsMetrics.bootstrap()
+
+        let store = try await openStore(configuration.store, logger: logger)
+        let erp = HTTPERPClient(configuration: configuration.erp, logger: logger)
+        var amqp = configuration.amqp
+        let consumer: AMQPConnection
+        let publisher: AMQPConnection
+        do {
+            amqp.connectionName = amqp.connectionName ?? "\(executable) consumer"
+            consumer = try await AMQPConnection.connect(amqp, logger: logger)
+            amqp.connectionName = "\(executable) publisher"
+            // Dead letters and retry copies are confirmed before the ack: on their own connection,
+            // so that a slow confirm never stalls deliveries.
+            publisher = try await AMQPConnection.connect(amqp, options: .init(publisherConfirms: true), logger: logger)
+        } catch {
+            await store.close()
+            try? await erp.shutdown()
+            throw WorkerStartError("AMQP_URL: \(error)")
+        }
+
+        let host = ProcessInfo.processInfo.hostName
+        let worker = try WorkerService(
+            stream: stream, configuration: configuration, topology: topology,
+            dependencies: .init(consumer: consumer, publisher: publisher, store: store, erp: erp),
+            workerName: "\(executable)@\(host)", metrics: WorkerMetrics(stream: stream.rawValue), logger: logger)
+        do {
+            try await worker.verifyTopology()
+        } catch {
+            await consumer.close()
+            await publisher.close()
+            await store.close()
+            try? await erp.shutdown()
+            throw error
+        }
+
+        let readiness = ReadinessChecks()
+        readiness.register("broker") { consumer.isConnected && publisher.isConnected }
+        readiness.register("erp-circuit") { !worker.isCircuitOpen }
+        let ops = OpsServer(
+            host: configuration.metricsHost, port: configuration.metricsPort, readiness: readiness, registry: registry,
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
+                    .init(service: ops),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            await store.close()
+            try? await erp.shutdown()
+            throw error
+        }
+        await store.close()
+        try? await erp.shutdown()
+    }
+
+    /// `TOPOLOGY_FILE`, or `topology/topology.json` in the working directory or a parent.
+    static func loadTopology(_ path: String?) throws -> Topology {
+        let url: URL
+        if let path {
+            url = URL(fileURLWithPath: path)
+        } else if let found = Topology.findDefaultFile(from: FileManager.default.currentDirectoryPath) {
+            url = found
+        } else {
+            throw WorkerStartError(
+                "TOPOLOGY_FILE: not set, and no \(Topology.defaultRelativePath) in \(FileManager.default.currentDirectoryPath) or its parents")
+        }
+        do {
+            return try Topology.load(contentsOf: url)
+        } catch {
+            throw WorkerStartError("TOPOLOGY_FILE: \(error)")
+        }
+    }
+
+    static func openStore(_ location: StoreLocation, logger: Logger) async throws -> any WorkerStore {
+        let path = try location.sqlitePath()
+        do {
+            return try await SQLiteWorkerStore(path: path, logger: logger)
+        } catch {
+            throw WorkerStartError("STORE_URL: cannot open the SQLite store \(path): \(error)")
+        }
+    }
+
+    /// One line on standard error, exit status 1.
+    static func fail(_ line: String) -> Never {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+        exit(1)
+    }
+}

@@ -1,0 +1,177 @@
+import AMQPClient
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import WarehouseSyncCore
+import WarehouseSyncERP
+import WarehouseSyncStore
+
+/// One stream's worker (DESIGN §1, §5): consumes the stream's work queue(s) and runs each
+/// delivery through ``WorkerPipeline``; a maintenance loop parks keys whose gap outlived
+/// `GAP_TIMEOUT` and prunes old dedup records.
+///
+/// Graceful stop (SIGTERM/SIGINT through ServiceLifecycle): cancel the consumers, let the work
+/// in hand finish (a posting that waits for the ERP's circuit is handed back instead), then close
+/// the connections and the store. Deliveries not settled by then come again to the next worker.
+public final class WorkerService: Service, Sendable {
+    public struct Dependencies: Sendable {
+        public var consumer: AMQPConnection
+        public var publisher: AMQPConnection
+        public var store: any WorkerStore
+        public var erp: any ERPClient
+
+        public init(consumer: AMQPConnection, publisher: AMQPConnection, store: any WorkerStore, erp: any ERPClient) {
+            self.consumer = consumer
+            self.publisher = publisher
+            self.store = store
+            self.erp = erp
+        }
+    }
+
+    public let stream: EventStream
+    let pipeline: WorkerPipeline
+    private let dependencies: Dependencies
+    private let prefetch: UInt16
+    private let dedupRetention: Duration
+    private let maintenanceInterval: Duration
+    private let logger: Logger
+    private let circuitOpen = CircuitFlag()
+
+    public init(
+        stream: EventStream, configuration: WorkerConfiguration, topology: Topology, dependencies: Dependencies,
+        workerName: String, metrics: WorkerMetrics, logger: Logger,
+        circuit: CircuitBreaker<ContinuousClock.Instant>.Configuration = .init()
+    ) throws(ConfigurationError) {
+        guard let retryPolicy = RetryPolicy(maxAttempts: configuration.retryMaxAttempts, topology: topology) else {
+            throw ConfigurationError([
+                .init(setting: WorkerConfiguration.Key.retryMaxAttempts.rawValue, message: "must be at least 1")
+            ])
+        }
+        self.stream = stream
+        self.dependencies = dependencies
+        prefetch = UInt16(clamping: configuration.prefetch)
+        dedupRetention = configuration.dedupRetention
+        // Often enough that a park comes soon after GAP_TIMEOUT, rarely enough to cost nothing.
+        maintenanceInterval = max(.milliseconds(200), min(.seconds(5), configuration.gapTimeout / 4))
+        self.logger = logger
+        let flag = circuitOpen
+        let gate = CircuitGate(configuration: circuit, erp: dependencies.erp, logger: logger) { open in
+            flag.value.store(open, ordering: .releasing)
+        }
+        pipeline = WorkerPipeline(
+            settings: .init(
+                stream: stream, workerName: workerName, topology: topology,
+                sequencing: SequencingPolicy(acceptFirstSeen: configuration.acceptFirstSequence, gapTimeout: configuration.gapTimeout),
+                retryPolicy: retryPolicy),
+            decoder: EventDecoder(statusMapping: configuration.statusMapping), store: dependencies.store, erp: dependencies.erp,
+            publisher: dependencies.publisher, circuit: gate, metrics: metrics, logger: logger)
+        if retryPolicy.totalRetryDelay >= configuration.gapTimeout {
+            logger.warning(
+                "GAP_TIMEOUT is not above the retry schedule: a key whose event waits in a retry tier may park",
+                metadata: [
+                    "gapTimeout": "\(DurationParser.format(configuration.gapTimeout))",
+                    "retrySchedule": "\(DurationParser.format(retryPolicy.totalRetryDelay))",
+                ])
+        }
+    }
+
+    /// Whether the ERP circuit is open (consumption paused): for readiness and status.
+    public var isCircuitOpen: Bool { circuitOpen.value.load(ordering: .acquiring) }
+
+    /// The queues this worker consumes.
+    public var queues: [String] { pipeline.settings.topology.workQueues(for: stream.rawValue) }
+
+    /// Checks that the broker has what the worker needs (the work queues, the retry and
+    /// dead-letter exchanges), so that a missing `whsync topology apply` fails at start with one
+    /// clear line instead of as unroutable dead letters later.
+    public func verifyTopology() async throws {
+        let topology = pipeline.settings.topology
+        let queues = queues
+        do {
+            try await dependencies.consumer.withChannel { channel in
+                for queue in queues { _ = try channel.checkQueue(queue) }
+                try channel.checkExchange(topology.retry.exchange)
+                try channel.checkExchange(topology.deadLetter.exchange)
+            }
+        } catch let error as AMQPError where error.code == .notFound {
+            throw WorkerStartError("the broker lacks the topology (\(error.message)); run `whsync topology apply` first")
+        }
+    }
+
+    public func run() async throws {
+        logger.notice("worker starting", metadata: ["queues": "\(queues.joined(separator: ","))", "prefetch": "\(prefetch)"])
+        // A crash between two releases leaves the next one in turn with nobody on it.
+        await pipeline.maintain(startup: true)
+
+        var consumers: [AMQPConsumer] = []
+        for queue in queues {
+            consumers.append(try await dependencies.consumer.consume(queue: queue, prefetch: prefetch))
+        }
+        let consuming = consumers
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for consumer in consuming {
+                    group.addTask { await self.consume(consumer) }
+                }
+                group.addTask { await self.maintenanceLoop() }
+                // The consumers end when cancelled; then stop maintenance.
+                for _ in consuming { await group.next() }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: { [pipeline, logger] in
+            logger.notice("stopping: consumers cancelled, finishing the work in hand")
+            pipeline.beginStopping()
+            Task {
+                await pipeline.circuit.shutdown()
+                for consumer in consuming { await consumer.cancel() }
+            }
+        }
+        await pipeline.chain.drain()
+        await pipeline.circuit.shutdown()
+        await dependencies.consumer.close()
+        await dependencies.publisher.close()
+        logger.notice("worker stopped")
+    }
+
+    private func consume(_ consumer: AMQPConsumer) async {
+        for await delivery in consumer.deliveries {
+            // While the ERP is down, take nothing new: what is in hand waits in the pipeline.
+            await pipeline.circuit.waitUntilPostingAllowed()
+            pipeline.submit(delivery)
+        }
+    }
+
+    private func maintenanceLoop() async {
+        let clock = ContinuousClock()
+        var lastPrune = clock.now.advanced(by: .seconds(-3600))
+        while !Task.isCancelled {
+            do {
+                try await clock.sleep(for: maintenanceInterval)
+            } catch {
+                return
+            }
+            await pipeline.maintain()
+            if clock.now - lastPrune >= .seconds(600) {
+                lastPrune = clock.now
+                do {
+                    let cutoff = Date().addingTimeInterval(-dedupRetention.timeInterval)
+                    let pruned = try await dependencies.store.pruneProcessed(olderThan: cutoff)
+                    if pruned > 0 { logger.info("pruned posted dedup records past DEDUP_RETENTION", metadata: ["pruned": "\(pruned)"]) }
+                } catch {
+                    logger.warning("pruning dedup records failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+}
+
+private final class CircuitFlag: Sendable {
+    let value = Atomic<Bool>(false)
+}
+
+/// A worker cannot start; the message is one line for the operator.
+public struct WorkerStartError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
