@@ -171,7 +171,7 @@ let package = Package(
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["WarehouseSyncRuntime", "AMQPClient", "WarehouseSyncCore"]
+            dependencies: ["WarehouseSyncRuntime", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation"]
         ),
         // Deterministic WMS event simulator for the demo, integration tests and benchmarks.
         .target(name: "WarehouseSyncSimulation", dependencies: ["WarehouseSyncCore"]),

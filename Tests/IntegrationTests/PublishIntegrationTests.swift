@@ -16,7 +16,7 @@ import WarehouseSyncRuntime
     @Test func publishesExactlyTheGoodLinesAndReportsTheBadOnesByLineNumber() async throws {
         let vhost = try await TestBroker.makeVirtualHost()
         defer { Task { await TestBroker.deleteVirtualHost(vhost.name) } }
-        let whsync = try TestBroker.whsyncPath()
+        let whsync = try TestBroker.executablePath("whsync")
         let topologyFile = TestBroker.repoRoot().appendingPathComponent("topology/topology.json").path
         let apply = try await TestBroker.run(whsync, ["topology", "apply", "--amqp-url", vhost.url, "--file", topologyFile])
         #expect(apply.status == 0, "\(apply.stderr)")
@@ -74,7 +74,7 @@ import WarehouseSyncRuntime
         let connection = try await TestBroker.connect(vhost.configuration)
         try await TopologyDeployer(plan: try TopologyIntegrationTests.repoTopology().plan).apply(on: connection)
         let input = (1...1000).map { Self.inventory("bulk-\($0)", sku: "SKU-\($0 % 37)", sequence: $0) }.joined(separator: "\n") + "\n"
-        let result = try await TestBroker.run(try TestBroker.whsyncPath(), ["publish", "-", "--amqp-url", vhost.url], stdin: Data(input.utf8))
+        let result = try await TestBroker.run(try TestBroker.executablePath("whsync"), ["publish", "-", "--amqp-url", vhost.url], stdin: Data(input.utf8))
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("published 1000, rejected 0 (invalid), failed 0"))
         #expect(try await connection.withChannel { try $0.checkQueue("erp.inventory") }.messageCount == 1000)
@@ -88,7 +88,7 @@ import WarehouseSyncRuntime
         try await connection.withChannel { try $0.declareExchange("wms.events", type: "topic") }
         await connection.close()
         let input = Self.inventory("lonely-1", sequence: 1) + "\n"
-        let result = try await TestBroker.run(try TestBroker.whsyncPath(), ["publish", "-", "--amqp-url", vhost.url], stdin: Data(input.utf8))
+        let result = try await TestBroker.run(try TestBroker.executablePath("whsync"), ["publish", "-", "--amqp-url", vhost.url], stdin: Data(input.utf8))
         #expect(result.status == 1)
         #expect(result.stderr.contains("line 1 (eventId lonely-1): not published: no queue is bound"), "\(result.stderr)")
         #expect(result.stderr.contains("published 0, rejected 0 (invalid), failed 1"))

@@ -135,14 +135,15 @@ enum TestBroker {
         }
     }
 
-    /// The `whsync` executable built beside the test bundle.
-    static func whsyncPath() throws -> String {
+    /// An executable of the package built beside the test bundle (`swift build --build-tests`
+    /// builds them all).
+    static func executablePath(_ name: String) throws -> String {
         let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for directory in [products, products.deletingLastPathComponent()] {
-            let candidate = directory.appendingPathComponent("whsync").path
+            let candidate = directory.appendingPathComponent(name).path
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
-        throw ProcessFailure(description: "no whsync executable next to \(products.path): build it with `swift build` first")
+        throw ProcessFailure(description: "no \(name) executable next to \(products.path): build it with `swift build` first")
     }
 
     static func repoRoot() -> URL {

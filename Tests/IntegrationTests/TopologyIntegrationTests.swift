@@ -64,7 +64,7 @@ import WarehouseSyncRuntime
 
         // The CLI reports the same and exits non-zero.
         let cli = try await TestBroker.run(
-            try TestBroker.whsyncPath(), ["topology", "verify", "--amqp-url", vhost.url],
+            try TestBroker.executablePath("whsync"), ["topology", "verify", "--amqp-url", vhost.url],
             environment: ["RABBITMQ_MANAGEMENT_URL": try TestBroker.env("WHSYNC_TEST_MANAGEMENT_URL")])
         #expect(cli.status == 1)
         #expect(cli.stdout.contains("missing queue: erp.receipt"))
@@ -74,7 +74,7 @@ import WarehouseSyncRuntime
     @Test func cliApplyThenVerifyPasses() async throws {
         let vhost = try await TestBroker.makeVirtualHost()
         defer { Task { await TestBroker.deleteVirtualHost(vhost.name) } }
-        let whsync = try TestBroker.whsyncPath()
+        let whsync = try TestBroker.executablePath("whsync")
         let root = TestBroker.repoRoot().path
         let apply = try await TestBroker.run(whsync, ["topology", "apply", "--amqp-url", vhost.url, "--file", "\(root)/topology/topology.json"])
         #expect(apply.status == 0, "\(apply.stderr)")
@@ -87,7 +87,7 @@ import WarehouseSyncRuntime
 
 extension ScratchBrokerTests {
     @Test func exportedDefinitionsImportIntoAFreshBrokerAndVerifyPasses() async throws {
-        let whsync = try TestBroker.whsyncPath()
+        let whsync = try TestBroker.executablePath("whsync")
         let root = TestBroker.repoRoot().path
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("definitions-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: file) }

@@ -1,0 +1,255 @@
+import AMQPClient
+import Foundation
+import Testing
+import WarehouseSyncCore
+import WarehouseSyncRuntime
+import WarehouseSyncSimulation
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The workers as they run in production: the `inventory-worker`, `shipment-worker` and
+/// `receipt-worker` executables against the test broker and the `reference-erp` executable.
+/// Serialized: each test starts several processes, and the machine has two cores.
+@Suite(.serialized) struct WorkerIntegrationTests {
+    /// A disturbed day (out of order, duplicates) over hundreds of keys ends in exactly the
+    /// ledger the simulator expects, each eventId booked once and each key in sequence order,
+    /// although the inventory worker is killed with SIGKILL twice while it works.
+    @Test func aDisturbedDayEndsInTheExactLedgerThoughAWorkerIsKilledTwice() async throws {
+        let day = try SimulatedDay(options: SimulationOptions(
+            seed: 11, warehouses: 4, skus: 60, events: 3000, outOfOrder: 0.08, duplicates: 0.05))
+        let manifest = day.manifest
+        let system = try await WorkerSystem(masterData: day.catalogue)
+        do {
+            for stream in EventStream.allCases { try await system.startWorker(stream) }
+            try await system.publish(day.messages)
+
+            let expectedDocuments = manifest.expected.documents.values.reduce(0, +)
+            for kill in 1...2 {
+                let before = try await system.erpDocumentCount()
+                try await system.waitUntil("inventory postings to move on before kill \(kill)", timeout: .seconds(120)) {
+                    try await system.erpDocumentCount() >= before + 200
+                }
+                let worker = try #require(system.workers[.inventory])
+                worker.signal(SIGKILL)
+                #expect(await worker.waitForExit(timeout: .seconds(10)) != nil)
+                try await system.startWorker(.inventory)
+            }
+
+            try await system.waitUntil("every expected document to be booked", timeout: .seconds(300)) {
+                try await system.erpDocumentCount() >= expectedDocuments
+            }
+            // Nothing more arrives: the work queues drain and the count stays exact.
+            try await system.waitUntil("the work queues to drain", timeout: .seconds(60)) {
+                var total: UInt32 = 0
+                for stream in EventStream.allCases { total += try await system.queueDepth("erp.\(stream)") }
+                return total == 0
+            }
+            #expect(try await system.erpDocumentCount() == expectedDocuments)
+            let documents = try await system.erpJSON("/stats")["documents"] as? [String: Int] ?? [:]
+            // The manifest counts by endpoint (`goods-issues`), the ERP by document type (`goods-issue`).
+            let types = [
+                "inventory-movements": "inventory-movement", "goods-issues": "goods-issue", "goods-receipts": "goods-receipt",
+                "shipment-status": "shipment-status",
+            ]
+            let expectedByType = Dictionary(uniqueKeysWithValues: manifest.expected.documents.map { (types[$0.key] ?? $0.key, $0.value) })
+            #expect(documents == expectedByType)
+
+            var expectedBalances: [String: String] = [:]
+            for balance in manifest.expected.ledger.balances {
+                expectedBalances["\(balance.warehouse)/\(balance.sku)/\(balance.status)"] = balance.quantity
+            }
+            #expect(try await system.erpBalances() == expectedBalances)
+
+            // Each eventId booked once, and each key's postings in sequence order.
+            var eventIds: [String] = []
+            var lastSequence: [String: Int] = [:]
+            var outOfOrder: [String] = []
+            var after = 0
+            while true {
+                let page = try await system.erpJSON("/documents?limit=10000&after=\(after)")
+                let rows = page["documents"] as? [[String: Any]] ?? []
+                guard !rows.isEmpty else { break }
+                for row in rows {
+                    after = row["position"] as? Int ?? after
+                    eventIds.append(row["eventId"] as? String ?? "")
+                    let key = "\(row["type"]!)|\(row["key"]!)"
+                    let sequence = row["sequence"] as? Int ?? 0
+                    // Goods issues and shipment statuses share a key; compare within a document type.
+                    if let last = lastSequence[key], sequence <= last { outOfOrder.append("\(key)#\(sequence) after #\(last)") }
+                    lastSequence[key] = sequence
+                }
+            }
+            #expect(eventIds.count == Set(eventIds).count, "an eventId was booked twice")
+            #expect(Set(eventIds) == Set(manifest.expected.postedEventIds))
+            #expect(outOfOrder.isEmpty, "postings out of sequence order: \(outOfOrder.prefix(5))")
+            #expect(try await system.queueDepth("whsync.dead-letters") == 0)
+            #expect(try await system.metric(.inventory, "whsync_duplicates_total") >= 0)
+        } catch {
+            await system.shutdown()
+            throw error
+        }
+        // A graceful stop exits 0.
+        for worker in system.workers.values {
+            worker.signal(SIGTERM)
+            #expect(await worker.waitForExit(timeout: .seconds(20)) == 0, "\(worker.name) did not exit 0:\n\(worker.log.suffix(2000))")
+        }
+        await system.shutdown()
+    }
+
+    /// While the ERP is down for 20 seconds nothing is dead-lettered; everything posts afterwards.
+    @Test func aTwentySecondERPOutageDeadLettersNothing() async throws {
+        let day = try SimulatedDay(options: SimulationOptions(seed: 12, warehouses: 2, skus: 20, events: 900))
+        let inventory = day.messages.filter { $0.routingKey.hasPrefix("inventory.") }
+        let expected = day.manifest.counts.byStream["inventory"]!.posted
+        let system = try await WorkerSystem(masterData: day.catalogue)
+        defer { Task { await system.shutdown() } }
+        try await system.startWorker(.inventory)
+
+        let half = inventory.count / 2
+        try await system.publish(Array(inventory[..<half]))
+        try await system.waitUntil("the first half to post", timeout: .seconds(60)) {
+            try await system.erpDocumentCount() >= half
+        }
+        _ = try await postJSON(system.erpURL + "/admin/faults", #"{"outage": {"seconds": 20}}"#)
+        let outageStarted = ContinuousClock.now
+        try await system.publish(Array(inventory[half...]))
+        try await system.waitUntil("every event to post after the outage", timeout: .seconds(150)) {
+            // The ERP answers 503 to everything during its outage, /stats included.
+            (try? await system.erpDocumentCount()) ?? 0 >= expected
+        }
+        #expect(ContinuousClock.now - outageStarted >= .seconds(19), "the outage did not hold postings back")
+        #expect(try await system.erpDocumentCount() == expected)
+        #expect(try await system.queueDepth("whsync.dead-letters") == 0)
+        #expect(try await system.metric(.inventory, "whsync_dead_lettered_total", labels: #"reason="retries-exhausted""#) == 0)
+        #expect(try await system.workers[.inventory]!.awaitLog("circuit open").isEmpty == false)
+    }
+
+    /// Malformed events are dead-lettered with reason `invalid` and the field at fault; the
+    /// good events around them post.
+    @Test func malformedEventsAreDeadLetteredWithTheFieldWhileGoodOnesPost() async throws {
+        let day = try SimulatedDay(options: SimulationOptions(seed: 13, warehouses: 3, skus: 30, events: 600, invalid: 0.05))
+        let system = try await WorkerSystem(masterData: day.catalogue)
+        defer { Task { await system.shutdown() } }
+        for stream in EventStream.allCases { try await system.startWorker(stream) }
+        try await system.publish(day.messages)
+
+        let routable = day.manifest.expected.invalid.filter {
+            $0.routingKey.range(of: #"^(inventory|shipment|receipt)\.[^.]+$"#, options: .regularExpression) != nil
+        }
+        #expect(routable.count >= 10)
+        let letters = try await system.deadLetters(count: routable.count, timeout: .seconds(60))
+        #expect(letters.count == routable.count)
+        let expectedDocuments = day.manifest.expected.documents.values.reduce(0, +)
+        try await system.waitUntil("the good events to post", timeout: .seconds(120)) {
+            try await system.erpDocumentCount() >= expectedDocuments
+        }
+        #expect(try await system.erpDocumentCount() == expectedDocuments)
+
+        let byBody = Dictionary(routable.map { ($0.line, $0) }, uniquingKeysWith: { first, _ in first })
+        for letter in letters {
+            let headers = letter.properties.headers
+            #expect(headers["whsync-reason"]?.stringValue == "invalid")
+            let expected = try #require(byBody[String(decoding: letter.body, as: UTF8.self)], "an unexpected dead letter")
+            let error = headers["whsync-error"]?.stringValue ?? ""
+            #expect(error.contains(expected.field), "\(expected.kind): whsync-error '\(error)' does not name \(expected.field)")
+            #expect(headers["whsync-original-routing-key"]?.stringValue == expected.routingKey)
+            #expect(headers["whsync-original-exchange"]?.stringValue == "wms.events")
+            #expect(headers["whsync-worker"]?.stringValue?.contains("-worker@") == true)
+            #expect(headers["whsync-failed-at"]?.stringValue.flatMap(Timestamp.init(parsing:)) != nil)
+            #expect(headers["whsync-attempt"]?.stringValue == "1")
+        }
+    }
+
+    /// A business rejection (422: unknown SKU) dead-letters that event alone; its key moves on.
+    @Test func aBusinessRejectionDeadLettersOnlyThatEvent() async throws {
+        let catalogue = Catalogue(warehouses: 1, skus: 5)
+        let system = try await WorkerSystem(masterData: catalogue)
+        defer { Task { await system.shutdown() } }
+        try await system.startWorker(.shipment)
+        let sku = catalogue.skus[0]
+        let shipment = "SHP-REJ-1"
+        func event(_ sequence: Int, _ status: String, lineSKU: String) -> RawMessage {
+            shipmentMessage(
+                eventId: "rej-\(sequence)", warehouse: "WH1", shipmentId: shipment, sequence: sequence, status: status,
+                sku: lineSKU, uom: sku.uom)
+        }
+        try await system.publish([
+            event(1, "packed", lineSKU: sku.sku), event(2, "shipped", lineSKU: "SKU-NOT-IN-ERP"), event(3, "delivered", lineSKU: sku.sku),
+        ])
+        let letters = try await system.deadLetters(count: 1)
+        try #require(letters.count == 1)
+        let headers = letters[0].properties.headers
+        #expect(headers["whsync-reason"]?.stringValue == "erp-rejected")
+        #expect(headers["whsync-error"]?.stringValue?.hasPrefix("HTTP 422") == true)
+        #expect(letters[0].properties.messageId == "rej-2")
+        try await system.waitUntil("the key to move on past the rejection", timeout: .seconds(30)) {
+            try await system.erpDocumentCount() >= 2
+        }
+        let documents = try await system.erpJSON("/documents?key=WH1/\(shipment)")["documents"] as? [[String: Any]] ?? []
+        #expect(documents.compactMap { $0["eventId"] as? String } == ["rej-1", "rej-3"])
+    }
+
+    /// A gap that never fills parks its key after GAP_TIMEOUT while other keys flow.
+    @Test func aGapThatNeverFillsParksItsKeyWhileOtherKeysFlow() async throws {
+        let catalogue = Catalogue(warehouses: 1, skus: 5)
+        let system = try await WorkerSystem(masterData: catalogue, workerEnvironment: ["GAP_TIMEOUT": "2s"])
+        defer { Task { await system.shutdown() } }
+        let worker = try await system.startWorker(.inventory)
+        let gapped = catalogue.skus[0]
+        let flowing = catalogue.skus[1]
+        func delta(_ sku: Catalogue.SKU, _ sequence: Int) -> RawMessage {
+            inventoryMessage(eventId: "\(sku.sku)-\(sequence)", warehouse: "WH1", sku: sku.sku, uom: sku.uom, sequence: sequence)
+        }
+        try await system.publish([delta(gapped, 1), delta(gapped, 3), delta(gapped, 4), delta(flowing, 1), delta(flowing, 2)])
+        let parkedKey = try await worker.awaitLog(#"key parked.*whsync\.key=(WH1/SKU-[0-9]+)"#, timeout: .seconds(30))
+        #expect(parkedKey == "WH1/\(gapped.sku)")
+        #expect(try await system.metric(.inventory, "whsync_parked_total") == 1)
+
+        // The other key keeps flowing after the park.
+        try await system.publish([delta(flowing, 3)])
+        try await system.waitUntil("the other key's events to post", timeout: .seconds(30)) {
+            try await system.erpDocumentCount() >= 4
+        }
+        let posted = try await system.erpJSON("/documents")["documents"] as? [[String: Any]] ?? []
+        #expect(Set(posted.compactMap { $0["eventId"] as? String }) == ["\(gapped.sku)-1", "\(flowing.sku)-1", "\(flowing.sku)-2", "\(flowing.sku)-3"])
+        #expect(try await system.metric(.inventory, "whsync_held_total") == 2)
+
+        worker.signal(SIGTERM)
+        #expect(await worker.waitForExit(timeout: .seconds(20)) == 0)
+    }
+}
+
+func inventoryMessage(eventId: String, warehouse: String, sku: String, uom: String, sequence: Int, quantity: String = "5") -> RawMessage {
+    let body = """
+        {"schema":"inventory.delta/1","eventId":"\(eventId)","occurredAt":"2026-11-22T10:00:00Z","warehouse":"\(warehouse)",\
+        "sequence":\(sequence),"sku":"\(sku)","quantity":\(quantity),"uom":"\(uom)","status":"available","reason":"receipt"}
+        """
+    return RawMessage(routingKey: "inventory.\(warehouse)", body: Array(body.utf8))
+}
+
+func shipmentMessage(
+    eventId: String, warehouse: String, shipmentId: String, sequence: Int, status: String, sku: String, uom: String
+) -> RawMessage {
+    let body = """
+        {"schema":"shipment.event/1","eventId":"\(eventId)","occurredAt":"2026-11-22T10:00:00Z","warehouse":"\(warehouse)",\
+        "sequence":\(sequence),"shipmentId":"\(shipmentId)","orderRef":"SO-\(shipmentId)","status":"\(status)",\
+        "lines":[{"sku":"\(sku)","quantity":2,"uom":"\(uom)"}]}
+        """
+    return RawMessage(routingKey: "shipment.\(warehouse)", body: Array(body.utf8))
+}
+
+@discardableResult
+func postJSON(_ url: String, _ body: String) async throws -> Data {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = "POST"
+    request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+    request.httpBody = Data(body.utf8)
+    let (data, response) = try await URLSession.shared.data(for: request)
+    let status = (response as! HTTPURLResponse).statusCode
+    guard (200..<300).contains(status) else {
+        throw TestBroker.ProcessFailure(description: "POST \(url) answered HTTP \(status)")
+    }
+    return data
+}

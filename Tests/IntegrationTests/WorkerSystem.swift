@@ -1,0 +1,262 @@
+import AMQPClient
+import Foundation
+import Testing
+import WarehouseSyncCore
+import WarehouseSyncRuntime
+import WarehouseSyncSimulation
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A long-running child process (the reference ERP, a worker) with its output in a log file.
+final class ChildProcess: @unchecked Sendable {
+    let name: String
+    let logFile: URL
+    private let process: Process
+
+    init(name: String, executable: String, arguments: [String] = [], environment: [String: String], logFile: URL) throws {
+        self.name = name
+        self.logFile = logFile
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        let output = try FileHandle(forWritingTo: logFile)
+        output.seekToEndOfFile()
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    func signal(_ signal: Int32) {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+    }
+
+    /// Waits for the exit and returns the status; `nil` if it is still running at the deadline.
+    func waitForExit(timeout: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else { return nil }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return process.terminationStatus
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
+    func stop(grace: Duration = .seconds(10)) async {
+        signal(SIGTERM)
+        if await waitForExit(timeout: grace) == nil {
+            signal(SIGKILL)
+            _ = await waitForExit(timeout: .seconds(5))
+        }
+    }
+
+    /// Waits until the log has a line matching `pattern` and returns its first capture group.
+    func awaitLog(_ pattern: String, timeout: Duration = .seconds(30)) async throws -> String {
+        let regex = try NSRegularExpression(pattern: pattern)
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while true {
+            let text = log
+            if let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) {
+                let range = match.numberOfRanges > 1 ? match.range(at: 1) : match.range
+                return String(text[Range(range, in: text)!])
+            }
+            guard isRunning else {
+                throw TestBroker.ProcessFailure(description: "\(name) exited (\(process.terminationStatus)) before logging /\(pattern)/:\n\(text.suffix(3000))")
+            }
+            guard ContinuousClock.now < deadline else {
+                throw TestBroker.ProcessFailure(description: "\(name) did not log /\(pattern)/ within \(timeout):\n\(text.suffix(3000))")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+/// A message as a WMS would publish it to `wms.events`.
+struct RawMessage: Sendable {
+    var routingKey: String
+    var body: [UInt8]
+}
+
+/// A whole system on loopback for one test: a fresh virtual host with the topology applied, the
+/// `reference-erp` executable with its own ledger, and worker executables, each started as a
+/// real process; everything in one temp directory, removed by ``shutdown()``.
+final class WorkerSystem: @unchecked Sendable {
+    let directory: URL
+    let amqpURL: String
+    let amqp: AMQPConfiguration
+    let vhost: String
+    let erp: ChildProcess
+    let erpURL: String
+    private(set) var workers: [EventStream: ChildProcess] = [:]
+    private var retired: [ChildProcess] = []
+    let workerEnvironment: [String: String]
+
+    /// Starts everything but the workers. `masterData` seeds the ERP (default: the repository's
+    /// seed file); `erpArguments` add fault flags.
+    init(masterData: Catalogue? = nil, erpArguments: [String] = [], workerEnvironment: [String: String] = [:]) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("workers-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let host = try await TestBroker.makeVirtualHost()
+        (amqp, amqpURL, vhost) = host
+        let topologyFile = TestBroker.repoRoot().appendingPathComponent("topology/topology.json").path
+        let applied = try await TestBroker.run(
+            try TestBroker.executablePath("whsync"), ["topology", "apply", "--file", topologyFile], environment: ["AMQP_URL": amqpURL])
+        guard applied.status == 0 else {
+            throw TestBroker.ProcessFailure(description: "whsync topology apply failed: \(applied.stderr)")
+        }
+
+        var seed = TestBroker.repoRoot().appendingPathComponent("deploy/reference-erp/seed.json")
+        if let masterData {
+            seed = directory.appendingPathComponent("master-data.json")
+            try Data(masterData.referenceERPSeed.serializedBytes()).write(to: seed)
+        }
+        erp = try ChildProcess(
+            name: "reference-erp", executable: try TestBroker.executablePath("reference-erp"),
+            arguments: ["--port", "0", "--db", directory.appendingPathComponent("erp.db").path, "--seed-file", seed.path] + erpArguments,
+            environment: ["LOG_LEVEL": "notice", "PATH": "/usr/bin:/bin"],
+            logFile: directory.appendingPathComponent("erp.log"))
+        erpURL = "http://" + (try await erp.awaitLog(#"erp\.address=(127\.0\.0\.1:[0-9]+)"#))
+        self.workerEnvironment = [
+            "AMQP_URL": amqpURL,
+            "ERP_BASE_URL": erpURL,
+            "METRICS_PORT": "0",
+            "TOPOLOGY_FILE": topologyFile,
+            "LOG_LEVEL": "info",
+            "PATH": "/usr/bin:/bin",
+        ].merging(workerEnvironment) { _, new in new }
+    }
+
+    /// Starts (or restarts) the worker of `stream` on its store file and waits until it consumes.
+    @discardableResult
+    func startWorker(_ stream: EventStream, environment: [String: String] = [:]) async throws -> ChildProcess {
+        if let old = workers[stream] { retired.append(old) }
+        var variables = workerEnvironment.merging(environment) { _, new in new }
+        variables["STORE_URL"] = "sqlite:" + directory.appendingPathComponent("\(stream).db").path
+        let worker = try ChildProcess(
+            name: "\(stream)-worker", executable: try TestBroker.executablePath("\(stream)-worker"), environment: variables,
+            logFile: directory.appendingPathComponent("\(stream)-worker.log"))
+        workers[stream] = worker
+        _ = try await worker.awaitLog("worker starting")
+        return worker
+    }
+
+    /// The worker's operations endpoint, from its log.
+    func metricsURL(_ stream: EventStream) async throws -> String {
+        let worker = try #require(workers[stream])
+        return "http://" + (try await worker.awaitLog(#"ops\.address=([0-9.]+:[0-9]+)"#))
+    }
+
+    /// The value of a counter in the worker's `/metrics` (0 when it has no sample yet).
+    func metric(_ stream: EventStream, _ name: String, labels: String = "") async throws -> Double {
+        let text = String(decoding: try await Self.get(try await metricsURL(stream) + "/metrics"), as: UTF8.self)
+        let prefix = name + "{stream=\"\(stream)\"\(labels.isEmpty ? "" : ",\(labels)")} "
+        for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
+            return Double(line.dropFirst(prefix.count)) ?? 0
+        }
+        return 0
+    }
+
+    /// Publishes raw messages to `wms.events` with confirms: valid events with the contract's
+    /// properties, anything else as it is (what a misbehaving WMS would send).
+    func publish(_ messages: [SimulatedMessage]) async throws {
+        try await publish(messages.map { RawMessage(routingKey: $0.routingKey, body: $0.body) })
+    }
+
+    func publish(_ messages: [RawMessage]) async throws {
+        let connection = try await TestBroker.connect(amqp, confirms: true)
+        defer { Task { await connection.close() } }
+        let decoder = EventDecoder()
+        let outbound = messages.map { message -> OutboundMessage in
+            if let event = try? decoder.decode(message.body, routingKey: message.routingKey) {
+                return OutboundMessage(event: event, body: message.body)
+            }
+            return OutboundMessage(
+                exchange: "wms.events", routingKey: message.routingKey, body: message.body,
+                properties: AMQPProperties(contentType: "application/json", deliveryMode: .persistent))
+        }
+        for chunk in stride(from: 0, to: outbound.count, by: 500) {
+            let results = await connection.publish(Array(outbound[chunk..<min(chunk + 500, outbound.count)]))
+            for result in results { try result.get() }
+        }
+    }
+
+    /// `GET` on the ERP, parsed as a JSON object.
+    func erpJSON(_ path: String) async throws -> [String: Any] {
+        let data = try await Self.get(erpURL + path)
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// Documents the ERP has booked (its ledger, not request counts).
+    func erpDocumentCount() async throws -> Int {
+        let documents = try await erpJSON("/stats")["documents"] as? [String: Int] ?? [:]
+        return documents.values.reduce(0, +)
+    }
+
+    /// Every balance row as `warehouse/sku/status → quantity`.
+    func erpBalances() async throws -> [String: String] {
+        let rows = try await erpJSON("/balances")["balances"] as? [[String: Any]] ?? []
+        var balances: [String: String] = [:]
+        for row in rows {
+            let key = "\(row["warehouse"]!)/\(row["sku"]!)/\(row["status"]!)"
+            balances[key] = "\(row["quantity"]!)"
+        }
+        return balances
+    }
+
+    /// Every dead letter in `whsync.dead-letters`, consumed until `count` arrived or `timeout`.
+    func deadLetters(count: Int, timeout: Duration = .seconds(30)) async throws -> [AMQPDelivery] {
+        let connection = try await TestBroker.connect(amqp)
+        defer { Task { await connection.close() } }
+        let consumer = try await connection.consume(queue: "whsync.dead-letters", prefetch: 500)
+        return await receive(consumer, count: count, timeout: timeout)
+    }
+
+    /// Messages ready in `queue` (AMQP passive declare).
+    func queueDepth(_ queue: String) async throws -> UInt32 {
+        let connection = try await TestBroker.connect(amqp)
+        defer { Task { await connection.close() } }
+        return try await connection.withChannel { try $0.checkQueue(queue).messageCount }
+    }
+
+    /// Polls `condition` until it holds or `timeout` passes; then fails with `explanation`.
+    func waitUntil(
+        _ explanation: @autoclosure () -> String, timeout: Duration, _ condition: () async throws -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else {
+                let logs = workers.values.map { "--- \($0.name):\n\($0.log.suffix(4000))" }.joined(separator: "\n")
+                throw TestBroker.ProcessFailure(description: "timed out after \(timeout): \(explanation())\n\(logs)")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// Stops every process gracefully, removes the virtual host and the directory (kept with
+    /// `KEEP_TEST_DIR=1` for inspection).
+    func shutdown() async {
+        for worker in workers.values { await worker.stop() }
+        await erp.stop()
+        await TestBroker.deleteVirtualHost(vhost)
+        if ProcessInfo.processInfo.environment["KEEP_TEST_DIR"] == nil {
+            try? FileManager.default.removeItem(at: directory)
+        }
+    }
+
+    static func get(_ url: String) async throws -> Data {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: url)!)
+        let status = (response as! HTTPURLResponse).statusCode
+        guard (200..<300).contains(status) else {
+            throw TestBroker.ProcessFailure(description: "GET \(url) answered HTTP \(status)")
+        }
+        return data
+    }
+}
