@@ -73,6 +73,14 @@ public final class SQLiteConnection {
     /// `true` while a transaction is open.
     public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
+    /// `true` while a deferred foreign key constraint is violated: a `COMMIT` now would fail.
+    var hasUnresolvedForeignKeys: Bool {
+        var current: Int32 = 0
+        var highwater: Int32 = 0
+        sqlite3_db_status(handle, SQLITE_DBSTATUS_DEFERRED_FKS, &current, &highwater, 0)
+        return current != 0
+    }
+
     // MARK: Internals
 
     var lastErrorMessage: String { String(cString: sqlite3_errmsg(handle)) }

@@ -2,6 +2,10 @@ import CSQLite
 import Foundation
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One SQLite database connection, owned by a thread of its own.
 ///
 /// SQLite's calls block (on disk I/O and, with the busy timeout, on other processes' locks), so
@@ -10,6 +14,11 @@ import Logging
 /// suspend the caller until it ran. The queue is served in order, so the closures never overlap:
 /// a write's read-modify-write needs no further locking inside this process, and `BEGIN
 /// IMMEDIATE` serialises it against other processes on the same file.
+///
+/// Group commit: writes queued back to back share one transaction (up to 256), each inside its
+/// own savepoint, so one `COMMIT`, one fsync with `synchronous = FULL`, makes a whole group
+/// durable. From the caller's side a write is still all or nothing and durable when it returns
+/// (docs/store.md, "Group commit").
 ///
 /// ```swift
 /// let database = try await SQLiteDatabase(path: "/var/lib/app/store.db")
@@ -107,15 +116,34 @@ public final class SQLiteDatabase: Sendable {
         }
     }
 
-    /// Runs `body` on the connection's thread inside `BEGIN IMMEDIATE` … `COMMIT` and returns its
-    /// result. When `body` throws, or the commit fails, the transaction is rolled back and the
-    /// error rethrown: nothing of it is applied.
+    /// Runs `body` on the connection's thread inside a `BEGIN IMMEDIATE` … `COMMIT` transaction
+    /// and returns its result once that transaction is committed (on disk, with
+    /// `synchronous = FULL`). When `body` throws, or the commit fails, nothing of it is applied
+    /// and the error is rethrown.
+    ///
+    /// Writes queued together share the transaction (group commit), each in its own savepoint:
+    /// `body` must not run `BEGIN`, `COMMIT`, `ROLLBACK` or `RELEASE` of savepoints it did not
+    /// create. A failing `COMMIT` fails every write of the group with its error.
     @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await perform { connection in
-            try Self.inTransaction(connection, begin: "BEGIN IMMEDIATE", body)
+        try await withCheckedThrowingContinuation { continuation in
+            let write = SQLiteThread.Write(
+                run: { connection in
+                    let value = try body(connection)
+                    // Resumed only once the group's COMMIT returned.
+                    return { continuation.resume(returning: value) }
+                },
+                fail: { error in continuation.resume(throwing: error) }
+            )
+            if !thread.submit(.write(write)) {
+                continuation.resume(throwing: Self.closedError)
+            }
         }
     }
+
+    /// The most writes one group commit takes, so that the first of them waits for a bounded
+    /// number of others before its `COMMIT`.
+    static let maximumWritesPerGroup = 256
 
     /// Runs `body` on the connection's thread with no transaction around it, for statements that
     /// cannot run inside one (`VACUUM`, `PRAGMA wal_checkpoint`). Each statement commits by itself.
@@ -123,6 +151,9 @@ public final class SQLiteDatabase: Sendable {
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try await perform(body)
     }
+
+    /// Jobs queued and not yet taken by the thread (tests use it to line up a group).
+    var queuedJobCount: Int { thread.queuedJobCount }
 
     /// Closes the connection once the work queued before this call has run. Later calls of
     /// ``read(_:)`` and ``write(_:)`` throw ``SQLiteError/Code-swift.struct/closed``. Calling it
@@ -136,20 +167,20 @@ public final class SQLiteDatabase: Sendable {
 
     private func perform<T: Sendable>(_ work: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            let accepted = thread.submit { connection in
+            let accepted = thread.submit(.single { connection in
                 guard let connection else {
                     continuation.resume(throwing: Self.closedError)
                     return
                 }
                 continuation.resume(with: Result { try work(connection) })
-            }
+            })
             if !accepted {
                 continuation.resume(throwing: Self.closedError)
             }
         }
     }
 
-    private static var closedError: SQLiteError {
+    static var closedError: SQLiteError {
         SQLiteError(code: .closed, message: "the database was closed before the work ran")
     }
 
@@ -215,7 +246,22 @@ extension SQLiteConnection {
 /// `jobs`, `state` and `closeWaiters` are guarded by `condition`; `connection` is touched only
 /// by the thread itself.
 final class SQLiteThread: @unchecked Sendable {
-    typealias Job = @Sendable (SQLiteConnection?) -> Void
+    /// Work for the thread: a job that runs by itself, or a write that may share a transaction
+    /// with the writes queued right before and after it.
+    enum Job: Sendable {
+        case single(@Sendable (SQLiteConnection?) -> Void)
+        case write(Write)
+    }
+
+    /// A ``SQLiteDatabase/write(_:)`` as the thread sees it.
+    struct Write: Sendable {
+        /// Runs the caller's body inside the group's transaction; returns what resumes the
+        /// caller, called only after the group committed.
+        let run: @Sendable (SQLiteConnection) throws -> @Sendable () -> Void
+        /// Resumes the caller with an error: its body threw, the group failed, or the connection
+        /// is closed.
+        let fail: @Sendable (any Error) -> Void
+    }
 
     private enum State {
         case running
@@ -239,7 +285,7 @@ final class SQLiteThread: @unchecked Sendable {
         // corelibs Foundation does not carry a name set before `start()` over intact.
         let threadName = String(name.utf8.prefix(15)) ?? "sqlite"
         let thread = Thread { [self] in
-            Thread.current.name = threadName
+            Self.nameCurrentThread(threadName)
             connection = open()
             if connection == nil {
                 close(completion: nil)
@@ -249,8 +295,32 @@ final class SQLiteThread: @unchecked Sendable {
         thread.start()
     }
 
+    var queuedJobCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return jobs.count
+    }
+
+    /// Names the calling OS thread directly: corelibs Foundation's `Thread.current.name` setter
+    /// names the thread through the handle its creator stores after `pthread_create` returns, so
+    /// a thread quick to set its name kept its creator's (a cooperative pool thread's) name.
+    private static func nameCurrentThread(_ name: String) {
+        #if canImport(Darwin)
+        pthread_setname_np(name)
+        #elseif canImport(Glibc)
+        // Swift's Glibc module does not declare pthread_setname_np (it needs _GNU_SOURCE); the
+        // kernel's file for the calling thread's name does the same.
+        let file = Glibc.open("/proc/thread-self/comm", O_WRONLY)
+        if file >= 0 {
+            _ = name.withCString { Glibc.write(file, $0, strlen($0)) }
+            _ = Glibc.close(file)
+        }
+        #endif
+        Thread.current.name = name
+    }
+
     /// Queues `job`; `false` when the connection is closing or closed (the job is not run).
-    func submit(_ job: @escaping Job) -> Bool {
+    func submit(_ job: Job) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         guard case .running = state else { return false }
@@ -272,7 +342,7 @@ final class SQLiteThread: @unchecked Sendable {
         case .running:
             if let completion { closeWaiters.append(completion) }
             state = .closing
-            jobs.append { [self] _ in finishClose() }
+            jobs.append(.single { [self] _ in finishClose() })
             condition.signal()
         }
         condition.unlock()
@@ -302,9 +372,102 @@ final class SQLiteThread: @unchecked Sendable {
             let batch = jobs
             jobs = []
             condition.unlock()
-            for job in batch {
-                job(connection)
+            var index = batch.startIndex
+            while index < batch.endIndex {
+                switch batch[index] {
+                case .single(let job):
+                    job(connection)
+                    index += 1
+                case .write:
+                    // Consecutive writes form a group; any other job ends it, so reads and
+                    // `withConnection` never run inside a group's transaction.
+                    var group: [Write] = []
+                    while index < batch.endIndex, group.count < SQLiteDatabase.maximumWritesPerGroup,
+                          case .write(let write) = batch[index]
+                    {
+                        group.append(write)
+                        index += 1
+                    }
+                    runGroup(group)
+                }
             }
         }
+    }
+
+    /// Runs `group` in one `BEGIN IMMEDIATE` … `COMMIT`, each write inside its own savepoint, and
+    /// resumes every caller only after the `COMMIT` returned (or failed).
+    private func runGroup(_ group: [Write]) {
+        guard let connection else {
+            for write in group { write.fail(SQLiteDatabase.closedError) }
+            return
+        }
+        // Resumptions, deferred until the group's fate is known.
+        var released: [(resume: @Sendable () -> Void, fail: @Sendable (any Error) -> Void)] = []
+        var outcomes: [@Sendable () -> Void] = []
+        var isOpen = false
+
+        /// The transaction is gone (or must go): the writes released into it are lost with it.
+        func abandon(_ error: any Error) {
+            if connection.isInTransaction {
+                try? connection.control("ROLLBACK")
+            }
+            outcomes += released.map { write in { write.fail(error) } }
+            released = []
+            isOpen = false
+        }
+
+        for (offset, write) in group.enumerated() {
+            if !isOpen {
+                do {
+                    try connection.control("BEGIN IMMEDIATE")
+                    isOpen = true
+                } catch {
+                    // Busy past the timeout or I/O: trying again for each write would wait as long
+                    // again, so the rest of the group fails now.
+                    outcomes += group[offset...].map { write in { write.fail(error) } }
+                    break
+                }
+            }
+            do {
+                try connection.control("SAVEPOINT whsync_write")
+            } catch {
+                abandon(error)
+                outcomes.append { write.fail(error) }
+                continue
+            }
+            do {
+                let resume = try write.run(connection)
+                // A deferred foreign key left open would fail the shared COMMIT, and with it the
+                // whole group: it fails this write alone, as its own COMMIT would have.
+                if connection.hasUnresolvedForeignKeys {
+                    throw SQLiteError(
+                        code: .transaction, resultCode: 787, message: "FOREIGN KEY constraint failed", sql: "COMMIT"
+                    )
+                }
+                try connection.control("RELEASE whsync_write")
+                released.append((resume, write.fail))
+            } catch {
+                // Undo this write alone; if SQLite already rolled back the whole transaction
+                // (I/O error, disk full) or the savepoint is gone, the group so far is lost.
+                do {
+                    guard connection.isInTransaction else { throw error }
+                    try connection.control("ROLLBACK TO whsync_write")
+                    try connection.control("RELEASE whsync_write")
+                } catch let lost {
+                    abandon(lost)
+                }
+                outcomes.append { write.fail(error) }
+            }
+        }
+        if isOpen {
+            do {
+                try connection.control("COMMIT")
+                outcomes += released.map(\.resume)
+                released = []
+            } catch {
+                abandon(error)
+            }
+        }
+        for outcome in outcomes { outcome() }
     }
 }

@@ -48,5 +48,43 @@ extension SQLiteWorkerStore {
                 ) WITHOUT ROWID;
                 """
         ),
+        // `reason` has no CHECK list: a new DeadLetterReason must not need a table rebuild (an
+        // unknown one reads back as corrupt). AUTOINCREMENT: ids are never reused after pruning,
+        // as replays name them in `whsync-replay-of`.
+        SQLiteMigration(
+            id: "store-2-dead-letters",
+            sql: """
+                CREATE TABLE dead_letters (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    identity TEXT NOT NULL UNIQUE CHECK (length(identity) = 64),
+                    stream TEXT CHECK (stream IN ('inventory', 'shipment', 'receipt')),
+                    reason TEXT NOT NULL CHECK (length(reason) > 0),
+                    error TEXT NOT NULL,
+                    event_id TEXT CHECK (length(event_id) > 0),
+                    key TEXT CHECK (length(key) > 0),
+                    sequence INTEGER,
+                    warehouse TEXT,
+                    original_exchange TEXT NOT NULL,
+                    original_routing_key TEXT NOT NULL,
+                    headers TEXT NOT NULL CHECK (json_valid(headers) AND json_type(headers) = 'object'),
+                    body BLOB NOT NULL,
+                    first_failed_at_us INTEGER NOT NULL,
+                    last_failed_at_us INTEGER NOT NULL CHECK (last_failed_at_us >= first_failed_at_us),
+                    failure_count INTEGER NOT NULL CHECK (failure_count >= 1),
+                    replay_count INTEGER NOT NULL CHECK (replay_count >= 0),
+                    last_replayed_at_us INTEGER,
+                    last_replayed_by TEXT,
+                    body_edited_at_us INTEGER,
+                    status TEXT NOT NULL CHECK (status IN ('pending', 'replayed', 'purged')),
+                    status_changed_at_us INTEGER NOT NULL,
+                    CHECK ((last_replayed_at_us IS NULL) = (last_replayed_by IS NULL)),
+                    CHECK ((last_replayed_at_us IS NULL) = (replay_count = 0)),
+                    CHECK (status <> 'replayed' OR replay_count > 0)
+                );
+
+                CREATE INDEX dead_letters_status ON dead_letters (status, id);
+                CREATE INDEX dead_letters_retention ON dead_letters (status_changed_at_us) WHERE status <> 'pending';
+                """
+        ),
     ]
 }

@@ -12,8 +12,8 @@ import WarehouseSyncSQLite
 /// `held` equals the rows after the change.
 public final class SQLiteWorkerStore: WorkerStore {
     public let path: String
-    private let database: SQLiteDatabase
-    private let logger: Logger
+    let database: SQLiteDatabase
+    let logger: Logger
 
     /// Opens (creating when missing) the store at `path` and brings its schema up to date.
     public init(
@@ -279,7 +279,7 @@ public final class SQLiteWorkerStore: WorkerStore {
     }
 
     /// Runs `body`, turning every error into a ``StoreError``.
-    private func mapped<T: Sendable>(_ body: () async throws -> T) async throws(StoreError) -> T {
+    func mapped<T: Sendable>(_ body: () async throws -> T) async throws(StoreError) -> T {
         do {
             return try await body()
         } catch {
@@ -312,7 +312,7 @@ public final class SQLiteWorkerStore: WorkerStore {
 }
 
 extension JSONEncoder {
-    fileprivate static var sortedKeys: JSONEncoder {
+    static var sortedKeys: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder

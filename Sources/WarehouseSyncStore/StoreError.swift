@@ -11,6 +11,8 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let versionConflict = Code("version conflict")
         /// The change contradicts itself or the stored data (a caller bug): nothing was written.
         public static let invalidChange = Code("invalid change")
+        /// The row asked for (a dead letter's id) does not exist: nothing was written.
+        public static let notFound = Code("not found")
         /// The database cannot be reached or used right now (closed, locked, I/O): retry later.
         public static let unavailable = Code("store unavailable")
         /// Stored data cannot be read back (an unknown state, a malformed fingerprint).

@@ -38,6 +38,51 @@ public protocol WorkerStore: Sendable {
     /// Records in any other state (`posting`, `held`, `deadLettered`) are kept.
     func pruneProcessed(olderThan: Date) async throws -> Int
 
+    // MARK: Dead letters (DESIGN §6)
+    //
+    // Written by the replay worker, which drains the broker's dead-letter queue, and `whsync dlq`;
+    // the pipeline never writes them. Errors name dead-letter ids, never payloads.
+
+    /// Stores `letter`, or, when a letter with the same ``NewDeadLetter/identity`` is stored,
+    /// records a repeat: with a later ``NewDeadLetter/failedAt`` than its last failure, its
+    /// failure count goes up by one, its last failure time and error become `letter`'s and it is
+    /// `pending` again; otherwise (a redelivery of a letter already stored) nothing changes.
+    /// The first letter's body, headers and first failure time are kept. Returns the stored row,
+    /// durable when this returns (ack the letter only then).
+    func recordDeadLetter(_ letter: NewDeadLetter) async throws -> DeadLetterRecord
+
+    /// At most `limit` (> 0) letters matching `filter`, in `id` order.
+    func deadLetters(matching filter: DeadLetterFilter, limit: Int) async throws -> [DeadLetterRecord]
+
+    /// The letter `id`, if stored.
+    func deadLetter(id: Int64) async throws -> DeadLetterRecord?
+
+    /// Records a replay of letter `id` by `replayedBy` at `at`: one more replay, status
+    /// `replayed`. Throws ``StoreError/Code-swift.struct/notFound`` for an unknown id and
+    /// ``StoreError/Code-swift.struct/invalidChange`` for a purged letter.
+    @discardableResult
+    func markReplayed(id: Int64, by replayedBy: String, at: Date) async throws -> DeadLetterRecord
+
+    /// Replaces letter `id`'s body (`whsync dlq edit`) as of `at`; the next replay sends it.
+    /// Throws ``StoreError/Code-swift.struct/notFound`` for an unknown id and
+    /// ``StoreError/Code-swift.struct/invalidChange`` for a purged letter.
+    @discardableResult
+    func updateDeadLetterBody(id: Int64, body: [UInt8], at: Date) async throws -> DeadLetterRecord
+
+    /// Marks the letters `ids` that are not purged yet as `purged` at `at` and returns how many;
+    /// unknown ids are skipped. Their rows stay until ``pruneDeadLetters(olderThan:)``.
+    @discardableResult
+    func purgeDeadLetters(ids: [Int64], at: Date) async throws -> Int
+
+    /// Marks every letter matching `filter` that is not purged yet as `purged` at `at` and
+    /// returns how many.
+    @discardableResult
+    func purgeDeadLetters(matching filter: DeadLetterFilter, at: Date) async throws -> Int
+
+    /// Deletes `replayed` and `purged` letters whose status last changed before `olderThan`
+    /// (retention) and returns how many. `pending` letters are kept.
+    func pruneDeadLetters(olderThan: Date) async throws -> Int
+
     /// Releases the store's connections. Calls afterwards throw
     /// ``StoreError/Code-swift.struct/unavailable``.
     func close() async

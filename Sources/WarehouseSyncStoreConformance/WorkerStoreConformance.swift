@@ -31,6 +31,10 @@ public enum WorkerStoreConformance {
         case persistence = "everything survives closing and reopening the store; a closed store is unavailable"
         case concurrentReadDecideCommit = "8 tasks doing read-decide-commit on one key lose no update"
         case gateWalkthrough = "a SequenceGate hold, apply, settle and release through the store"
+        case deadLetterRoundTrip = "a dead letter round-trips; one without stream or eventId too; durable across reopen"
+        case deadLetterDedup = "the same letter drained twice is one row; a later failure bumps it, a redelivery does not"
+        case deadLetterFilters = "dead letters filter by stream, reason, warehouse, key, eventId, time and status, paged by id"
+        case deadLetterLifecycle = "dead letters are replayed, edited, purged and pruned; unknown ids and purged letters are refused"
 
         public var description: String { rawValue }
     }
@@ -48,6 +52,10 @@ public enum WorkerStoreConformance {
         case .persistence: try await persistence(fixture)
         case .concurrentReadDecideCommit: try await concurrentReadDecideCommit(fixture)
         case .gateWalkthrough: try await gateWalkthrough(fixture)
+        case .deadLetterRoundTrip: try await deadLetterRoundTrip(fixture)
+        case .deadLetterDedup: try await deadLetterDedup(fixture)
+        case .deadLetterFilters: try await deadLetterFilters(fixture)
+        case .deadLetterLifecycle: try await deadLetterLifecycle(fixture)
         }
     }
 

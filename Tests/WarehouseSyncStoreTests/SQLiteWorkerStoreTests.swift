@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import WarehouseSyncCore
 import WarehouseSyncSQLite
-import WarehouseSyncStore
+@testable import WarehouseSyncStore
 import WarehouseSyncStoreConformance
 
 /// A fresh SQLite file in its own temp directory.
@@ -26,6 +26,24 @@ struct SQLiteStoreFixture: WorkerStoreFixture {
 
 @Suite("SQLiteWorkerStore")
 struct SQLiteWorkerStoreTests {
+    @Test("a dead letter's identity covers reason, eventId, origin and body, not error, headers or time")
+    func letterIdentity() {
+        let letter = NewDeadLetter(
+            stream: nil, reason: .invalid, error: "e", originalExchange: "x", originalRoutingKey: "r", body: [1],
+            failedAt: Date(timeIntervalSince1970: 0)
+        )
+        var other = letter
+        other.error = "another error"
+        other.headers = ["x-death": "2"]
+        other.failedAt = Date()
+        #expect(letter.identity == other.identity, "error, headers and time are not part of it")
+        // Length-prefixed: moving bytes between fields changes it.
+        var shifted = letter
+        shifted.originalExchange = "xr"
+        shifted.originalRoutingKey = ""
+        #expect(letter.identity != shifted.identity)
+    }
+
     @Test("conformance", arguments: WorkerStoreConformance.Case.allCases)
     func conformance(_ check: WorkerStoreConformance.Case) async throws {
         let fixture = try SQLiteStoreFixture()
@@ -75,6 +93,69 @@ struct SQLiteWorkerStoreTests {
         await database.close()
     }
 
+    @Test("dead_letters' CHECK and UNIQUE constraints refuse what the code would never write")
+    func deadLetterConstraints() async throws {
+        let fixture = try SQLiteStoreFixture()
+        defer { fixture.remove() }
+        let store = try await SQLiteWorkerStore(path: fixture.path)
+        await store.close()
+        let database = try await SQLiteDatabase(path: fixture.path)
+        let identity = String(repeating: "a", count: 64)
+        func insert(
+            identity: String = identity, stream: String = "'inventory'", eventId: String = "'e'", status: String = "'pending'",
+            replayCount: Int = 0, replayedAt: String = "NULL", replayedBy: String = "NULL", headers: String = "'{}'",
+            firstFailed: Int = 0, lastFailed: Int = 0
+        ) -> String {
+            """
+            INSERT INTO dead_letters (identity, stream, reason, error, event_id, key, sequence, warehouse, original_exchange,
+                original_routing_key, headers, body, first_failed_at_us, last_failed_at_us, failure_count, replay_count,
+                last_replayed_at_us, last_replayed_by, status, status_changed_at_us)
+            VALUES ('\(identity)', \(stream), 'invalid', 'x', \(eventId), NULL, NULL, NULL, 'wms.events', 'inventory.WH1',
+                \(headers), x'00', \(firstFailed), \(lastFailed), 1, \(replayCount), \(replayedAt), \(replayedBy), \(status), 0)
+            """
+        }
+        let valid = insert(stream: "NULL", eventId: "NULL")
+        try await database.write { db in try db.execute(valid) }
+        let bad = [
+            insert(identity: String(repeating: "b", count: 64), stream: "'orders'"),
+            insert(identity: "short"),
+            insert(identity: identity),
+            insert(identity: String(repeating: "c", count: 64), eventId: "''"),
+            insert(identity: String(repeating: "d", count: 64), status: "'lost'"),
+            insert(identity: String(repeating: "e", count: 64), status: "'replayed'"),
+            insert(identity: String(repeating: "f", count: 64), replayCount: 1),
+            insert(identity: String(repeating: "0", count: 64), replayCount: 1, replayedAt: "5"),
+            insert(identity: String(repeating: "1", count: 64), headers: "'[]'"),
+            insert(identity: String(repeating: "2", count: 64), firstFailed: 5, lastFailed: 4),
+        ]
+        for sql in bad {
+            await #expect(throws: SQLiteError.self, "\(sql)") {
+                try await database.write { db in try db.execute(sql) }
+            }
+        }
+        await database.close()
+    }
+
+    @Test("a store made before the dead-letter table gets it on open, its data kept")
+    func deadLetterMigration() async throws {
+        let fixture = try SQLiteStoreFixture()
+        defer { fixture.remove() }
+        let old = try await SQLiteDatabase(path: fixture.path)
+        try await old.migrate(Array(SQLiteWorkerStore.migrations.prefix(1)))
+        try await old.write { db in try db.execute("INSERT INTO keys VALUES ('inventory', 'K', 1, 3, NULL, NULL, 0)") }
+        await old.close()
+
+        let store = try await SQLiteWorkerStore(path: fixture.path)
+        #expect(try await store.snapshot(stream: .inventory, key: "K", eventId: "e").version == 1)
+        let letter = NewDeadLetter(
+            stream: .inventory, reason: .deliveryLimit, error: "delivery limit", originalExchange: "wms.events",
+            originalRoutingKey: "inventory.WH1", body: [1], failedAt: Date(timeIntervalSince1970: 1_800_000_000)
+        )
+        #expect(try await store.recordDeadLetter(letter).failureCount == 1)
+        await store.close()
+    }
+
+    
     @Test("a store that cannot be opened is unavailable")
     func unavailable() async throws {
         await #expect {
@@ -107,6 +188,22 @@ struct VersionIgnoringStore: WorkerStore {
     func keysWithHeldEvents(stream: EventStream) async throws -> [String] { try await base.keysWithHeldEvents(stream: stream) }
     func parkedKeys(stream: EventStream) async throws -> [String] { try await base.parkedKeys(stream: stream) }
     func pruneProcessed(olderThan: Date) async throws -> Int { try await base.pruneProcessed(olderThan: olderThan) }
+    func recordDeadLetter(_ letter: NewDeadLetter) async throws -> DeadLetterRecord { try await base.recordDeadLetter(letter) }
+    func deadLetters(matching filter: DeadLetterFilter, limit: Int) async throws -> [DeadLetterRecord] {
+        try await base.deadLetters(matching: filter, limit: limit)
+    }
+    func deadLetter(id: Int64) async throws -> DeadLetterRecord? { try await base.deadLetter(id: id) }
+    func markReplayed(id: Int64, by replayedBy: String, at: Date) async throws -> DeadLetterRecord {
+        try await base.markReplayed(id: id, by: replayedBy, at: at)
+    }
+    func updateDeadLetterBody(id: Int64, body: [UInt8], at: Date) async throws -> DeadLetterRecord {
+        try await base.updateDeadLetterBody(id: id, body: body, at: at)
+    }
+    func purgeDeadLetters(ids: [Int64], at: Date) async throws -> Int { try await base.purgeDeadLetters(ids: ids, at: at) }
+    func purgeDeadLetters(matching filter: DeadLetterFilter, at: Date) async throws -> Int {
+        try await base.purgeDeadLetters(matching: filter, at: at)
+    }
+    func pruneDeadLetters(olderThan: Date) async throws -> Int { try await base.pruneDeadLetters(olderThan: olderThan) }
     func close() async { await base.close() }
 }
 

@@ -1,9 +1,9 @@
 /// SHA-256 (FIPS 180-4), written out because the core depends on nothing but the standard
 /// library and Foundation, and Foundation on Linux has no hash functions (CryptoKit is Apple's
 /// only). It hashes event fingerprints: small inputs, so a one-shot function is all we need.
-enum SHA256 {
+public enum SHA256 {
     /// The 32-byte digest of `message`.
-    static func hash(_ message: some Collection<UInt8>) -> [UInt8] {
+    public static func hash(_ message: some Collection<UInt8>) -> [UInt8] {
         var state = initialState
         // Padding: 0x80, zeros up to 56 mod 64, then the bit length as a big-endian UInt64.
         var padded = Array(message)
@@ -53,7 +53,7 @@ enum SHA256 {
     }
 
     /// The digest as 64 lowercase hex digits.
-    static func hexDigest(_ message: some Collection<UInt8>) -> String {
+    public static func hexDigest(_ message: some Collection<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         text.reserveCapacity(64)

@@ -1,0 +1,256 @@
+import Foundation
+import WarehouseSyncCore
+import WarehouseSyncSQLite
+
+/// The dead-letter table (migration `store-2-dead-letters`, docs/store.md "Dead letters").
+extension SQLiteWorkerStore {
+    public func recordDeadLetter(_ letter: NewDeadLetter) async throws -> DeadLetterRecord {
+        try Self.validate(letter)
+        let identity = letter.identity
+        let headers = String(decoding: try JSONEncoder.sortedKeys.encode(letter.headers), as: UTF8.self)
+        let failedAt = SQLiteValue.integer(StoreTime.microseconds(letter.failedAt))
+        let record = try await mapped {
+            try await database.write { db in
+                // A repeat only counts when it failed later than the last failure recorded: a
+                // redelivery of the same letter (its ack was lost) changes nothing.
+                try db.execute(
+                    """
+                    INSERT INTO dead_letters (identity, stream, reason, error, event_id, key, sequence, warehouse,
+                        original_exchange, original_routing_key, headers, body, first_failed_at_us, last_failed_at_us,
+                        failure_count, replay_count, status, status_changed_at_us)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, 'pending', ?)
+                    ON CONFLICT (identity) DO UPDATE SET
+                        failure_count = failure_count + 1,
+                        last_failed_at_us = excluded.last_failed_at_us,
+                        error = excluded.error,
+                        status_changed_at_us = CASE WHEN status = 'pending' THEN status_changed_at_us
+                            ELSE excluded.status_changed_at_us END,
+                        status = 'pending'
+                    WHERE excluded.last_failed_at_us > dead_letters.last_failed_at_us
+                    """,
+                    [
+                        .text(identity), SQLiteValue(letter.stream?.rawValue), .text(letter.reason.rawValue), .text(letter.error),
+                        SQLiteValue(letter.eventId), SQLiteValue(letter.key), SQLiteValue(letter.sequence),
+                        SQLiteValue(letter.warehouse), .text(letter.originalExchange), .text(letter.originalRoutingKey),
+                        .text(headers), .blob(letter.body), failedAt, failedAt, failedAt,
+                    ]
+                )
+                guard let row = try db.queryFirst(
+                    "SELECT \(Self.deadLetterColumns) FROM dead_letters WHERE identity = ?", [.text(identity)]
+                ) else {
+                    throw StoreError(code: .corrupt, message: "dead letter \(identity) is not stored after its insert")
+                }
+                return try Self.deadLetterRecord(row)
+            }
+        }
+        logger.debug(
+            "recorded dead letter",
+            metadata: ["store.deadLetter": "\(record.id)", "store.failureCount": "\(record.failureCount)"]
+        )
+        return record
+    }
+
+    public func deadLetters(matching filter: DeadLetterFilter, limit: Int) async throws -> [DeadLetterRecord] {
+        guard limit > 0 else {
+            throw StoreError(code: .invalidChange, message: "dead letter limit \(limit) is not positive")
+        }
+        let (condition, bindings) = Self.whereClause(filter)
+        return try await mapped {
+            try await database.read { db in
+                try db.query(
+                    "SELECT \(Self.deadLetterColumns) FROM dead_letters WHERE \(condition) ORDER BY id LIMIT ?",
+                    bindings + [.integer(Int64(limit))]
+                ).map(Self.deadLetterRecord)
+            }
+        }
+    }
+
+    public func deadLetter(id: Int64) async throws -> DeadLetterRecord? {
+        try await mapped {
+            try await database.read { db in
+                try db.queryFirst("SELECT \(Self.deadLetterColumns) FROM dead_letters WHERE id = ?", [.integer(id)])
+                    .map(Self.deadLetterRecord)
+            }
+        }
+    }
+
+    @discardableResult
+    public func markReplayed(id: Int64, by replayedBy: String, at: Date) async throws -> DeadLetterRecord {
+        guard !replayedBy.isEmpty else {
+            throw StoreError(code: .invalidChange, message: "dead letter \(id): a replay needs who replayed it")
+        }
+        return try await updateUnpurged(id: id, action: "replay") { db in
+            try db.execute(
+                """
+                UPDATE dead_letters SET replay_count = replay_count + 1, last_replayed_at_us = ?, last_replayed_by = ?,
+                    status = 'replayed', status_changed_at_us = ?
+                WHERE id = ?
+                """,
+                [.integer(StoreTime.microseconds(at)), .text(replayedBy), .integer(StoreTime.microseconds(at)), .integer(id)]
+            )
+        }
+    }
+
+    @discardableResult
+    public func updateDeadLetterBody(id: Int64, body: [UInt8], at: Date) async throws -> DeadLetterRecord {
+        try await updateUnpurged(id: id, action: "edit") { db in
+            try db.execute(
+                "UPDATE dead_letters SET body = ?, body_edited_at_us = ? WHERE id = ?",
+                [.blob(body), .integer(StoreTime.microseconds(at)), .integer(id)]
+            )
+        }
+    }
+
+    @discardableResult
+    public func purgeDeadLetters(ids: [Int64], at: Date) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        // One statement for any number of ids: the list goes in as a JSON array.
+        let list = "[" + ids.map(String.init).joined(separator: ",") + "]"
+        return try await mapped {
+            try await database.write { db in
+                try db.execute(
+                    """
+                    UPDATE dead_letters SET status = 'purged', status_changed_at_us = ?
+                    WHERE status <> 'purged' AND id IN (SELECT value FROM json_each(?))
+                    """,
+                    [.integer(StoreTime.microseconds(at)), .text(list)]
+                )
+            }
+        }
+    }
+
+    @discardableResult
+    public func purgeDeadLetters(matching filter: DeadLetterFilter, at: Date) async throws -> Int {
+        let (condition, bindings) = Self.whereClause(filter)
+        return try await mapped {
+            try await database.write { db in
+                try db.execute(
+                    "UPDATE dead_letters SET status = 'purged', status_changed_at_us = ? WHERE status <> 'purged' AND \(condition)",
+                    [.integer(StoreTime.microseconds(at))] + bindings
+                )
+            }
+        }
+    }
+
+    public func pruneDeadLetters(olderThan cutoff: Date) async throws -> Int {
+        let pruned = try await mapped {
+            try await database.write { db in
+                try db.execute(
+                    "DELETE FROM dead_letters WHERE status <> 'pending' AND status_changed_at_us < ?",
+                    [.integer(StoreTime.microseconds(cutoff))]
+                )
+            }
+        }
+        if pruned > 0 {
+            logger.debug("pruned dead letters", metadata: ["store.pruned": "\(pruned)"])
+        }
+        return pruned
+    }
+
+    // MARK: Internals
+
+    static let deadLetterColumns = """
+        id, identity, stream, reason, error, event_id, key, sequence, warehouse, original_exchange, original_routing_key,
+        headers, body, first_failed_at_us, last_failed_at_us, failure_count, replay_count, last_replayed_at_us,
+        last_replayed_by, body_edited_at_us, status, status_changed_at_us
+        """
+
+    static func validate(_ letter: NewDeadLetter) throws(StoreError) {
+        if letter.eventId?.isEmpty == true {
+            throw StoreError(code: .invalidChange, message: "a dead letter's eventId is empty (leave it nil when unknown)")
+        }
+        if letter.key?.isEmpty == true {
+            throw StoreError(code: .invalidChange, message: "a dead letter's key is empty (leave it nil when unknown)")
+        }
+    }
+
+    /// Checks that letter `id` exists and is not purged, runs `update`, returns the row after it.
+    private func updateUnpurged(
+        id: Int64,
+        action: String,
+        _ update: @escaping @Sendable (SQLiteConnection) throws -> Void
+    ) async throws -> DeadLetterRecord {
+        try await mapped {
+            try await database.write { db in
+                guard let status = try db.queryFirst("SELECT status FROM dead_letters WHERE id = ?", [.integer(id)])?.string("status") else {
+                    throw StoreError(code: .notFound, message: "no dead letter \(id)")
+                }
+                guard status != DeadLetterStatus.purged.rawValue else {
+                    throw StoreError(code: .invalidChange, message: "dead letter \(id) is purged: no \(action)")
+                }
+                try update(db)
+                guard let row = try db.queryFirst("SELECT \(Self.deadLetterColumns) FROM dead_letters WHERE id = ?", [.integer(id)]) else {
+                    throw StoreError(code: .notFound, message: "no dead letter \(id)")
+                }
+                return try Self.deadLetterRecord(row)
+            }
+        }
+    }
+
+    /// The SQL condition (`1` for none) and its bindings for `filter`.
+    static func whereClause(_ filter: DeadLetterFilter) -> (String, [SQLiteValue]) {
+        var conditions: [String] = []
+        var bindings: [SQLiteValue] = []
+        func add(_ condition: String, _ value: SQLiteValue?) {
+            guard let value else { return }
+            conditions.append(condition)
+            bindings.append(value)
+        }
+        add("stream = ?", filter.stream.map { .text($0.rawValue) })
+        add("reason = ?", filter.reason.map { .text($0.rawValue) })
+        add("warehouse = ?", filter.warehouse.map { .text($0) })
+        add("key = ?", filter.key.map { .text($0) })
+        add("event_id = ?", filter.eventId.map { .text($0) })
+        add("last_failed_at_us >= ?", filter.failedFrom.map { .integer(StoreTime.microseconds($0)) })
+        add("last_failed_at_us < ?", filter.failedBefore.map { .integer(StoreTime.microseconds($0)) })
+        add("status = ?", filter.status.map { .text($0.rawValue) })
+        add("id > ?", filter.afterId.map { .integer($0) })
+        return (conditions.isEmpty ? "1" : conditions.joined(separator: " AND "), bindings)
+    }
+
+    static func deadLetterRecord(_ row: SQLiteRow) throws -> DeadLetterRecord {
+        let id = try row.int64("id")
+        let reasonText = try row.string("reason")
+        guard let reason = DeadLetterReason(rawValue: reasonText) else {
+            throw StoreError(code: .corrupt, message: "dead letter \(id) has unknown reason '\(reasonText.prefix(32))'")
+        }
+        let statusText = try row.string("status")
+        guard let status = DeadLetterStatus(rawValue: statusText) else {
+            throw StoreError(code: .corrupt, message: "dead letter \(id) has unknown status '\(statusText.prefix(32))'")
+        }
+        var stream: EventStream?
+        if let streamText = try row.optionalString("stream") {
+            guard let known = EventStream(rawValue: streamText) else {
+                throw StoreError(code: .corrupt, message: "dead letter \(id) has unknown stream '\(streamText.prefix(32))'")
+            }
+            stream = known
+        }
+        guard let headers = try? JSONDecoder().decode([String: String].self, from: Data(try row.string("headers").utf8)) else {
+            throw StoreError(code: .corrupt, message: "dead letter \(id) has malformed headers")
+        }
+        return DeadLetterRecord(
+            id: id,
+            identity: try row.string("identity"),
+            stream: stream,
+            reason: reason,
+            error: try row.string("error"),
+            eventId: try row.optionalString("event_id"),
+            key: try row.optionalString("key"),
+            sequence: try row.optionalInt64("sequence"),
+            warehouse: try row.optionalString("warehouse"),
+            originalExchange: try row.string("original_exchange"),
+            originalRoutingKey: try row.string("original_routing_key"),
+            headers: headers,
+            body: try row.blob("body"),
+            firstFailedAt: StoreTime.date(microseconds: try row.int64("first_failed_at_us")),
+            lastFailedAt: StoreTime.date(microseconds: try row.int64("last_failed_at_us")),
+            failureCount: try row.int64("failure_count"),
+            replayCount: try row.int64("replay_count"),
+            lastReplayedAt: try row.optionalInt64("last_replayed_at_us").map(StoreTime.date(microseconds:)),
+            lastReplayedBy: try row.optionalString("last_replayed_by"),
+            bodyEditedAt: try row.optionalInt64("body_edited_at_us").map(StoreTime.date(microseconds:)),
+            status: status,
+            statusChangedAt: StoreTime.date(microseconds: try row.int64("status_changed_at_us"))
+        )
+    }
+}
