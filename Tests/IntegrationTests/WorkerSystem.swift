@@ -99,9 +99,25 @@ final class WorkerSystem: @unchecked Sendable {
     private var retired: [ChildProcess] = []
     let workerEnvironment: [String: String]
 
+    /// Starts everything but the workers, runs `body`, and always shuts everything down (an
+    /// unstructured cleanup task could outlive the test process and leave children behind).
+    static func with(
+        masterData: Catalogue? = nil, erpArguments: [String] = [], workerEnvironment: [String: String] = [:],
+        _ body: (WorkerSystem) async throws -> Void
+    ) async throws {
+        let system = try await WorkerSystem(masterData: masterData, erpArguments: erpArguments, workerEnvironment: workerEnvironment)
+        do {
+            try await body(system)
+        } catch {
+            await system.shutdown()
+            throw error
+        }
+        await system.shutdown()
+    }
+
     /// Starts everything but the workers. `masterData` seeds the ERP (default: the repository's
     /// seed file); `erpArguments` add fault flags.
-    init(masterData: Catalogue? = nil, erpArguments: [String] = [], workerEnvironment: [String: String] = [:]) async throws {
+    private init(masterData: Catalogue? = nil, erpArguments: [String] = [], workerEnvironment: [String: String] = [:]) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("workers-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let host = try await TestBroker.makeVirtualHost()
