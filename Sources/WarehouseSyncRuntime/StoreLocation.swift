@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import WarehouseSyncStore
 
 /// Where a worker keeps its state: `STORE_URL`.
 public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
@@ -99,4 +101,18 @@ func redactURL(_ text: String) -> String {
         return redacted.string ?? "(unparseable URL)"
     }
     return text.contains("@") ? "(unparseable URL)" : text
+}
+
+extension StoreLocation {
+    /// Opens the store (creating and migrating it when needed): what every executable that reads
+    /// `STORE_URL` calls. Errors are one line naming `STORE_URL`.
+    public func open(logger: Logger) async throws -> any WorkerStore {
+        let path = try sqlitePath()
+        do {
+            return try await SQLiteWorkerStore(path: path, logger: logger)
+        } catch {
+            throw ConfigurationError(
+                setting: WorkerConfiguration.Key.storeURL.rawValue, message: "cannot open the SQLite store \(path): \(error)")
+        }
+    }
 }

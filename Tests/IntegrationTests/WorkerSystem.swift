@@ -150,12 +150,15 @@ final class WorkerSystem: @unchecked Sendable {
         ].merging(workerEnvironment) { _, new in new }
     }
 
-    /// Starts (or restarts) the worker of `stream` on its store file and waits until it consumes.
+    /// The store every process of the system shares, as on one machine (`STORE_URL`).
+    var storeURL: String { "sqlite:" + directory.appendingPathComponent("store.db").path }
+
+    /// Starts (or restarts) the worker of `stream` and waits until it consumes.
     @discardableResult
     func startWorker(_ stream: EventStream, environment: [String: String] = [:]) async throws -> ChildProcess {
         if let old = workers[stream] { retired.append(old) }
         var variables = workerEnvironment.merging(environment) { _, new in new }
-        variables["STORE_URL"] = "sqlite:" + directory.appendingPathComponent("\(stream).db").path
+        variables["STORE_URL"] = storeURL
         let worker = try ChildProcess(
             name: "\(stream)-worker", executable: try TestBroker.executablePath("\(stream)-worker"), environment: variables,
             logFile: directory.appendingPathComponent("\(stream)-worker.log"))

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import WarehouseSyncCore
 import WarehouseSyncERP
 import WarehouseSyncLogging
 import WarehouseSyncRuntime
@@ -39,14 +40,25 @@ private func problems(_ environment: [String: String], overrides: [String: Strin
         #expect(configuration.retryMaxAttempts == 5)
         #expect(configuration.logLevel == .info)
         #expect(configuration.logFormat == .text)
-        #expect(configuration.description == "amqp=amqp://whsync@broker:5672/%2F store=sqlite:/var/lib/whsync/worker.db erp=http://erp:8081 erpToken=none metricsPort=9090 prefetch=100 gapTimeout=10m retryMaxAttempts=5 logLevel=info logFormat=text")
+        #expect(configuration.description == "amqp=amqp://whsync@broker:5672/%2F store=sqlite:/var/lib/whsync/worker.db erp=http://erp:8081 erpToken=none metricsPort=9090 prefetch=100 gapTimeout=10m retryMaxAttempts=5 logLevel=info logFormat=text topology=auto acceptFirstSequence=false dedupRetention=336h metricsHost=127.0.0.1")
+        #expect(configuration.topologyFile == nil)
+        #expect(configuration.acceptFirstSequence == false)
+        #expect(configuration.dedupRetention == .seconds(14 * 86_400))
+        #expect(configuration.metricsHost == "127.0.0.1")
     }
 
     @Test func everyVariableSet() throws {
         let configuration = try WorkerConfiguration(environment: environment([
             "METRICS_PORT": "0", "PREFETCH": "65535", "GAP_TIMEOUT": "30s", "RETRY_MAX_ATTEMPTS": "1",
             "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json", "ERP_BASE_URL": "https://erp.example/api/",
+            "TOPOLOGY_FILE": "/etc/whsync/topology.json", "STATUS_MAP": "inventory.BLOCKED=quality-hold",
+            "ACCEPT_FIRST_SEQUENCE": "yes", "DEDUP_RETENTION": "48h", "METRICS_HOST": "0.0.0.0",
         ]))
+        #expect(configuration.topologyFile == "/etc/whsync/topology.json")
+        #expect(configuration.statusMapping.description.contains("inventory.BLOCKED=quality-hold"))
+        #expect(configuration.acceptFirstSequence)
+        #expect(configuration.dedupRetention == .seconds(48 * 3600))
+        #expect(configuration.metricsHost == "0.0.0.0")
         #expect(configuration.metricsPort == 0)
         #expect(configuration.prefetch == 65535)
         #expect(configuration.gapTimeout == .seconds(30))
@@ -90,6 +102,9 @@ private func problems(_ environment: [String: String], overrides: [String: Strin
         ("RETRY_MAX_ATTEMPTS", "many", "RETRY_MAX_ATTEMPTS: 'many' is not an integer ≥ 1"),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL: 'verbose' is not one of trace, debug, info, notice, warning, error, critical"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT: 'xml' is not json or text"),
+        ("ACCEPT_FIRST_SEQUENCE", "maybe", "ACCEPT_FIRST_SEQUENCE: 'maybe' is not true or false"),
+        ("DEDUP_RETENTION", "0h", "DEDUP_RETENTION: '0h' is not more than zero (expected a whole number followed by ms, s, m or h (for example 500ms, 30s, 5m, 1h))"),
+        ("DEDUP_RETENTION", "forever", "DEDUP_RETENTION: 'forever' is not a duration (expected a whole number followed by ms, s, m or h (for example 500ms, 30s, 5m, 1h))"),
     ])
     func badValue(variable: String, value: String, message: String) {
         #expect(problems(environment([variable: value])) == [message])

@@ -38,7 +38,7 @@ public enum WorkerLauncher {
         logger.notice("starting", metadata: ["configuration": "\(configuration)"])
         let registry = OpsMetrics.bootstrap()
 
-        let store = try await openStore(configuration.store, logger: logger)
+        let store = try await configuration.store.open(logger: logger)
         let erp = HTTPERPClient(configuration: configuration.erp, logger: logger)
         var amqp = configuration.amqp
         let consumer: AMQPConnection
@@ -111,15 +111,6 @@ public enum WorkerLauncher {
             return try Topology.load(contentsOf: url)
         } catch {
             throw WorkerStartError("TOPOLOGY_FILE: \(error)")
-        }
-    }
-
-    static func openStore(_ location: StoreLocation, logger: Logger) async throws -> any WorkerStore {
-        let path = try location.sqlitePath()
-        do {
-            return try await SQLiteWorkerStore(path: path, logger: logger)
-        } catch {
-            throw WorkerStartError("STORE_URL: cannot open the SQLite store \(path): \(error)")
         }
     }
 
