@@ -16,6 +16,11 @@ struct TopologyCommand: AsyncParsableCommand {
         var file: String?
 
         func load() throws -> Topology {
+            try Self.load(file: file)
+        }
+
+        /// `file`, or `topology/topology.json` in the working directory or a parent.
+        static func load(file: String?) throws -> Topology {
             if let file {
                 return try Topology.load(contentsOf: URL(fileURLWithPath: file))
             }

@@ -9,9 +9,9 @@ import WarehouseSyncRuntime
 struct WHSync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "whsync",
-        abstract: "Operate WarehouseSync: RabbitMQ topology and event publishing.",
+        abstract: "Operate WarehouseSync: topology, publishing, dead letters, gaps and status.",
         version: "0.1.0",
-        subcommands: [TopologyCommand.self, PublishCommand.self]
+        subcommands: [TopologyCommand.self, PublishCommand.self, DLQCommand.self, GapsCommand.self, StatusCommand.self]
     )
 }
 

@@ -1,0 +1,93 @@
+import AMQPClient
+import Foundation
+import WarehouseSyncCore
+import WarehouseSyncStore
+
+/// Replays stored dead letters (DESIGN §6): the one replay path of `whsync dlq replay` and the
+/// replay worker's automatic replays.
+///
+/// A replay republishes the letter's body (as edited, if it was) to its original exchange and
+/// routing key with publisher confirms and `mandatory`, keeps the `eventId` (`message_id`, so
+/// dedup still holds), drops the failure's headers (so it gets fresh attempts), adds
+/// `whsync-replay-of: <id>`, and records who replayed it and when, after the broker confirmed.
+public struct DeadLetterReplayer: Sendable {
+    public enum Outcome: Sendable, Hashable {
+        case replayed(DeadLetterRecord)
+        /// `--dry-run`: what would be published.
+        case wouldReplay(DeadLetterRecord)
+        /// Not replayed, and why (purged, or the broker refused it).
+        case skipped(id: Int64, reason: String)
+    }
+
+    private let store: any WorkerStore
+    private let publisher: AMQPConnection?
+    /// Who replays: `whsync dlq replay` (user@host) or `replay-worker@host`.
+    public let actor: String
+
+    /// `publisher` must be in confirm mode; `nil` allows dry runs only.
+    public init(store: any WorkerStore, publisher: AMQPConnection?, actor: String) {
+        self.store = store
+        self.publisher = publisher
+        self.actor = actor
+    }
+
+    /// The message a replay of `letter` publishes.
+    public static func message(for letter: DeadLetterRecord) -> OutboundMessage {
+        var headers: AMQPTable = [:]
+        for (name, value) in letter.headers where !DeadLetterIntake.failureHeaders.contains(name) && !name.hasPrefix("x-") {
+            headers[name] = .string(value)
+        }
+        headers[IncomingEvent.replayHeader] = .string(String(letter.id))
+        // The body is the truth (it may have been edited): take the partition key, the eventId and
+        // the correlation id from it when it reads as an event.
+        let event = try? EventDecoder().decode(letter.body)
+        if let event { headers[Topology.partitionKeyHeader] = .string(event.sequencingKey) }
+        return OutboundMessage(
+            exchange: letter.originalExchange, routingKey: letter.originalRoutingKey, body: letter.body,
+            properties: AMQPProperties(
+                contentType: "application/json", headers: headers, deliveryMode: .persistent,
+                correlationId: event?.header.correlationId, messageId: event?.eventId ?? letter.eventId,
+                type: event?.schema ?? letter.stream?.schema),
+            mandatory: true)
+    }
+
+    /// Replays `letters` one after the other, at most `perSecond` a second (`nil`: unbounded).
+    /// `progress` sees every outcome as it happens.
+    public func replay(
+        _ letters: [DeadLetterRecord], dryRun: Bool = false, perSecond: Double? = nil,
+        progress: @Sendable (Outcome) -> Void = { _ in }
+    ) async throws -> [Outcome] {
+        let clock = ContinuousClock()
+        let interval = perSecond.map { Duration.seconds(1 / max($0, 0.001)) }
+        var next = clock.now
+        var outcomes: [Outcome] = []
+        for letter in letters {
+            let outcome: Outcome
+            if letter.status == .purged {
+                outcome = .skipped(id: letter.id, reason: "purged")
+            } else if dryRun {
+                outcome = .wouldReplay(letter)
+            } else {
+                guard let publisher else { throw ReplayError("no broker connection to replay through") }
+                if let interval {
+                    try await clock.sleep(until: next)
+                    next = max(next, clock.now).advanced(by: interval)
+                }
+                do {
+                    try await publisher.publish(Self.message(for: letter))
+                    outcome = .replayed(try await store.markReplayed(id: letter.id, by: actor, at: Date()))
+                } catch let error as AMQPError {
+                    outcome = .skipped(id: letter.id, reason: "not published: \(error)")
+                }
+            }
+            progress(outcome)
+            outcomes.append(outcome)
+        }
+        return outcomes
+    }
+}
+
+public struct ReplayError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

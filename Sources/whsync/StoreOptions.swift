@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WarehouseSyncCore
+import WarehouseSyncRuntime
+import WarehouseSyncStore
+
+/// Options of the commands that read the workers' store (`dlq`, `gaps`, `status`).
+struct StoreOptions: ParsableArguments {
+    @Option(name: .customLong("store-url"), help: "The workers' store: sqlite:/abs/path.db. Default: $STORE_URL")
+    var storeURL: String?
+
+    var url: String? { storeURL ?? ProcessInfo.processInfo.environment["STORE_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// Runs `body` with the store open and closes it whatever happens.
+    func withStore<T>(logger: Logger, _ body: (any WorkerStore) async throws -> T) async throws -> T {
+        guard let url else { throw ValidationError("STORE_URL: not set (pass --store-url sqlite:/abs/path.db)") }
+        let store = try await StoreLocation(url: url).open(logger: logger)
+        do {
+            let result = try await body(store)
+            await store.close()
+            return result
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+}
+
+/// Prints `value` as JSON alone on stdout: sorted keys, one document.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+}
+
+/// RFC 3339 with milliseconds, UTC: how every time is shown.
+func formatTime(_ date: Date) -> String {
+    Timestamp(date).text
+}
+
+/// Parses `--since`: an RFC 3339 time, or a duration back from now (`30m`, `2h`).
+func parseSince(_ text: String) throws -> Date {
+    if let stamp = Timestamp(parsing: text) {
+        return Date(timeIntervalSince1970: Double(stamp.secondsSince1970) + Double(stamp.nanosecond) / 1e9)
+    }
+    do {
+        return Date().addingTimeInterval(-(try DurationParser.parse(text)).timeInterval)
+    } catch {
+        throw ValidationError("--since: '\(text)' is neither an RFC 3339 time nor a duration (\(DurationParser.acceptedForm))")
+    }
+}
+
+extension EventStream: ExpressibleByArgument {}
+extension DeadLetterReason: ExpressibleByArgument {}
+extension DeadLetterStatus: ExpressibleByArgument {}

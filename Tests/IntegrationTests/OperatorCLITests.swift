@@ -1,0 +1,151 @@
+import AMQPClient
+import Foundation
+import Testing
+import WarehouseSyncCore
+import WarehouseSyncRuntime
+import WarehouseSyncSimulation
+import WarehouseSyncStore
+
+/// `whsync gaps`, `whsync dlq` and `whsync status` as an operator runs them, against a running
+/// worker, the reference ERP and the store they share.
+@Suite(.serialized) struct OperatorCLITests {
+    static let topologyFile = TestBroker.repoRoot().appendingPathComponent("topology/topology.json").path
+
+    func whsync(_ system: WorkerSystem, _ arguments: [String], stdin: Data? = nil) async throws -> TestBroker.ProcessResult {
+        try await TestBroker.run(
+            try TestBroker.executablePath("whsync"), arguments,
+            environment: ["AMQP_URL": system.amqpURL, "STORE_URL": system.storeURL], stdin: stdin)
+    }
+
+    func json(_ result: TestBroker.ProcessResult) throws -> Any {
+        try #require(result.status == 0, "exit \(result.status): \(result.stderr)")
+        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+    }
+
+    /// A parked key shows in `gaps list` and `status`; `gaps skip` resumes it, the worker
+    /// releases the held events in order, and the missing event arriving late is stale.
+    @Test func gapsListAndSkipResumeAParkedKey() async throws {
+        let catalogue = Catalogue(warehouses: 1, skus: 3)
+        let sku = catalogue.skus[0]
+        func delta(_ sequence: Int) -> RawMessage {
+            inventoryMessage(eventId: "gap-\(sequence)", warehouse: "WH1", sku: sku.sku, uom: sku.uom, sequence: sequence)
+        }
+        try await WorkerSystem.with(masterData: catalogue, workerEnvironment: ["GAP_TIMEOUT": "1s"]) { system in
+            let worker = try await system.startWorker(.inventory)
+            try await system.publish([delta(1), delta(3), delta(4)])
+            _ = try await worker.awaitLog("key parked", timeout: .seconds(30))
+
+            let gaps = try #require(try json(await whsync(system, ["gaps", "list", "--json"])) as? [[String: Any]])
+            try #require(gaps.count == 1)
+            #expect(gaps[0]["stream"] as? String == "inventory")
+            #expect(gaps[0]["key"] as? String == "WH1/\(sku.sku)")
+            #expect(gaps[0]["parked"] as? Bool == true)
+            #expect(gaps[0]["reason"] as? String == "gap-timeout")
+            #expect(gaps[0]["missingFrom"] as? Int == 2 && gaps[0]["missingTo"] as? Int == 2)
+            #expect(gaps[0]["heldSequences"] as? [Int] == [3, 4])
+
+            let status = try #require(
+                try json(await whsync(system, ["status", "--json", "--file", Self.topologyFile])) as? [String: Any])
+            let streams = try #require(status["streams"] as? [[String: Any]])
+            let inventory = try #require(streams.first { $0["stream"] as? String == "inventory" })
+            #expect(inventory["parkedKeys"] as? Int == 1)
+            let workQueues = try #require(inventory["workQueues"] as? [[String: Any]])
+            #expect(workQueues.first?["consumers"] as? Int == 1)
+
+            let skip = try #require(
+                try json(await whsync(system, ["gaps", "skip", "--stream", "inventory", "WH1/\(sku.sku)", "--json"])) as? [String: Any])
+            #expect(skip["skippedFrom"] as? Int == 2 && skip["resumedAt"] as? Int == 3)
+            try await system.waitUntil("the worker to release the held events", timeout: .seconds(30)) {
+                try await system.erpDocumentCount() == 3
+            }
+            let documents = try await system.erpJSON("/documents")["documents"] as? [[String: Any]] ?? []
+            #expect(documents.compactMap { $0["eventId"] as? String } == ["gap-1", "gap-3", "gap-4"])
+
+            try await system.publish([delta(2)])
+            try await system.waitUntil("the late event to be dropped as stale", timeout: .seconds(30)) {
+                try await system.metric(.inventory, "whsync_stale_total") == 1
+            }
+            let after = try #require(try json(await whsync(system, ["gaps", "list", "--json"])) as? [[String: Any]])
+            #expect(after.isEmpty)
+        }
+    }
+
+    /// A letter the worker dead-lettered, drained into the store, is listed, shown, fixed with
+    /// `dlq edit`, replayed (posted by the worker as a replay), exported, and purged.
+    @Test func dlqListShowEditReplayExportPurge() async throws {
+        let catalogue = Catalogue(warehouses: 1, skus: 3)
+        let sku = catalogue.skus[0]
+        try await WorkerSystem.with(masterData: catalogue) { system in
+            try await system.startWorker(.inventory)
+            // Quantity 0 breaks the schema; a second, malformed body has no eventId at all.
+            let bad = inventoryMessage(eventId: "dlq-1", warehouse: "WH1", sku: sku.sku, uom: sku.uom, sequence: 1, quantity: "0")
+            try await system.publish([bad, RawMessage(routingKey: "inventory.WH1", body: Array("{not json".utf8))])
+
+            // What the replay worker does with each letter: read it in, store it, ack.
+            let letters = try await system.deadLetters(count: 2)
+            try #require(letters.count == 2)
+            let topology = try Topology.load(contentsOf: URL(fileURLWithPath: Self.topologyFile))
+            let storePath = String(system.storeURL.dropFirst("sqlite:".count))
+            let store = try await SQLiteWorkerStore(path: storePath)
+            for letter in letters {
+                _ = try await store.recordDeadLetter(DeadLetterIntake.letter(
+                    body: letter.body, properties: letter.properties, routingKey: letter.routingKey, receivedAt: Date(),
+                    topology: topology))
+            }
+            await store.close()
+
+            let listed = try #require(try json(await whsync(system, ["dlq", "list", "--json"])) as? [[String: Any]])
+            try #require(listed.count == 2)
+            for row in listed {
+                for field in ["id", "stream", "reason", "eventId", "routingKey", "error", "failedAt", "replayCount"] {
+                    #expect(row.keys.contains(field), "dlq list --json lacks \(field)")
+                }
+                #expect(row["reason"] as? String == "invalid")
+                #expect(row["stream"] as? String == "inventory")
+                #expect(row["routingKey"] as? String == "inventory.WH1")
+            }
+            let fixable = try #require(listed.first { $0["eventId"] as? String == "dlq-1" })
+            #expect((fixable["error"] as? String)?.contains("quantity") == true)
+            #expect(listed.contains { $0["eventId"] is NSNull }, "the malformed body has no eventId: null")
+            let id = try #require(fixable["id"] as? Int)
+
+            let shown = try #require(try json(await whsync(system, ["dlq", "show", "\(id)", "--json"])) as? [String: Any])
+            #expect(shown["body"] as? String == String(decoding: bad.body, as: UTF8.self))
+            #expect(shown["originalExchange"] as? String == "wms.events")
+
+            // An edit that is still invalid is refused; a fixed body is stored.
+            let stillBad = try await whsync(system, ["dlq", "edit", "\(id)", "--body-file", "-"], stdin: Data(bad.body))
+            #expect(stillBad.status != 0 && stillBad.stderr.contains("quantity"))
+            let fixed = inventoryMessage(eventId: "dlq-1", warehouse: "WH1", sku: sku.sku, uom: sku.uom, sequence: 1, quantity: "7")
+            let edit = try await whsync(system, ["dlq", "edit", "\(id)", "--body-file", "-"], stdin: Data(fixed.body))
+            #expect(edit.status == 0, "\(edit.stderr)")
+
+            let dryRun = try #require(try json(await whsync(system, ["dlq", "replay", "\(id)", "--dry-run", "--json"])) as? [[String: Any]])
+            #expect(dryRun.first?["outcome"] as? String == "would-replay")
+            #expect(try await system.erpDocumentCount() == 0)
+
+            let replay = try #require(try json(await whsync(system, ["dlq", "replay", "\(id)", "--json"])) as? [[String: Any]])
+            #expect(replay.first?["outcome"] as? String == "replayed")
+            try await system.waitUntil("the replayed event to post", timeout: .seconds(30)) {
+                try await system.erpDocumentCount() == 1
+            }
+            let balances = try await system.erpBalances()
+            #expect(balances["WH1/\(sku.sku)/available"] == "7")
+            let after = try #require(try json(await whsync(system, ["dlq", "show", "\(id)", "--json"])) as? [String: Any])
+            #expect(after["status"] as? String == "replayed")
+            #expect(after["replayCount"] as? Int == 1)
+            #expect((after["lastReplayedBy"] as? String)?.hasPrefix("whsync@") == true)
+
+            let export = try await whsync(system, ["dlq", "export"])
+            #expect(export.status == 0)
+            #expect(export.stdout.split(separator: "\n").count == 2)
+
+            let purge = try await whsync(system, ["dlq", "purge", "--reason", "invalid"])
+            #expect(purge.status == 0 && purge.stderr.contains("purged 1 dead letter"), "\(purge.stderr)")
+            let pending = try #require(try json(await whsync(system, ["dlq", "list", "--status", "pending", "--json"])) as? [[String: Any]])
+            #expect(pending.isEmpty)
+            let refused = try await whsync(system, ["dlq", "replay"])
+            #expect(refused.status != 0 && refused.stderr.contains("exactly one"))
+        }
+    }
+}
