@@ -35,11 +35,14 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // Names OS threads so that profiles tell the connection and database threads apart.
+        .target(name: "ThreadNaming"),
         // One SQLite connection on its own thread, async read/write, migrations.
         .target(
             name: "WarehouseSyncSQLite",
             dependencies: [
                 "CSQLite",
+                "ThreadNaming",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -93,6 +96,7 @@ let package = Package(
             name: "AMQPClient",
             dependencies: [
                 "CRabbitMQ",
+                "ThreadNaming",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -171,7 +175,7 @@ let package = Package(
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["WarehouseSyncRuntime", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation"]
+            dependencies: ["WarehouseSyncRuntime", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation", "WarehouseSyncStore"]
         ),
         // Deterministic WMS event simulator for the demo, integration tests and benchmarks.
         .target(name: "WarehouseSyncSimulation", dependencies: ["WarehouseSyncCore"]),

@@ -1,5 +1,6 @@
 import CRabbitMQ
 import Foundation
+import ThreadNaming
 import Logging
 import Synchronization
 
@@ -134,8 +135,12 @@ final class ConnectionEngine: @unchecked Sendable {
     /// A failed first attempt ends the engine: misconfiguration must surface at start.
     func start(completion: @escaping @Sendable (Result<Void, AMQPError>) -> Void) {
         initialConnect = completion
-        let thread = Thread { [self] in run() }
-        thread.name = "amqp \(configuration.connectionName ?? configuration.endpoint)"
+        // "amqp " and the start of the connection's name: Linux keeps 15 bytes of a thread name.
+        let name = "amqp \(configuration.connectionName ?? configuration.endpoint)"
+        let thread = Thread { [self] in
+            nameCurrentThread(name)
+            run()
+        }
         thread.start()
     }
 

@@ -30,7 +30,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
 
     public static let defaultMetricsPort = 9090
     public static let defaultPrefetch = 100
-    public static let defaultGapTimeout: Duration = .seconds(600)
+    public static let defaultGapTimeout: Duration = .seconds(900)
     public static let defaultRetryMaxAttempts = 5
     public static let defaultLogLevel: Logger.Level = .info
     public static let defaultLogFormat: LogFormat = .text

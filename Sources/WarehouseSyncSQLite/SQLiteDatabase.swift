@@ -1,10 +1,7 @@
 import CSQLite
 import Foundation
 import Logging
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import ThreadNaming
 
 /// One SQLite database connection, owned by a thread of its own.
 ///
@@ -285,7 +282,7 @@ final class SQLiteThread: @unchecked Sendable {
         // corelibs Foundation does not carry a name set before `start()` over intact.
         let threadName = String(name.utf8.prefix(15)) ?? "sqlite"
         let thread = Thread { [self] in
-            Self.nameCurrentThread(threadName)
+            nameCurrentThread(threadName)
             connection = open()
             if connection == nil {
                 close(completion: nil)
@@ -299,24 +296,6 @@ final class SQLiteThread: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return jobs.count
-    }
-
-    /// Names the calling OS thread directly: corelibs Foundation's `Thread.current.name` setter
-    /// names the thread through the handle its creator stores after `pthread_create` returns, so
-    /// a thread quick to set its name kept its creator's (a cooperative pool thread's) name.
-    private static func nameCurrentThread(_ name: String) {
-        #if canImport(Darwin)
-        pthread_setname_np(name)
-        #elseif canImport(Glibc)
-        // Swift's Glibc module does not declare pthread_setname_np (it needs _GNU_SOURCE); the
-        // kernel's file for the calling thread's name does the same.
-        let file = Glibc.open("/proc/thread-self/comm", O_WRONLY)
-        if file >= 0 {
-            _ = name.withCString { Glibc.write(file, $0, strlen($0)) }
-            _ = Glibc.close(file)
-        }
-        #endif
-        Thread.current.name = name
     }
 
     /// Queues `job`; `false` when the connection is closing or closed (the job is not run).

@@ -204,3 +204,53 @@ public struct DeadLetterFilter: Sendable, Hashable {
     /// Every letter.
     public static let all = DeadLetterFilter()
 }
+
+/// What an operator (or the replay worker) did, for the audit trail (`whsync dlq show`).
+public enum AuditAction: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    case replay
+    case edit
+    case purge
+    case gapSkip = "gap-skip"
+
+    public var description: String { rawValue }
+}
+
+/// An audit entry to append.
+public struct NewAuditEntry: Sendable, Hashable {
+    public var at: Date
+    /// Who: `alice@ops-host`, `replay-worker@pod-7`.
+    public var actor: String
+    public var action: AuditAction
+    public var deadLetterId: Int64?
+    public var stream: EventStream?
+    public var key: String?
+    /// A short line: what changed (ids, sequences; never a payload).
+    public var detail: String
+    /// For an edit: the body it replaced.
+    public var previousBody: [UInt8]?
+
+    public init(
+        at: Date, actor: String, action: AuditAction, deadLetterId: Int64? = nil, stream: EventStream? = nil,
+        key: String? = nil, detail: String, previousBody: [UInt8]? = nil
+    ) {
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.deadLetterId = deadLetterId
+        self.stream = stream
+        self.key = key
+        self.detail = detail
+        self.previousBody = previousBody
+    }
+}
+
+/// A stored audit entry. Entries are never changed, and outlive pruned dead letters.
+public struct AuditEntry: Sendable, Hashable, Identifiable {
+    public var id: Int64
+    public var entry: NewAuditEntry
+
+    public init(id: Int64, entry: NewAuditEntry) {
+        self.id = id
+        self.entry = entry
+    }
+}

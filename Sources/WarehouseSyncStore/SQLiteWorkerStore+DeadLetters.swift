@@ -88,48 +88,104 @@ extension SQLiteWorkerStore {
                 """,
                 [.integer(StoreTime.microseconds(at)), .text(replayedBy), .integer(StoreTime.microseconds(at)), .integer(id)]
             )
+            try Self.insertAudit(db, NewAuditEntry(at: at, actor: replayedBy, action: .replay, deadLetterId: id, detail: "replayed"))
         }
     }
 
     @discardableResult
-    public func updateDeadLetterBody(id: Int64, body: [UInt8], at: Date) async throws -> DeadLetterRecord {
-        try await updateUnpurged(id: id, action: "edit") { db in
+    public func updateDeadLetterBody(id: Int64, body: [UInt8], by editedBy: String, at: Date) async throws -> DeadLetterRecord {
+        guard !editedBy.isEmpty else {
+            throw StoreError(code: .invalidChange, message: "dead letter \(id): an edit needs who edited it")
+        }
+        return try await updateUnpurged(id: id, action: "edit") { db in
+            let previous = try db.queryFirst("SELECT body FROM dead_letters WHERE id = ?", [.integer(id)])?.blob("body") ?? []
             try db.execute(
                 "UPDATE dead_letters SET body = ?, body_edited_at_us = ? WHERE id = ?",
                 [.blob(body), .integer(StoreTime.microseconds(at)), .integer(id)]
             )
+            try Self.insertAudit(db, NewAuditEntry(
+                at: at, actor: editedBy, action: .edit, deadLetterId: id,
+                detail: "body replaced (\(previous.count) → \(body.count) bytes)", previousBody: previous))
         }
     }
 
     @discardableResult
-    public func purgeDeadLetters(ids: [Int64], at: Date) async throws -> Int {
+    public func purgeDeadLetters(ids: [Int64], by purgedBy: String, at: Date) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
         // One statement for any number of ids: the list goes in as a JSON array.
         let list = "[" + ids.map(String.init).joined(separator: ",") + "]"
+        return try await purge(condition: "id IN (SELECT value FROM json_each(?))", bindings: [.text(list)], by: purgedBy, at: at)
+    }
+
+    @discardableResult
+    public func purgeDeadLetters(matching filter: DeadLetterFilter, by purgedBy: String, at: Date) async throws -> Int {
+        let (condition, bindings) = Self.whereClause(filter)
+        return try await purge(condition: condition, bindings: bindings, by: purgedBy, at: at)
+    }
+
+    /// Purges the unpurged letters matching `condition`, with an audit entry each, in one write.
+    private func purge(condition: String, bindings: [SQLiteValue], by purgedBy: String, at: Date) async throws -> Int {
+        guard !purgedBy.isEmpty else {
+            throw StoreError(code: .invalidChange, message: "a purge needs who purged")
+        }
         return try await mapped {
             try await database.write { db in
-                try db.execute(
-                    """
-                    UPDATE dead_letters SET status = 'purged', status_changed_at_us = ?
-                    WHERE status <> 'purged' AND id IN (SELECT value FROM json_each(?))
-                    """,
-                    [.integer(StoreTime.microseconds(at)), .text(list)]
-                )
+                let ids = try db.query("SELECT id FROM dead_letters WHERE status <> 'purged' AND \(condition)", bindings)
+                    .map { try $0.int64("id") }
+                for id in ids {
+                    try db.execute(
+                        "UPDATE dead_letters SET status = 'purged', status_changed_at_us = ? WHERE id = ?",
+                        [.integer(StoreTime.microseconds(at)), .integer(id)])
+                    try Self.insertAudit(db, NewAuditEntry(at: at, actor: purgedBy, action: .purge, deadLetterId: id, detail: "purged"))
+                }
+                return ids.count
             }
         }
     }
 
-    @discardableResult
-    public func purgeDeadLetters(matching filter: DeadLetterFilter, at: Date) async throws -> Int {
-        let (condition, bindings) = Self.whereClause(filter)
-        return try await mapped {
-            try await database.write { db in
-                try db.execute(
-                    "UPDATE dead_letters SET status = 'purged', status_changed_at_us = ? WHERE status <> 'purged' AND \(condition)",
-                    [.integer(StoreTime.microseconds(at))] + bindings
-                )
+    public func recordAudit(_ entry: NewAuditEntry) async throws {
+        try await mapped {
+            try await database.write { db in try Self.insertAudit(db, entry) }
+        }
+    }
+
+    public func auditTrail(deadLetterId: Int64?, limit: Int) async throws -> [AuditEntry] {
+        try await mapped {
+            try await database.read { db in
+                let rows = try db.query(
+                    """
+                    SELECT id, at_us, actor, action, dead_letter_id, stream, key, detail, previous_body FROM audit_log
+                    WHERE ? IS NULL OR dead_letter_id = ? ORDER BY id DESC LIMIT ?
+                    """,
+                    [SQLiteValue(deadLetterId), SQLiteValue(deadLetterId), .integer(Int64(max(0, limit)))])
+                return try rows.reversed().map { row in
+                    let actionText = try row.string("action")
+                    guard let action = AuditAction(rawValue: actionText) else {
+                        throw StoreError(code: .corrupt, message: "audit entry has unknown action '\(actionText.prefix(32))'")
+                    }
+                    let streamText = try row.optionalString("stream")
+                    return AuditEntry(id: try row.int64("id"), entry: NewAuditEntry(
+                        at: StoreTime.date(microseconds: try row.int64("at_us")), actor: try row.string("actor"), action: action,
+                        deadLetterId: try row.optionalInt64("dead_letter_id"), stream: streamText.flatMap(EventStream.init(rawValue:)),
+                        key: try row.optionalString("key"), detail: try row.string("detail"),
+                        previousBody: row["previous_body"].flatMap { if case .blob(let bytes) = $0 { bytes } else { nil } }))
+                }
             }
         }
+    }
+
+    static func insertAudit(_ db: SQLiteConnection, _ entry: NewAuditEntry) throws {
+        guard !entry.actor.isEmpty else { throw StoreError(code: .invalidChange, message: "an audit entry needs an actor") }
+        try db.execute(
+            """
+            INSERT INTO audit_log (at_us, actor, action, dead_letter_id, stream, key, detail, previous_body)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .integer(StoreTime.microseconds(entry.at)), .text(entry.actor), .text(entry.action.rawValue),
+                SQLiteValue(entry.deadLetterId), SQLiteValue(entry.stream?.rawValue), SQLiteValue(entry.key), .text(entry.detail),
+                entry.previousBody.map { .blob($0) } ?? .null,
+            ])
     }
 
     public func pruneDeadLetters(olderThan cutoff: Date) async throws -> Int {

@@ -86,5 +86,23 @@ extension SQLiteWorkerStore {
                 CREATE INDEX dead_letters_retention ON dead_letters (status_changed_at_us) WHERE status <> 'pending';
                 """
         ),
+        SQLiteMigration(
+            id: "store-3-audit",
+            sql: """
+                CREATE TABLE audit_log (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at_us INTEGER NOT NULL,
+                    actor TEXT NOT NULL CHECK (length(actor) > 0),
+                    action TEXT NOT NULL CHECK (length(action) > 0),
+                    dead_letter_id INTEGER,
+                    stream TEXT CHECK (stream IN ('inventory', 'shipment', 'receipt')),
+                    key TEXT,
+                    detail TEXT NOT NULL,
+                    previous_body BLOB
+                );
+
+                CREATE INDEX audit_log_letter ON audit_log (dead_letter_id, id) WHERE dead_letter_id IS NOT NULL;
+                """
+        ),
     ]
 }

@@ -58,26 +58,38 @@ public protocol WorkerStore: Sendable {
     func deadLetter(id: Int64) async throws -> DeadLetterRecord?
 
     /// Records a replay of letter `id` by `replayedBy` at `at`: one more replay, status
-    /// `replayed`. Throws ``StoreError/Code-swift.struct/notFound`` for an unknown id and
+    /// `replayed`, and an audit entry, in one transaction. Throws ``StoreError/Code-swift.struct/notFound`` for an unknown id and
     /// ``StoreError/Code-swift.struct/invalidChange`` for a purged letter.
     @discardableResult
     func markReplayed(id: Int64, by replayedBy: String, at: Date) async throws -> DeadLetterRecord
 
-    /// Replaces letter `id`'s body (`whsync dlq edit`) as of `at`; the next replay sends it.
+    /// Replaces letter `id`'s body (`whsync dlq edit`) by `editedBy` as of `at`; the next replay
+    /// sends it. The body it replaces is kept in the audit entry written in the same transaction.
     /// Throws ``StoreError/Code-swift.struct/notFound`` for an unknown id and
     /// ``StoreError/Code-swift.struct/invalidChange`` for a purged letter.
     @discardableResult
-    func updateDeadLetterBody(id: Int64, body: [UInt8], at: Date) async throws -> DeadLetterRecord
+    func updateDeadLetterBody(id: Int64, body: [UInt8], by editedBy: String, at: Date) async throws -> DeadLetterRecord
 
-    /// Marks the letters `ids` that are not purged yet as `purged` at `at` and returns how many;
-    /// unknown ids are skipped. Their rows stay until ``pruneDeadLetters(olderThan:)``.
+    /// Marks the letters `ids` that are not purged yet as `purged` by `purgedBy` at `at` (with an
+    /// audit entry each) and returns how many; unknown ids are skipped. Their rows stay until
+    /// ``pruneDeadLetters(olderThan:)``.
     @discardableResult
-    func purgeDeadLetters(ids: [Int64], at: Date) async throws -> Int
+    func purgeDeadLetters(ids: [Int64], by purgedBy: String, at: Date) async throws -> Int
 
-    /// Marks every letter matching `filter` that is not purged yet as `purged` at `at` and
-    /// returns how many.
+    /// Marks every letter matching `filter` that is not purged yet as `purged` by `purgedBy` at
+    /// `at` (with an audit entry each) and returns how many.
     @discardableResult
-    func purgeDeadLetters(matching filter: DeadLetterFilter, at: Date) async throws -> Int
+    func purgeDeadLetters(matching filter: DeadLetterFilter, by purgedBy: String, at: Date) async throws -> Int
+
+    // MARK: Audit
+
+    /// Appends an entry to the audit trail (an operator's `whsync gaps skip`; the dead-letter
+    /// methods above write their own).
+    func recordAudit(_ entry: NewAuditEntry) async throws
+
+    /// The audit trail, oldest first: of letter `deadLetterId`, or all of it (`nil`), at most
+    /// `limit` entries (the newest ones when there are more).
+    func auditTrail(deadLetterId: Int64?, limit: Int) async throws -> [AuditEntry]
 
     /// Deletes `replayed` and `purged` letters whose status last changed before `olderThan`
     /// (retention) and returns how many. `pending` letters are kept.

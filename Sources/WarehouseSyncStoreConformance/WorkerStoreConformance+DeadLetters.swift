@@ -188,22 +188,22 @@ extension WorkerStoreConformance {
             #expect(try await store.deadLetter(id: id) == twice)
 
             // An edit replaces the body; the letter's identity and status stay.
-            let edited = try await store.updateDeadLetterBody(id: id, body: Array(#"{"fixed":true}"#.utf8), at: t0.addingTimeInterval(300))
+            let edited = try await store.updateDeadLetterBody(id: id, body: Array(#"{"fixed":true}"#.utf8), by: "alice", at: t0.addingTimeInterval(300))
             #expect(edited.body == Array(#"{"fixed":true}"#.utf8) && edited.bodyEditedAt == t0.addingTimeInterval(300))
             #expect(edited.identity == letter.identity && edited.status == .replayed && edited.replayCount == 2)
 
             let unknown = id + 1000
             await expectStoreError(.notFound) { try await store.markReplayed(id: unknown, by: "alice", at: t0) }
-            await expectStoreError(.notFound) { try await store.updateDeadLetterBody(id: unknown, body: [], at: t0) }
+            await expectStoreError(.notFound) { try await store.updateDeadLetterBody(id: unknown, body: [], by: "alice", at: t0) }
 
             // Purge: soft, once; a purged letter is neither replayed nor edited.
-            #expect(try await store.purgeDeadLetters(ids: [id, unknown], at: t0.addingTimeInterval(400)) == 1)
-            #expect(try await store.purgeDeadLetters(ids: [id], at: t0.addingTimeInterval(450)) == 0)
-            #expect(try await store.purgeDeadLetters(ids: [], at: t0) == 0)
+            #expect(try await store.purgeDeadLetters(ids: [id, unknown], by: "bob", at: t0.addingTimeInterval(400)) == 1)
+            #expect(try await store.purgeDeadLetters(ids: [id], by: "bob", at: t0.addingTimeInterval(450)) == 0)
+            #expect(try await store.purgeDeadLetters(ids: [], by: "bob", at: t0) == 0)
             let purged = try #require(try await store.deadLetter(id: id))
             #expect(purged.status == .purged && purged.statusChangedAt == t0.addingTimeInterval(400))
             await expectStoreError(.invalidChange) { try await store.markReplayed(id: id, by: "alice", at: t0) }
-            await expectStoreError(.invalidChange) { try await store.updateDeadLetterBody(id: id, body: [], at: t0) }
+            await expectStoreError(.invalidChange) { try await store.updateDeadLetterBody(id: id, body: [], by: "alice", at: t0) }
             #expect(try await store.deadLetter(id: id) == purged)
 
             // Purge by filter.
@@ -212,7 +212,7 @@ extension WorkerStoreConformance {
                 try await store.recordDeadLetter(deadLetter(stream: .shipment, eventId: "p2", routingKey: "shipment.WH1", failedAt: t0)),
             ]
             let receipt = try await store.recordDeadLetter(deadLetter(stream: .receipt, eventId: "p3", routingKey: "receipt.WH1", failedAt: t0))
-            #expect(try await store.purgeDeadLetters(matching: DeadLetterFilter(stream: .shipment), at: t0.addingTimeInterval(500)) == 2)
+            #expect(try await store.purgeDeadLetters(matching: DeadLetterFilter(stream: .shipment), by: "bob", at: t0.addingTimeInterval(500)) == 2)
             #expect(try await store.deadLetters(matching: DeadLetterFilter(status: .purged), limit: 10).map(\.id) == [id] + shipments.map(\.id))
 
             // Prune: replayed and purged letters past retention; pending ones stay whatever their age.
@@ -225,6 +225,25 @@ extension WorkerStoreConformance {
             // Ids are not reused after pruning: replays name them.
             let next = try await store.recordDeadLetter(deadLetter(eventId: "l-next", failedAt: t0))
             #expect(next.id > receipt.id)
+
+            // The audit trail: every replay, edit and purge, with who and when, the edited body
+            // kept; it outlives the pruned letter.
+            let trail = try await store.auditTrail(deadLetterId: id, limit: 100).map(\.entry)
+            #expect(trail.map(\.action) == [.replay, .replay, .edit, .purge])
+            #expect(trail.map(\.actor) == ["replay-worker", "alice", "alice", "bob"])
+            #expect(trail.map(\.at) == [100, 200, 300, 400].map { t0.addingTimeInterval($0) })
+            #expect(trail[2].previousBody == letter.body)
+            #expect(trail[0].previousBody == nil)
+            try await store.recordAudit(NewAuditEntry(
+                at: t0.addingTimeInterval(600), actor: "carol", action: .gapSkip, stream: .inventory, key: "WH1/SKU-1",
+                detail: "skipped 2–3"))
+            let all = try await store.auditTrail(deadLetterId: nil, limit: 100)
+            #expect(all.count == 4 + 2 + 1, "the shipment purges and the skip are in it")
+            #expect(all.last?.entry.action == .gapSkip && all.last?.entry.key == "WH1/SKU-1")
+            #expect(try await store.auditTrail(deadLetterId: nil, limit: 2).map(\.id) == all.suffix(2).map(\.id))
+            await expectStoreError(.invalidChange) {
+                try await store.recordAudit(NewAuditEntry(at: t0, actor: "", action: .gapSkip, detail: "x"))
+            }
         }
     }
 

@@ -98,16 +98,22 @@ struct DLQCommand: AsyncParsableCommand {
         @OptionGroup var broker: BrokerOptions
 
         func run() async throws {
-            let letter = try await store.withStore(logger: broker.logger()) { store in
-                try await DLQCommand.letters(store, ids: [id])[0]
+            let (letter, trail) = try await store.withStore(logger: broker.logger()) { store in
+                (try await DLQCommand.letters(store, ids: [id])[0], try await store.auditTrail(deadLetterId: id, limit: 1000))
             }
-            let detail = DeadLetterDetail(letter)
+            var detail = DeadLetterDetail(letter)
+            detail.history = trail.map(AuditView.init)
             if json { return try printJSON(detail) }
             for (name, value) in detail.fields { print("\(pad(name, 16)) \(value)") }
             print("headers")
             for (name, value) in letter.headers.sorted(by: { $0.key < $1.key }) { print("  \(name): \(value)") }
+            print("history")
+            print("  \(formatTime(letter.firstFailedAt))  failed (\(letter.failureCount) time\(letter.failureCount == 1 ? "" : "s"), last \(formatTime(letter.lastFailedAt)))")
+            for entry in detail.history ?? [] {
+                print("  \(entry.at)  \(entry.action) by \(entry.actor): \(entry.detail)")
+            }
             print("body (\(letter.body.count) bytes\(detail.bodyEncoding == "base64" ? ", base64" : ""))")
-            print(detail.body)
+            print(detail.prettyBody)
         }
     }
 
@@ -125,6 +131,7 @@ struct DLQCommand: AsyncParsableCommand {
         @Flag(help: "Show what would be replayed; publish nothing.") var dryRun = false
         @Option(help: "At most this many letters a second.") var rate: Double?
         @Flag(help: "One JSON array of outcomes on stdout.") var json = false
+        @OptionGroup var actor: ActorOptions
         @OptionGroup var store: StoreOptions
         @OptionGroup var broker: BrokerOptions
 
@@ -140,7 +147,7 @@ struct DLQCommand: AsyncParsableCommand {
                 let letters = ids.isEmpty
                     ? try await DLQCommand.all(store, try filter.filter(defaultStatus: .pending))
                     : try await DLQCommand.letters(store, ids: ids)
-                let actor = "whsync@\(ProcessInfo.processInfo.hostName)"
+                let actor = self.actor.name
                 if dryRun {
                     return try await DeadLetterReplayer(store: store, publisher: nil, actor: actor).replay(letters, dryRun: true)
                 }
@@ -170,13 +177,20 @@ struct DLQCommand: AsyncParsableCommand {
             abstract: "Replace a dead letter's body (then replay it).",
             discussion: "The new body is checked as the workers check events; --force stores a body that fails the check.")
         @Argument(help: "The dead letter's id.") var id: Int64
-        @Option(name: .customLong("body-file"), help: "File with the new body, or - for stdin.") var bodyFile: String
+        @Option(name: .customLong("body-file"), help: "File with the new body, or - for stdin. Default: open $VISUAL or $EDITOR.")
+        var bodyFile: String?
         @Flag(help: "Store the body even if it is not a valid event.") var force = false
+        @OptionGroup var actor: ActorOptions
         @OptionGroup var store: StoreOptions
         @OptionGroup var broker: BrokerOptions
 
         func run() async throws {
-            let data = bodyFile == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: bodyFile))
+            let data: Data
+            switch bodyFile {
+            case "-": data = FileHandle.standardInput.readDataToEndOfFile()
+            case let path?: data = try Data(contentsOf: URL(fileURLWithPath: path))
+            case nil: data = try await editInEditor()
+            }
             var body = Array(data)
             while let last = body.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { body.removeLast() }
             try await store.withStore(logger: broker.logger()) { store in
@@ -187,9 +201,35 @@ struct DLQCommand: AsyncParsableCommand {
                     guard force else { throw ValidationError("the new body is not a valid event under \(letter.originalRoutingKey): \(error) (--force stores it anyway)") }
                     printError("warning: storing a body that is not a valid event: \(error)")
                 }
-                let updated = try await store.updateDeadLetterBody(id: id, body: body, at: Date())
-                printError("dead letter \(updated.id): body replaced (\(body.count) bytes); replay it with `whsync dlq replay \(updated.id)`")
+                let updated = try await store.updateDeadLetterBody(id: id, body: body, by: actor.name, at: Date())
+                printError("dead letter \(updated.id): body replaced (\(body.count) bytes; the original is in its history); replay it with `whsync dlq replay \(updated.id)`")
             }
+        }
+
+        /// Opens the letter's body in the operator's editor and returns what was saved.
+        private func editInEditor() async throws -> Data {
+            let environment = ProcessInfo.processInfo.environment
+            guard let editor = [environment["VISUAL"], environment["EDITOR"]].compactMap({ $0 }).first(where: { !$0.isEmpty }),
+                isatty(STDIN_FILENO) != 0
+            else {
+                throw ValidationError("no --body-file, and no $VISUAL or $EDITOR on a terminal to edit in")
+            }
+            let letter = try await store.withStore(logger: broker.logger()) { try await DLQCommand.letters($0, ids: [id])[0] }
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("whsync-dlq-\(id)-\(UUID().uuidString.prefix(8)).json")
+            try Data(DeadLetterDetail(letter).prettyBody.utf8).write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            // Through the shell: EDITOR may carry arguments ("code --wait").
+            process.arguments = ["-c", "\(editor) \"$1\"", "editor", file.path]
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw ValidationError("the editor exited with \(process.terminationStatus); nothing changed") }
+            // Pretty-printed JSON is stored compact again (numbers exactly as written): one event,
+            // one line, like the wire.
+            let edited = try Data(contentsOf: file)
+            if let value = try? JSONValue(parsing: Array(edited)) { return Data(value.serializedBytes()) }
+            return edited
         }
     }
 
@@ -200,6 +240,8 @@ struct DLQCommand: AsyncParsableCommand {
         @Argument(help: "Dead letter ids.") var ids: [Int64] = []
         @OptionGroup var filter: FilterOptions
         @Flag(help: "Every pending letter.") var all = false
+        @Flag(help: "Do not ask for confirmation (required without a terminal).") var yes = false
+        @OptionGroup var actor: ActorOptions
         @OptionGroup var store: StoreOptions
         @OptionGroup var broker: BrokerOptions
 
@@ -209,10 +251,18 @@ struct DLQCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            if !yes {
+                guard isatty(STDIN_FILENO) != 0 else { throw ValidationError("purging needs --yes when not run from a terminal") }
+                FileHandle.standardError.write(Data("Purge the selected dead letters? They will never be replayed. [y/N] ".utf8))
+                guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                    printError("nothing purged")
+                    return
+                }
+            }
             let purged = try await store.withStore(logger: broker.logger()) { store in
                 ids.isEmpty
-                    ? try await store.purgeDeadLetters(matching: try filter.filter(defaultStatus: .pending), at: Date())
-                    : try await store.purgeDeadLetters(ids: ids, at: Date())
+                    ? try await store.purgeDeadLetters(matching: try filter.filter(defaultStatus: .pending), by: actor.name, at: Date())
+                    : try await store.purgeDeadLetters(ids: ids, by: actor.name, at: Date())
             }
             printError("purged \(purged) dead letter\(purged == 1 ? "" : "s")")
         }
@@ -318,6 +368,14 @@ struct DeadLetterDetail: Encodable {
     let body: String
     /// `utf8` when the body is text, else `base64`.
     let bodyEncoding: String
+    /// The audit trail (`dlq show`); `nil` in exports.
+    var history: [AuditView]?
+
+    /// The body indented when it is JSON (numbers exactly as written), as it is otherwise.
+    var prettyBody: String {
+        guard bodyEncoding == "utf8", let value = try? JSONValue(parsing: Array(body.utf8)) else { return body }
+        return value.serialized(pretty: true)
+    }
 
     init(_ letter: DeadLetterRecord) {
         summary = DeadLetterSummary(letter)
@@ -352,10 +410,29 @@ struct DeadLetterDetail: Encodable {
         try container.encode(headers, forKey: .headers)
         try container.encode(body, forKey: .body)
         try container.encode(bodyEncoding, forKey: .bodyEncoding)
+        if let history { try container.encode(history, forKey: .history) }
     }
 
     enum CodingKeys: String, CodingKey {
-        case originalExchange, sequence, headers, body, bodyEncoding
+        case originalExchange, sequence, headers, body, bodyEncoding, history
+    }
+}
+
+/// One audit entry of a letter, for `dlq show`.
+struct AuditView: Encodable {
+    let at: String
+    let actor: String
+    let action: String
+    let detail: String
+    /// For an edit: the body it replaced.
+    let previousBody: String?
+
+    init(_ entry: AuditEntry) {
+        at = formatTime(entry.entry.at)
+        actor = entry.entry.actor
+        action = entry.entry.action.rawValue
+        detail = entry.entry.detail
+        previousBody = entry.entry.previousBody.map { String(decoding: $0, as: UTF8.self) }
     }
 }
 

@@ -108,6 +108,7 @@ struct GapsCommand: AsyncParsableCommand {
         @Option(help: "The key's stream.") var stream: EventStream
         @Argument(help: "The sequencing key, e.g. WH1/SKU-0001.") var key: String
         @Flag(help: "One JSON object on stdout.") var json = false
+        @OptionGroup var actor: ActorOptions
         @OptionGroup var store: StoreOptions
         @OptionGroup var broker: BrokerOptions
 
@@ -118,6 +119,11 @@ struct GapsCommand: AsyncParsableCommand {
             let skippedTo: Int64?
             let resumedAt: Int64
             let resumedEventId: String
+
+            var summary: String {
+                let skipped = skippedFrom.map { "skipped \($0)–\(skippedTo ?? $0)" } ?? "nothing was missing"
+                return "\(skipped); resumes at sequence \(resumedAt) (eventId \(resumedEventId))"
+            }
         }
 
         func run() async throws {
@@ -137,15 +143,17 @@ struct GapsCommand: AsyncParsableCommand {
                     } catch let error as StoreError where error.code == .versionConflict {
                         continue
                     }
-                    return Result(
+                    let result = Result(
                         stream: stream.rawValue, key: key, skippedFrom: outcome.skipped?.lowerBound,
                         skippedTo: outcome.skipped?.upperBound, resumedAt: outcome.release.sequence,
                         resumedEventId: outcome.release.eventId)
+                    try await store.recordAudit(NewAuditEntry(
+                        at: Date(), actor: actor.name, action: .gapSkip, stream: stream, key: key, detail: result.summary))
+                    return result
                 }
             }
             if json { return try printJSON(result) }
-            let skipped = result.skippedFrom.map { "skipped \($0)–\(result.skippedTo ?? $0)" } ?? "nothing was missing"
-            print("\(stream) \(key): \(skipped); resumes at sequence \(result.resumedAt) (eventId \(result.resumedEventId)), released by the worker within seconds")
+            print("\(stream) \(key): \(result.summary), released by the worker within seconds")
         }
     }
 }

@@ -5,6 +5,10 @@ import WarehouseSyncCore
 import WarehouseSyncRuntime
 import WarehouseSyncStore
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
 /// `whsync status`: is anything stuck? Queue depths and consumers from the broker; parked keys,
 /// waiting keys and pending dead letters from the store (when `STORE_URL` is set).
 struct StatusCommand: AsyncParsableCommand {
@@ -12,6 +16,8 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Queue depths and consumers, parked keys and pending dead letters, per stream.")
     @Option(help: "Topology file. Default: topology/topology.json here or in a parent.") var file: String?
+    @Option(name: .customLong("erp-base-url"), help: "The ERP, to ask GET /health. Default: $ERP_BASE_URL, else not asked.")
+    var erpBaseURL: String?
     @Flag(help: "One JSON object on stdout.") var json = false
     @OptionGroup var store: StoreOptions
     @OptionGroup var broker: BrokerOptions
@@ -28,6 +34,10 @@ struct StatusCommand: AsyncParsableCommand {
         let retryQueues: [Queue]
         let parkedKeys: Int?
         let waitingKeys: Int?
+        /// Events held (arrived before a missing predecessor), over all keys.
+        let heldEvents: Int?
+        /// When the oldest held event arrived: how long the oldest unposted event has waited.
+        let oldestHeldSince: String?
         let pendingDeadLetters: Int?
     }
 
@@ -36,6 +46,8 @@ struct StatusCommand: AsyncParsableCommand {
         let deadLetterQueue: Queue
         /// Pending dead letters in the store by reason; `nil` without `STORE_URL`.
         let pendingDeadLettersByReason: [String: Int]?
+        /// `up` or `down` by the ERP's `GET /health`; `nil` without `ERP_BASE_URL`.
+        let erp: String?
     }
 
     func run() async throws {
@@ -64,19 +76,39 @@ struct StatusCommand: AsyncParsableCommand {
             }
         }
         let streams = topology.streams.map { stream in
-            StreamStatus(
+            let held = gaps?.filter { $0.stream == stream.name }
+            return StreamStatus(
                 stream: stream.name,
                 workQueues: stream.workQueues.compactMap { depths[$0] },
                 retryQueues: topology.retry.tiers.compactMap { depths[topology.retryQueue(stream: stream.name, tier: $0)] },
                 parkedKeys: gaps?.filter { $0.stream == stream.name && $0.parked }.count,
                 waitingKeys: gaps?.filter { $0.stream == stream.name && !$0.parked }.count,
+                heldEvents: held?.reduce(0) { $0 + $1.heldCount },
+                oldestHeldSince: held?.compactMap(\.oldestHeldAt).min(),
                 pendingDeadLetters: pending?.filter { $0.stream?.rawValue == stream.name }.count)
         }
         let byReason = pending.map { Dictionary(grouping: $0, by: \.reason.rawValue).mapValues(\.count) }
+        let erpURL = erpBaseURL ?? ProcessInfo.processInfo.environment["ERP_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        var erp: String?
+        if let erpURL { erp = await Self.erpIsUp(erpURL) ? "up" : "down" }
         let status = Status(
-            streams: streams, deadLetterQueue: depths[topology.deadLetter.queue]!, pendingDeadLettersByReason: byReason)
+            streams: streams, deadLetterQueue: depths[topology.deadLetter.queue]!, pendingDeadLettersByReason: byReason, erp: erp)
         if json { return try printJSON(status) }
 
+        // Business terms first.
+        for stream in streams {
+            let waiting = stream.workQueues.reduce(0) { $0 + Int($1.messages) }
+            let retrying = stream.retryQueues.reduce(0) { $0 + Int($1.messages) }
+            var line = "\(stream.stream): \(waiting) event\(waiting == 1 ? "" : "s") waiting, \(retrying) in retry"
+            if let parked = stream.parkedKeys, let held = stream.heldEvents {
+                line += ", \(parked) key\(parked == 1 ? "" : "s") parked, \(held) event\(held == 1 ? "" : "s") held"
+                if let since = stream.oldestHeldSince { line += " (oldest since \(since))" }
+            }
+            if let letters = stream.pendingDeadLetters { line += ", \(letters) dead letter\(letters == 1 ? "" : "s") to look at" }
+            print(line)
+        }
+        if let erp { print("ERP: \(erp)") }
+        print()
         print("stream     queue                          ready  consumers  in retry  parked  waiting  dead letters")
         for stream in streams {
             for queue in stream.workQueues {
@@ -98,5 +130,14 @@ struct StatusCommand: AsyncParsableCommand {
         for stream in streams where stream.workQueues.contains(where: { $0.consumers == 0 }) {
             printError("warning: no consumer on a \(stream.stream) work queue: is the \(stream.stream)-worker running?")
         }
+    }
+
+    /// `GET {erp}/health` answers 2xx within 3 s.
+    static func erpIsUp(_ baseURL: String) async -> Bool {
+        guard let url = URL(string: baseURL.hasSuffix("/") ? baseURL + "health" : baseURL + "/health") else { return false }
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 3
+        guard let (_, response) = try? await URLSession.shared.data(for: request) else { return false }
+        return ((response as? HTTPURLResponse)?.statusCode).map { (200..<300).contains($0) } ?? false
     }
 }

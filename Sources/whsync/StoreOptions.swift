@@ -27,6 +27,18 @@ struct StoreOptions: ParsableArguments {
     }
 }
 
+/// Who is acting, for the audit trail: `--actor`, else the OS user at this host.
+struct ActorOptions: ParsableArguments {
+    @Option(help: "Who does this, for the audit trail. Default: $USER@host")
+    var actor: String?
+
+    var name: String {
+        if let actor, !actor.isEmpty { return actor }
+        let user = ProcessInfo.processInfo.environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? NSUserName()
+        return "\(user)@\(ProcessInfo.processInfo.hostName)"
+    }
+}
+
 /// Prints `value` as JSON alone on stdout: sorted keys, one document.
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()

@@ -45,10 +45,14 @@ import WarehouseSyncStore
             #expect(gaps[0]["heldSequences"] as? [Int] == [3, 4])
 
             let status = try #require(
-                try json(await whsync(system, ["status", "--json", "--file", Self.topologyFile])) as? [String: Any])
+                try json(await whsync(system, ["status", "--json", "--file", Self.topologyFile, "--erp-base-url", system.erpURL]))
+                    as? [String: Any])
+            #expect(status["erp"] as? String == "up")
             let streams = try #require(status["streams"] as? [[String: Any]])
             let inventory = try #require(streams.first { $0["stream"] as? String == "inventory" })
             #expect(inventory["parkedKeys"] as? Int == 1)
+            #expect(inventory["heldEvents"] as? Int == 2)
+            #expect(inventory["oldestHeldSince"] is String)
             let workQueues = try #require(inventory["workQueues"] as? [[String: Any]])
             #expect(workQueues.first?["consumers"] as? Int == 1)
 
@@ -131,21 +135,40 @@ import WarehouseSyncStore
             }
             let balances = try await system.erpBalances()
             #expect(balances["WH1/\(sku.sku)/available"] == "7")
+            // Replaying the same letter again posts nothing twice: the eventId is posted now.
+            let again = try await whsync(system, ["dlq", "replay", "\(id)", "--actor", "carol"])
+            #expect(again.status == 0, "\(again.stderr)")
+            try await system.waitUntil("the second replay to be dropped as a duplicate", timeout: .seconds(30)) {
+                try await system.metric(.inventory, "whsync_duplicates_total") == 1
+            }
+            #expect(try await system.erpDocumentCount() == 1)
+
             let after = try #require(try json(await whsync(system, ["dlq", "show", "\(id)", "--json"])) as? [String: Any])
             #expect(after["status"] as? String == "replayed")
-            #expect(after["replayCount"] as? Int == 1)
-            #expect((after["lastReplayedBy"] as? String)?.hasPrefix("whsync@") == true)
+            #expect(after["replayCount"] as? Int == 2)
+            #expect(after["lastReplayedBy"] as? String == "carol")
+            // The history keeps who did what, and the body the edit replaced.
+            let history = try #require(after["history"] as? [[String: Any]])
+            #expect(history.compactMap { $0["action"] as? String } == ["edit", "replay", "replay"])
+            #expect(history.first?["previousBody"] as? String == String(decoding: bad.body, as: UTF8.self))
+            #expect((history.first?["actor"] as? String)?.contains("@") == true)
 
             let export = try await whsync(system, ["dlq", "export"])
             #expect(export.status == 0)
             #expect(export.stdout.split(separator: "\n").count == 2)
 
-            let purge = try await whsync(system, ["dlq", "purge", "--reason", "invalid"])
+            let unconfirmed = try await whsync(system, ["dlq", "purge", "--reason", "invalid"])
+            #expect(unconfirmed.status != 0 && unconfirmed.stderr.contains("--yes"), "\(unconfirmed.stderr)")
+            let purge = try await whsync(system, ["dlq", "purge", "--reason", "invalid", "--yes"])
             #expect(purge.status == 0 && purge.stderr.contains("purged 1 dead letter"), "\(purge.stderr)")
             let pending = try #require(try json(await whsync(system, ["dlq", "list", "--status", "pending", "--json"])) as? [[String: Any]])
             #expect(pending.isEmpty)
             let refused = try await whsync(system, ["dlq", "replay"])
             #expect(refused.status != 0 && refused.stderr.contains("exactly one"))
+            let unknown = try await whsync(system, ["dlq", "show", "999999"])
+            #expect(unknown.status != 0 && unknown.stderr.contains("no dead letter 999999"))
+            let badFilter = try await whsync(system, ["dlq", "list", "--reason", "late"])
+            #expect(badFilter.status != 0 && badFilter.stderr.contains("late"))
         }
     }
 }

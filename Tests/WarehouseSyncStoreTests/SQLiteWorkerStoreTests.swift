@@ -196,12 +196,18 @@ struct VersionIgnoringStore: WorkerStore {
     func markReplayed(id: Int64, by replayedBy: String, at: Date) async throws -> DeadLetterRecord {
         try await base.markReplayed(id: id, by: replayedBy, at: at)
     }
-    func updateDeadLetterBody(id: Int64, body: [UInt8], at: Date) async throws -> DeadLetterRecord {
-        try await base.updateDeadLetterBody(id: id, body: body, at: at)
+    func updateDeadLetterBody(id: Int64, body: [UInt8], by editedBy: String, at: Date) async throws -> DeadLetterRecord {
+        try await base.updateDeadLetterBody(id: id, body: body, by: editedBy, at: at)
     }
-    func purgeDeadLetters(ids: [Int64], at: Date) async throws -> Int { try await base.purgeDeadLetters(ids: ids, at: at) }
-    func purgeDeadLetters(matching filter: DeadLetterFilter, at: Date) async throws -> Int {
-        try await base.purgeDeadLetters(matching: filter, at: at)
+    func purgeDeadLetters(ids: [Int64], by purgedBy: String, at: Date) async throws -> Int {
+        try await base.purgeDeadLetters(ids: ids, by: purgedBy, at: at)
+    }
+    func recordAudit(_ entry: NewAuditEntry) async throws { try await base.recordAudit(entry) }
+    func auditTrail(deadLetterId: Int64?, limit: Int) async throws -> [AuditEntry] {
+        try await base.auditTrail(deadLetterId: deadLetterId, limit: limit)
+    }
+    func purgeDeadLetters(matching filter: DeadLetterFilter, by purgedBy: String, at: Date) async throws -> Int {
+        try await base.purgeDeadLetters(matching: filter, by: purgedBy, at: at)
     }
     func pruneDeadLetters(olderThan: Date) async throws -> Int { try await base.pruneDeadLetters(olderThan: olderThan) }
     func close() async { await base.close() }

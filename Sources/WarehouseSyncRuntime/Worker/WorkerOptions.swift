@@ -18,7 +18,7 @@ public struct WorkerOptions: ParsableArguments {
     var metricsHost: String?
     @Option(help: "Unacknowledged deliveries per consumer. Default: $PREFETCH, else 100")
     var prefetch: String?
-    @Option(help: "How long a sequence gap waits before its key parks (30s, 10m). Default: $GAP_TIMEOUT, else 10m")
+    @Option(help: "How long a sequence gap waits before its key parks (30s, 10m). Default: $GAP_TIMEOUT, else 15m")
     var gapTimeout: String?
     @Option(help: "Posting attempts before retries-exhausted. Default: $RETRY_MAX_ATTEMPTS, else 5")
     var retryMaxAttempts: String?
