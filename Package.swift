@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "inventory-worker", targets: ["inventory-worker"]),
         .executable(name: "shipment-worker", targets: ["shipment-worker"]),
         .executable(name: "receipt-worker", targets: ["receipt-worker"]),
+        .executable(name: "replay-worker", targets: ["replay-worker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -129,6 +130,11 @@ let package = Package(
         .executableTarget(
             name: "receipt-worker",
             dependencies: ["WarehouseSyncRuntime", "WarehouseSyncCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // The replay worker (DESIGN §1, §6): thin main over ReplayWorkerLauncher.
+        .executableTarget(
+            name: "replay-worker",
+            dependencies: ["WarehouseSyncRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The log handler and metadata keys shared by every executable (text or JSON lines to
         // stderr). Its own target so the reference ERP uses it without the runtime's adapters.

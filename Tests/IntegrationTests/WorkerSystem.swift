@@ -167,6 +167,26 @@ final class WorkerSystem: @unchecked Sendable {
         return worker
     }
 
+    /// Runs the `replay-worker` executable on the system's store (started and consuming before
+    /// `body`), and always stops it gracefully afterwards, whether `body` stopped it or not.
+    func withReplayWorker(
+        environment: [String: String] = [:], _ body: (ChildProcess) async throws -> Void
+    ) async throws {
+        var variables = workerEnvironment.merging(environment) { _, new in new }
+        variables["STORE_URL"] = storeURL
+        let worker = try ChildProcess(
+            name: "replay-worker", executable: try TestBroker.executablePath("replay-worker"), environment: variables,
+            logFile: directory.appendingPathComponent("replay-worker.log"))
+        do {
+            _ = try await worker.awaitLog("replay worker starting")
+            try await body(worker)
+        } catch {
+            await worker.stop()
+            throw error
+        }
+        await worker.stop()
+    }
+
     /// The worker's operations endpoint, from its log.
     func metricsURL(_ stream: EventStream) async throws -> String {
         let worker = try #require(workers[stream])

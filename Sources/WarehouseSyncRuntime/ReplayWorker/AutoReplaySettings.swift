@@ -1,0 +1,116 @@
+import WarehouseSyncCore
+
+/// The replay worker's automatic replay policy (DESIGN §6, docs/replay.md): `retries-exhausted`
+/// letters go back to their queue once the ERP answers `/health` again, at most ``maxReplays``
+/// times each and ``rate`` letters a second; every other reason waits for a person.
+///
+/// Read like ``WorkerConfiguration``: flags (`overrides`, by variable name) > environment >
+/// defaults, empty values count as unset, every unusable setting reported at once.
+public struct AutoReplaySettings: Sendable, Hashable, CustomStringConvertible {
+    public enum Key: String, Sendable, CaseIterable {
+        case enabled = "AUTO_REPLAY"
+        case maxReplays = "AUTO_REPLAY_MAX"
+        case rate = "AUTO_REPLAY_RATE"
+        case delay = "AUTO_REPLAY_DELAY"
+        case interval = "AUTO_REPLAY_INTERVAL"
+    }
+
+    public static let defaultMaxReplays = 3
+    public static let defaultRate = 20.0
+    public static let defaultDelay: Duration = .seconds(60)
+    public static let defaultInterval: Duration = .seconds(10)
+    /// Below this a pass would spin on the store for nothing.
+    public static let minimumInterval: Duration = .milliseconds(100)
+
+    /// `AUTO_REPLAY`: `false` leaves every letter to a person (the worker still drains).
+    public var enabled: Bool
+    /// `AUTO_REPLAY_MAX`: replays per letter, counting an operator's; beyond it the letter waits
+    /// for a person.
+    public var maxReplays: Int
+    /// `AUTO_REPLAY_RATE`: letters republished per second at most.
+    public var rate: Double
+    /// `AUTO_REPLAY_DELAY`: the least time since a letter's last failure before it is replayed,
+    /// so a letter is not sent back into the failure it just came out of.
+    public var delay: Duration
+    /// `AUTO_REPLAY_INTERVAL`: how often the worker checks the ERP and looks for letters.
+    public var interval: Duration
+
+    public init(
+        enabled: Bool = true, maxReplays: Int = defaultMaxReplays, rate: Double = defaultRate,
+        delay: Duration = defaultDelay, interval: Duration = defaultInterval
+    ) {
+        self.enabled = enabled
+        self.maxReplays = maxReplays
+        self.rate = rate
+        self.delay = delay
+        self.interval = interval
+    }
+
+    public init(environment: [String: String], overrides: [String: String] = [:]) throws(ConfigurationError) {
+        func value(_ key: Key) -> String? {
+            let text = overrides[key.rawValue] ?? environment[key.rawValue]
+            return text.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        var problems: [ConfigurationError.Problem] = []
+        func fail(_ key: Key, _ message: String) {
+            problems.append(.init(setting: key.rawValue, message: message))
+        }
+        func duration(_ key: Key, default fallback: Duration, atLeast minimum: Duration, accepted: String) -> Duration {
+            guard let text = value(key) else { return fallback }
+            do throws(DurationParseError) {
+                let parsed = try parseDuration(text)
+                guard parsed >= minimum else {
+                    fail(key, "'\(text)' is not \(accepted) (expected \(DurationParser.acceptedForm))")
+                    return fallback
+                }
+                return parsed
+            } catch {
+                fail(key, "'\(text)' is not a duration (expected \(DurationParser.acceptedForm))")
+                return fallback
+            }
+        }
+
+        var enabled = true
+        if let text = value(.enabled) {
+            switch text.lowercased() {
+            case "true", "1", "yes": enabled = true
+            case "false", "0", "no": enabled = false
+            default: fail(.enabled, "'\(text)' is not true or false")
+            }
+        }
+        var maxReplays = Self.defaultMaxReplays
+        if let text = value(.maxReplays) {
+            if let number = Int(text), number >= 1 {
+                maxReplays = number
+            } else {
+                fail(.maxReplays, "'\(text)' is not an integer ≥ 1 (replays per letter; AUTO_REPLAY=false turns replays off)")
+            }
+        }
+        var rate = Self.defaultRate
+        if let text = value(.rate) {
+            if let number = Double(text), number.isFinite, number > 0 {
+                rate = number
+            } else {
+                fail(.rate, "'\(text)' is not a number of letters per second above 0 (e.g. 20 or 0.5)")
+            }
+        }
+        let delay = duration(.delay, default: Self.defaultDelay, atLeast: .zero, accepted: "zero or more")
+        let interval = duration(
+            .interval, default: Self.defaultInterval, atLeast: Self.minimumInterval,
+            accepted: "at least \(DurationParser.format(Self.minimumInterval))")
+
+        guard problems.isEmpty else { throw ConfigurationError(problems) }
+        self.init(enabled: enabled, maxReplays: maxReplays, rate: rate, delay: delay, interval: interval)
+    }
+
+    /// For the start-up line.
+    public var description: String {
+        [
+            "autoReplay=\(enabled)",
+            "autoReplayMax=\(maxReplays)",
+            "autoReplayRate=\(rate)",
+            "autoReplayDelay=\(DurationParser.format(delay))",
+            "autoReplayInterval=\(DurationParser.format(interval))",
+        ].joined(separator: " ")
+    }
+}
