@@ -171,6 +171,12 @@ let package = Package(
             dependencies: ["AMQPClient"],
             path: "bench/Sources/amqp-bench"
         ),
+        // Load generator and raw drain for bench/e2e-throughput (publish backlog/paced, drain).
+        .executableTarget(
+            name: "e2e-publisher",
+            dependencies: ["AMQPClient", .product(name: "Logging", package: "swift-log")],
+            path: "bench/Sources/e2e-publisher"
+        ),
         .testTarget(
             name: "WarehouseSyncCoreTests",
             dependencies: [
