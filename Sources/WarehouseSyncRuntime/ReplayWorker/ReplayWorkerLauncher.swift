@@ -50,62 +50,14 @@ public enum ReplayWorkerLauncher {
         logger.notice("starting", metadata: ["configuration": "\(configuration)", "policy": "\(settings)"])
         let registry = OpsMetrics.bootstrap()
 
-        let store = try await configuration.store.open(logger: logger)
-        let erp = HTTPERPClient(configuration: configuration.erp, logger: logger)
-        var amqp = configuration.amqp
-        let consumer: AMQPConnection
-        let publisher: AMQPConnection
-        do {
-            amqp.connectionName = amqp.connectionName ?? "\(executable) consumer"
-            consumer = try await AMQPConnection.connect(amqp, logger: logger)
-            amqp.connectionName = "\(executable) publisher"
-            // Replays wait for their confirm before they are recorded: on their own connection,
-            // so that a slow confirm never stalls the drain.
-            publisher = try await AMQPConnection.connect(amqp, options: .init(publisherConfirms: true), logger: logger)
-        } catch {
-            await store.close()
-            try? await erp.shutdown()
-            throw WorkerStartError("AMQP_URL: \(error)")
-        }
-
-        let host = ProcessInfo.processInfo.hostName
+        let process = try await WorkerProcess.open(executable: executable, configuration: configuration, logger: logger)
         let worker = ReplayWorkerService(
             topology: topology, settings: settings, prefetch: configuration.prefetch,
             statusMapping: configuration.statusMapping,
-            dependencies: .init(consumer: consumer, publisher: publisher, store: store, erp: erp),
-            actor: "\(executable)@\(host)", metrics: ReplayWorkerMetrics(), logger: logger)
-        do {
-            try await worker.verifyTopology()
-        } catch {
-            await consumer.close()
-            await publisher.close()
-            await store.close()
-            try? await erp.shutdown()
-            throw error
-        }
-
-        // Not the ERP: the drain works whether it is up or not.
-        let readiness = ReadinessChecks()
-        readiness.register("broker") { consumer.isConnected && publisher.isConnected }
-        let ops = OpsServer(
-            host: configuration.metricsHost, port: configuration.metricsPort, readiness: readiness, registry: registry,
-            logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
-                    .init(service: ops),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        do {
-            try await group.run()
-        } catch {
-            await store.close()
-            try? await erp.shutdown()
-            throw error
-        }
-        await store.close()
-        try? await erp.shutdown()
+            dependencies: .init(consumer: process.consumer, publisher: process.publisher, store: process.store, erp: process.erp),
+            actor: WorkerProcess.actor(executable), metrics: ReplayWorkerMetrics(), logger: logger)
+        // Readiness is the broker's alone: the drain works whether the ERP is up or not.
+        try await process.serve(
+            worker, verify: worker.verifyTopology, readiness: ReadinessChecks(), configuration: configuration, registry: registry)
     }
 }

@@ -38,62 +38,21 @@ public enum WorkerLauncher {
         logger.notice("starting", metadata: ["configuration": "\(configuration)"])
         let registry = OpsMetrics.bootstrap()
 
-        let store = try await configuration.store.open(logger: logger)
-        let erp = HTTPERPClient(configuration: configuration.erp, logger: logger)
-        var amqp = configuration.amqp
-        let consumer: AMQPConnection
-        let publisher: AMQPConnection
+        let process = try await WorkerProcess.open(executable: executable, configuration: configuration, logger: logger)
+        let worker: WorkerService
         do {
-            amqp.connectionName = amqp.connectionName ?? "\(executable) consumer"
-            consumer = try await AMQPConnection.connect(amqp, logger: logger)
-            amqp.connectionName = "\(executable) publisher"
-            // Dead letters and retry copies are confirmed before the ack: on their own connection,
-            // so that a slow confirm never stalls deliveries.
-            publisher = try await AMQPConnection.connect(amqp, options: .init(publisherConfirms: true), logger: logger)
+            worker = try WorkerService(
+                stream: stream, configuration: configuration, topology: topology,
+                dependencies: .init(consumer: process.consumer, publisher: process.publisher, store: process.store, erp: process.erp),
+                workerName: WorkerProcess.actor(executable), metrics: WorkerMetrics(stream: stream.rawValue), logger: logger)
         } catch {
-            await store.close()
-            try? await erp.shutdown()
-            throw WorkerStartError("AMQP_URL: \(error)")
-        }
-
-        let host = ProcessInfo.processInfo.hostName
-        let worker = try WorkerService(
-            stream: stream, configuration: configuration, topology: topology,
-            dependencies: .init(consumer: consumer, publisher: publisher, store: store, erp: erp),
-            workerName: "\(executable)@\(host)", metrics: WorkerMetrics(stream: stream.rawValue), logger: logger)
-        do {
-            try await worker.verifyTopology()
-        } catch {
-            await consumer.close()
-            await publisher.close()
-            await store.close()
-            try? await erp.shutdown()
+            await process.close()
             throw error
         }
-
         let readiness = ReadinessChecks()
-        readiness.register("broker") { consumer.isConnected && publisher.isConnected }
         readiness.register("erp-circuit") { !worker.isCircuitOpen }
-        let ops = OpsServer(
-            host: configuration.metricsHost, port: configuration.metricsPort, readiness: readiness, registry: registry,
-            logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
-                    .init(service: ops),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        do {
-            try await group.run()
-        } catch {
-            await store.close()
-            try? await erp.shutdown()
-            throw error
-        }
-        await store.close()
-        try? await erp.shutdown()
+        try await process.serve(
+            worker, verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
     }
 
     /// `TOPOLOGY_FILE`, or `topology/topology.json` in the working directory or a parent.
