@@ -84,21 +84,55 @@ struct TopologyCommand: AsyncParsableCommand {
     }
 
     struct Export: AsyncParsableCommand {
+        enum Format: String, ExpressibleByArgument, CaseIterable {
+            case definitions
+            case k8s
+        }
+
         static let configuration = CommandConfiguration(
-            abstract: "Write a RabbitMQ definitions file (for rabbitmqctl import_definitions or the management UI).")
+            abstract: "Write a RabbitMQ definitions file, or the topology as Kubernetes resources.",
+            discussion: """
+                definitions: for rabbitmqctl import_definitions or the management UI. k8s: Exchange, \
+                Queue and Binding resources of the RabbitMQ messaging-topology-operator (docs/deploy.md).
+                """)
         @OptionGroup var topology: FileOption
-        @Option(help: "Virtual host the definitions target.")
+        @Option(help: "definitions (RabbitMQ definitions JSON) or k8s (topology-operator YAML).")
+        var format: Format = .definitions
+        @Option(help: "Virtual host the definitions or resources target.")
         var vhost = "/"
+        @Option(name: .customLong("rabbitmq-cluster"), help: "k8s: the RabbitmqCluster the resources refer to.")
+        var rabbitmqCluster = "rabbitmq"
+        @Option(name: .customLong("rabbitmq-cluster-namespace"), help: "k8s: its namespace, when not the resources' own.")
+        var rabbitmqClusterNamespace: String?
+        @Option(help: "k8s: metadata.namespace of the resources; default none (kubectl apply -n decides).")
+        var namespace: String?
         @Option(name: .shortAndLong, help: "Output file; default stdout.")
         var output: String?
 
+        func validate() throws {
+            if format == .definitions, rabbitmqCluster != "rabbitmq" || rabbitmqClusterNamespace != nil || namespace != nil {
+                throw ValidationError("--rabbitmq-cluster, --rabbitmq-cluster-namespace and --namespace need --format k8s")
+            }
+        }
+
         func run() async throws {
-            let data = try topology.load().plan.definitions(vhost: vhost)
+            let loaded = try topology.load()
+            let data: Data
+            switch format {
+            case .definitions:
+                data = loaded.plan.definitions(vhost: vhost)
+            case .k8s:
+                for limitation in loaded.plan.kubernetesLimitations { printError("whsync: warning: \(limitation)") }
+                let options = KubernetesTopologyOptions(
+                    rabbitmqCluster: rabbitmqCluster, rabbitmqClusterNamespace: rabbitmqClusterNamespace,
+                    namespace: namespace, vhost: vhost)
+                data = Data(loaded.kubernetesResources(options).utf8)
+            }
             if let output {
                 try data.write(to: URL(fileURLWithPath: output), options: .atomic)
             } else {
                 FileHandle.standardOutput.write(data)
-                FileHandle.standardOutput.write(Data("\n".utf8))
+                if format == .definitions { FileHandle.standardOutput.write(Data("\n".utf8)) }
             }
         }
     }
