@@ -103,14 +103,16 @@ public final class SQLiteDatabase: Sendable {
 
     // MARK: Work
 
-    /// Runs `body` on the connection's thread inside a deferred transaction (one consistent
-    /// snapshot for all its statements) and returns its result. Do not write in it: use
-    /// ``write(_:)``.
+    /// Runs `body` on the connection's thread inside a transaction (one consistent snapshot for
+    /// all its statements) and returns its result. Do not write in it: use ``write(_:)``.
+    ///
+    /// Reads join group commits like writes: one queued after writes sees them and is answered
+    /// once they are committed, so a read never returns what is not yet durable.
     @discardableResult
     public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await perform { connection in
-            try Self.inTransaction(connection, begin: "BEGIN DEFERRED", body)
-        }
+        // Queued like a write so that it joins a group commit instead of splitting it: a read
+        // between two writes would otherwise cost each of them a COMMIT (an fsync) of its own.
+        try await submitToGroup(readOnly: true, body)
     }
 
     /// Runs `body` on the connection's thread inside a `BEGIN IMMEDIATE` … `COMMIT` transaction
@@ -123,8 +125,15 @@ public final class SQLiteDatabase: Sendable {
     /// create. A failing `COMMIT` fails every write of the group with its error.
     @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await submitToGroup(readOnly: false, body)
+    }
+
+    private func submitToGroup<T: Sendable>(
+        readOnly: Bool, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+    ) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             let write = SQLiteThread.Write(
+                isReadOnly: readOnly,
                 run: { connection in
                     let value = try body(connection)
                     // Resumed only once the group's COMMIT returned.
@@ -180,24 +189,6 @@ public final class SQLiteDatabase: Sendable {
     static var closedError: SQLiteError {
         SQLiteError(code: .closed, message: "the database was closed before the work ran")
     }
-
-    private static func inTransaction<T>(
-        _ connection: SQLiteConnection,
-        begin: String,
-        _ body: (SQLiteConnection) throws -> T
-    ) throws -> T {
-        try connection.control(begin)
-        do {
-            let value = try body(connection)
-            try connection.control("COMMIT")
-            return value
-        } catch {
-            if connection.isInTransaction {
-                try? connection.control("ROLLBACK")
-            }
-            throw error
-        }
-    }
 }
 
 extension SQLiteConnection {
@@ -250,8 +241,11 @@ final class SQLiteThread: @unchecked Sendable {
         case write(Write)
     }
 
-    /// A ``SQLiteDatabase/write(_:)`` as the thread sees it.
+    /// A ``SQLiteDatabase/write(_:)`` (or a ``SQLiteDatabase/read(_:)``) as the thread sees it.
     struct Write: Sendable {
+        /// A read: it joins a group like a write (seeing the group's earlier writes, answered
+        /// after its COMMIT), but a group of reads alone takes no write lock.
+        let isReadOnly: Bool
         /// Runs the caller's body inside the group's transaction; returns what resumes the
         /// caller, called only after the group committed.
         let run: @Sendable (SQLiteConnection) throws -> @Sendable () -> Void
@@ -358,8 +352,8 @@ final class SQLiteThread: @unchecked Sendable {
                     job(connection)
                     index += 1
                 case .write:
-                    // Consecutive writes form a group; any other job ends it, so reads and
-                    // `withConnection` never run inside a group's transaction.
+                    // Consecutive reads and writes form a group; any other job ends it, so
+                    // `withConnection` never runs inside a group's transaction.
                     var group: [Write] = []
                     while index < batch.endIndex, group.count < SQLiteDatabase.maximumWritesPerGroup,
                           case .write(let write) = batch[index]
@@ -398,7 +392,10 @@ final class SQLiteThread: @unchecked Sendable {
         for (offset, write) in group.enumerated() {
             if !isOpen {
                 do {
-                    try connection.control("BEGIN IMMEDIATE")
+                    // The write lock up front when a write is to come: a read transaction that
+                    // upgrades later can fail with SQLITE_BUSY_SNAPSHOT.
+                    let writes = group[offset...].contains { !$0.isReadOnly }
+                    try connection.control(writes ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED")
                     isOpen = true
                 } catch {
                     // Busy past the timeout or I/O: trying again for each write would wait as long
