@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // SQLite 3 (Debian's libsqlite3-dev), plus a shim for the SQLITE_TRANSIENT cast macro.
@@ -110,6 +111,7 @@ let package = Package(
                 "WarehouseSyncERP",
                 "WarehouseSyncLogging",
                 "WarehouseSyncStore",
+                "WarehouseSyncPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -219,6 +221,28 @@ let package = Package(
         .testTarget(
             name: "WarehouseSyncStoreTests",
             dependencies: ["WarehouseSyncStore", "WarehouseSyncStoreConformance", "WarehouseSyncCore", "WarehouseSyncSQLite"]
+        ),
+        // The PostgreSQL worker store (docs/store.md "PostgreSQL"): postgres-nio's PostgresClient pool.
+        .target(
+            name: "WarehouseSyncPostgres",
+            dependencies: [
+                "WarehouseSyncStore",
+                "WarehouseSyncCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Needs WHSYNC_TEST_POSTGRES_URL (scripts/test starts a throwaway server); fails without it.
+        .testTarget(
+            name: "WarehouseSyncPostgresTests",
+            dependencies: [
+                "WarehouseSyncPostgres",
+                "WarehouseSyncStore",
+                "WarehouseSyncStoreConformance",
+                "WarehouseSyncCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The ERP client adapter (docs/erp-client.md): posts PostingDocuments over HTTP, classifies answers.
         .target(

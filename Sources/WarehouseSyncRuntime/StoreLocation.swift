@@ -1,18 +1,19 @@
 import Foundation
 import Logging
+import WarehouseSyncPostgres
 import WarehouseSyncStore
 
 /// Where a worker keeps its state: `STORE_URL`.
 public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
     /// `sqlite:/abs/path.db`: the absolute path of the database file.
     case sqlite(path: String)
-    /// `postgres://user:pass@host:port/db`: parsed, but the workers cannot open it yet.
+    /// `postgres://user:pass@host:port/db`: a PostgreSQL database (`PostgresWorkerStore`).
     case postgres(PostgresLocation)
 
     /// The form accepted, for error messages.
     public static let acceptedForm = "sqlite:/abs/path.db or postgres://user:pass@host:port/db"
 
-    /// The SQLite path a worker opens. Throws for a store kind the workers do not support yet.
+    /// The SQLite file of a `sqlite:` store. Throws for a PostgreSQL store, which has none.
     public func sqlitePath() throws(ConfigurationError) -> String {
         switch self {
         case .sqlite(let path):
@@ -20,7 +21,7 @@ public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
         case .postgres(let location):
             throw ConfigurationError(
                 setting: WorkerConfiguration.Key.storeURL.rawValue,
-                message: "'\(location)': PostgreSQL stores are not yet supported by the workers; use sqlite:/abs/path.db")
+                message: "'\(location)' is a PostgreSQL store, not a SQLite file")
         }
     }
 
@@ -107,12 +108,29 @@ extension StoreLocation {
     /// Opens the store (creating and migrating it when needed): what every executable that reads
     /// `STORE_URL` calls. Errors are one line naming `STORE_URL`.
     public func open(logger: Logger) async throws -> any WorkerStore {
-        let path = try sqlitePath()
-        do {
-            return try await SQLiteWorkerStore(path: path, logger: logger)
-        } catch {
-            throw ConfigurationError(
-                setting: WorkerConfiguration.Key.storeURL.rawValue, message: "cannot open the SQLite store \(path): \(error)")
+        switch self {
+        case .sqlite(let path):
+            do {
+                return try await SQLiteWorkerStore(path: path, logger: logger)
+            } catch {
+                throw ConfigurationError(
+                    setting: WorkerConfiguration.Key.storeURL.rawValue, message: "cannot open the SQLite store \(path): \(error)")
+            }
+        case .postgres(let location):
+            do {
+                return try await PostgresWorkerStore(configuration: location.storeConfiguration, logger: logger)
+            } catch {
+                throw ConfigurationError(
+                    setting: WorkerConfiguration.Key.storeURL.rawValue,
+                    message: "cannot open the PostgreSQL store \(location): \(error)")
+            }
         }
+    }
+}
+
+extension PostgresLocation {
+    /// How `PostgresWorkerStore` connects: TLS when the server offers it (libpq's `sslmode=prefer`).
+    public var storeConfiguration: PostgresStoreConfiguration {
+        PostgresStoreConfiguration(host: host, port: port, username: user, password: password, database: database, tls: .prefer)
     }
 }

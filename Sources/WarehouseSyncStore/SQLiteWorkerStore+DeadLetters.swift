@@ -5,7 +5,7 @@ import WarehouseSyncSQLite
 /// The dead-letter table (migration `store-2-dead-letters`, docs/store.md "Dead letters").
 extension SQLiteWorkerStore {
     public func recordDeadLetter(_ letter: NewDeadLetter) async throws -> DeadLetterRecord {
-        try Self.validate(letter)
+        try letter.validate()
         let identity = letter.identity
         let headers = String(decoding: try JSONEncoder.sortedKeys.encode(letter.headers), as: UTF8.self)
         let failedAt = SQLiteValue.integer(StoreTime.microseconds(letter.failedAt))
@@ -211,14 +211,6 @@ extension SQLiteWorkerStore {
         last_replayed_by, body_edited_at_us, status, status_changed_at_us
         """
 
-    static func validate(_ letter: NewDeadLetter) throws(StoreError) {
-        if letter.eventId?.isEmpty == true {
-            throw StoreError(code: .invalidChange, message: "a dead letter's eventId is empty (leave it nil when unknown)")
-        }
-        if letter.key?.isEmpty == true {
-            throw StoreError(code: .invalidChange, message: "a dead letter's key is empty (leave it nil when unknown)")
-        }
-    }
 
     /// Checks that letter `id` exists and is not purged, runs `update`, returns the row after it.
     private func updateUnpurged(

@@ -109,7 +109,7 @@ public final class SQLiteWorkerStore: WorkerStore {
     // MARK: Writes
 
     public func commit(_ change: KeyChange) async throws {
-        try Self.validate(change)
+        try change.validate()
         try await mapped {
             try await database.write { db in try Self.apply(change, db) }
         }
@@ -132,23 +132,6 @@ public final class SQLiteWorkerStore: WorkerStore {
 
     // MARK: Internals
 
-    /// Checks that need no data: fail before the transaction.
-    static func validate(_ change: KeyChange) throws(StoreError) {
-        guard change.expectedVersion >= 0 else {
-            throw StoreError(code: .invalidChange, message: "negative expected version \(change.expectedVersion)")
-        }
-        if change.newState == nil, change.insertHeld != nil {
-            throw StoreError(code: .invalidChange, message: "a held message needs the key's new state, which holds it")
-        }
-        for write in change.records {
-            guard let (state, _) = StoredDedupState.split(write.record) else {
-                throw StoreError(code: .invalidChange, message: "eventId \(write.eventId.prefix(128)): notSeen is not a record to write")
-            }
-            if write.documentId != nil, state != .posted {
-                throw StoreError(code: .invalidChange, message: "eventId \(write.eventId.prefix(128)): a documentId needs a posted record")
-            }
-        }
-    }
 
     /// Runs inside `BEGIN IMMEDIATE`: any throw rolls everything back.
     private static func apply(_ change: KeyChange, _ db: SQLiteConnection) throws {

@@ -169,18 +169,23 @@ private func problems(_ environment: [String: String], overrides: [String: Strin
         #expect(configuration.description.contains("erpToken=set"))
     }
 
-    @Test func postgresIsParsedButNotYetSupported() throws {
+    @Test func postgresIsParsed() throws {
         let configuration = try WorkerConfiguration(environment: environment([
             "STORE_URL": "postgresql://whsync:pg-Secret-7@db/whsync",
         ]))
-        #expect(configuration.store == .postgres(PostgresLocation(
-            host: "db", port: 5432, user: "whsync", password: "pg-Secret-7", database: "whsync")))
+        let location = PostgresLocation(host: "db", port: 5432, user: "whsync", password: "pg-Secret-7", database: "whsync")
+        #expect(configuration.store == .postgres(location))
         #expect(throws: ConfigurationError(
-            setting: "STORE_URL",
-            message: "'postgres://whsync@db:5432/whsync': PostgreSQL stores are not yet supported by the workers; use sqlite:/abs/path.db"
+            setting: "STORE_URL", message: "'postgres://whsync@db:5432/whsync' is a PostgreSQL store, not a SQLite file"
         )) {
             try configuration.store.sqlitePath()
         }
+        // What the workers open it with; its description never shows the password.
+        let store = location.storeConfiguration
+        #expect(store.host == "db" && store.port == 5432 && store.username == "whsync" && store.database == "whsync")
+        #expect(store.password == "pg-Secret-7")
+        #expect(store.tls == .prefer)
+        #expect(store.description == "postgres://whsync@db:5432/whsync")
     }
 
     @Test func overridesWinOverEnvironment() throws {

@@ -51,7 +51,10 @@ public final class OpsServer: Service, Sendable {
                 bound.set(port)
             },
             logger: logger)
-        try await app.runService()
+        // `run()`, the Service entry point, not `runService()`: that one runs a ServiceGroup of
+        // its own that also reacts to SIGTERM, so the endpoint ended by itself while the worker
+        // was still stopping, and the process exited 1 ("a service has finished unexpectedly").
+        try await app.run()
     }
 
     func makeRouter() -> Router<BasicRequestContext> {

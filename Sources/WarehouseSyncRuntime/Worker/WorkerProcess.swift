@@ -60,9 +60,11 @@ struct WorkerProcess {
                 registry: registry, logger: logger)
             let group = ServiceGroup(
                 configuration: .init(
+                    // Stopped in reverse order: the worker first, so that /readyz and /metrics
+                    // answer while it finishes its work in hand.
                     services: [
-                        .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup),
                         .init(service: ops),
+                        .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup),
                     ],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))

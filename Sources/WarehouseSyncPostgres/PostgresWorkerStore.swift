@@ -1,0 +1,384 @@
+import Foundation
+import Logging
+import PostgresNIO
+import WarehouseSyncCore
+import WarehouseSyncStore
+
+/// The ``WorkerStore`` on a PostgreSQL database, safe for many worker replicas at once
+/// (docs/store.md, "PostgreSQL").
+///
+/// - Each key's decisions serialise on its `keys` row: ``commit(_:)`` checks the expected
+///   version with `INSERT … ON CONFLICT DO NOTHING` (version 0) or `UPDATE … WHERE version = ?`
+///   (which waits for a concurrent writer's row lock and then re-checks), or `SELECT … FOR SHARE`
+///   for a change without a new state, all in one `READ COMMITTED` transaction. Of two replicas
+///   committing on the same version one wins, the other gets `versionConflict`; so a held event
+///   is released by exactly one of them.
+/// - `KeyState.held` is derived from the `held_messages` rows, as in SQLite.
+/// - Migrations run once, under a transaction-level advisory lock, when the store opens.
+/// - The connections are a postgres-nio `PostgresClient` pool run in a task the store owns
+///   (``close()`` ends it). An operation whose connection is lost is retried a few times with
+///   backoff; what remains is ``StoreError/Code-swift.struct/unavailable``.
+public final class PostgresWorkerStore: WorkerStore {
+    public let configuration: PostgresStoreConfiguration
+    /// The migrations this instance applied when it opened (empty when another replica, or an
+    /// earlier start, had applied them all).
+    public let appliedMigrations: [String]
+    let pool: PostgresPool
+    let logger: Logger
+
+    /// Every migration id, in order.
+    public static var migrationIds: [String] { migrations.map(\.id) }
+
+    /// Connects, brings the schema up to date and starts the connection pool. Keeps trying to
+    /// reach the server for ``PostgresStoreConfiguration/openTimeout``; throws
+    /// ``StoreError/Code-swift.struct/unavailable`` when it cannot connect (or log in) and
+    /// ``StoreError/Code-swift.struct/migration`` when the schema cannot be migrated.
+    public init(
+        configuration: PostgresStoreConfiguration,
+        logger: Logger = Logger(label: "whsync.store")
+    ) async throws(StoreError) {
+        self.configuration = configuration
+        self.logger = logger
+        appliedMigrations = try await Self.migrateOnOpen(configuration, logger: logger)
+        if !appliedMigrations.isEmpty {
+            logger.info(
+                "migrated the PostgreSQL store",
+                metadata: ["store": "\(configuration)", "store.migrations": "\(appliedMigrations.joined(separator: ","))"]
+            )
+        }
+        pool = PostgresPool(configuration: configuration, logger: logger)
+    }
+
+    public func close() async {
+        await pool.close()
+    }
+
+    // MARK: Reads
+
+    public func snapshot(stream: EventStream, key: String, eventId: String) async throws -> KeySnapshot {
+        try await pool.run("snapshot") { connection, logger in
+            // One statement: one consistent read of the key row, its held rows and the record.
+            let rows = try await connection.rows(
+                """
+                SELECT 'key' AS kind, version AS n1, next_expected AS n2, parked_since_us AS n3, park_reason AS t1,
+                    NULL::text AS t2, NULL::text AS t3
+                FROM keys WHERE stream = \(stream.rawValue) AND key = \(key)
+                UNION ALL
+                SELECT 'held', sequence, held_at_us, NULL, event_id, NULL, NULL
+                FROM held_messages WHERE stream = \(stream.rawValue) AND key = \(key)
+                UNION ALL
+                SELECT 'record', NULL, NULL, NULL, state, fingerprint, document_id
+                FROM dedup_records WHERE event_id = \(eventId)
+                """,
+                logger
+            )
+            var version: Int64 = 0
+            var keyRow: (nextExpected: Int64, parking: KeyState.Parking?)?
+            var held: [Int64: KeyState.HeldEvent] = [:]
+            var snapshot = KeySnapshot(state: nil, version: 0, record: .notSeen)
+            for row in rows {
+                switch try row.value("kind", as: String.self) {
+                case "key":
+                    version = try row.value("n1")
+                    let parking = try Self.parking(
+                        since: try row.value("n3"), reason: try row.value("t1"), key: key
+                    )
+                    keyRow = (try row.value("n2"), parking)
+                case "held":
+                    held[try row.value("n1")] = KeyState.HeldEvent(
+                        eventId: try row.value("t1"), heldAt: StoreTime.date(microseconds: try row.value("n2"))
+                    )
+                default:
+                    snapshot.record = try StoredDedupState.record(
+                        state: try row.value("t1"), fingerprintHex: try row.value("t2"), eventId: eventId
+                    )
+                    snapshot.documentId = try row.value("t3")
+                }
+            }
+            if let keyRow {
+                snapshot.state = KeyState(nextExpected: keyRow.nextExpected, held: held, parked: keyRow.parking)
+                snapshot.version = version
+            }
+            return snapshot
+        }
+    }
+
+    public func heldMessage(stream: EventStream, key: String, sequence: Int64) async throws -> HeldMessage? {
+        try await pool.run("heldMessage") { connection, logger in
+            guard let row = try await connection.rows(
+                """
+                SELECT sequence, event_id, held_at_us, routing_key, headers::text AS headers, body FROM held_messages
+                WHERE stream = \(stream.rawValue) AND key = \(key) AND sequence = \(sequence)
+                """,
+                logger
+            ).first else { return nil }
+            guard let headers = Self.decodeHeaders(try row.value("headers")) else {
+                throw StoreError(code: .corrupt, message: "held message \(key.prefix(128))#\(sequence) has malformed headers")
+            }
+            return HeldMessage(
+                sequence: try row.value("sequence"),
+                eventId: try row.value("event_id"),
+                heldAt: StoreTime.date(microseconds: try row.value("held_at_us")),
+                routingKey: try row.value("routing_key"),
+                headers: headers,
+                body: try row.bytes("body")
+            )
+        }
+    }
+
+    public func keysWithHeldEvents(stream: EventStream) async throws -> [String] {
+        // COLLATE "C": byte order, as SQLite sorts, whatever the database's collation.
+        try await pool.run("keysWithHeldEvents") { connection, logger in
+            try await connection.rows(
+                "SELECT DISTINCT key COLLATE \"C\" AS key FROM held_messages WHERE stream = \(stream.rawValue) ORDER BY 1",
+                logger
+            ).map { try $0.value("key", as: String.self) }
+        }
+    }
+
+    public func parkedKeys(stream: EventStream) async throws -> [String] {
+        try await pool.run("parkedKeys") { connection, logger in
+            try await connection.rows(
+                """
+                SELECT key FROM keys WHERE stream = \(stream.rawValue) AND parked_since_us IS NOT NULL
+                ORDER BY key COLLATE "C"
+                """,
+                logger
+            ).map { try $0.value("key", as: String.self) }
+        }
+    }
+
+    // MARK: Writes
+
+    public func commit(_ change: KeyChange) async throws {
+        try change.validate()
+        // Replaying a commit whose COMMIT answer was lost is safe: if it had applied, the version
+        // check now fails (versionConflict: read again, decide again), or, without a new state,
+        // the same upserts run again.
+        try await pool.run("commit", transientCode: .versionConflict) { connection, logger in
+            try await connection.transaction("BEGIN ISOLATION LEVEL READ COMMITTED", logger) { connection in
+                try await Self.apply(change, connection, logger)
+            }
+        }
+    }
+
+    public func pruneProcessed(olderThan cutoff: Date) async throws -> Int {
+        let pruned = try await pool.run("pruneProcessed") { connection, logger in
+            try await connection.count(
+                """
+                WITH pruned AS (
+                    DELETE FROM dedup_records WHERE state = 'posted' AND updated_at_us < \(StoreTime.microseconds(cutoff))
+                    RETURNING 1
+                )
+                SELECT count(*) AS n FROM pruned
+                """,
+                logger
+            )
+        }
+        if pruned > 0 {
+            logger.debug("pruned posted dedup records", metadata: ["store.pruned": "\(pruned)"])
+        }
+        return pruned
+    }
+
+    // MARK: Internals
+
+
+    /// Runs inside one `READ COMMITTED` transaction: any throw rolls everything back.
+    private static func apply(_ change: KeyChange, _ db: PostgresConnection, _ logger: Logger) async throws {
+        let stream = change.stream.rawValue
+        let key = change.key
+        let now = StoreTime.microseconds(change.now)
+
+        // 1. The version check, which also locks the key row until the end of the transaction.
+        if let state = change.newState {
+            let parkedSince = state.parked.map { StoreTime.microseconds($0.since) }
+            let parkReason = state.parked?.reason.rawValue
+            let written: [PostgresRandomAccessRow]
+            if change.expectedVersion == 0 {
+                written = try await db.rows(
+                    """
+                    INSERT INTO keys (stream, key, version, next_expected, parked_since_us, park_reason, updated_at_us)
+                    VALUES (\(stream), \(key), 1, \(state.nextExpected), \(parkedSince), \(parkReason), \(now))
+                    ON CONFLICT (stream, key) DO NOTHING
+                    RETURNING version
+                    """,
+                    logger
+                )
+            } else {
+                // A concurrent writer's row lock makes this wait; then the WHERE is evaluated
+                // again on the row it committed, so the later of two racing commits matches nothing.
+                written = try await db.rows(
+                    """
+                    UPDATE keys SET version = version + 1, next_expected = \(state.nextExpected),
+                        parked_since_us = \(parkedSince), park_reason = \(parkReason), updated_at_us = \(now)
+                    WHERE stream = \(stream) AND key = \(key) AND version = \(change.expectedVersion)
+                    RETURNING version
+                    """,
+                    logger
+                )
+            }
+            if written.isEmpty {
+                let current = try await db.rows("SELECT version FROM keys WHERE stream = \(stream) AND key = \(key)", logger)
+                    .first?.value("version", as: Int64.self) ?? 0
+                throw conflict(change, current: current)
+            }
+        } else {
+            // FOR SHARE: nobody moves the key (nor its held rows) until this commits.
+            let current = try await db.rows(
+                "SELECT version FROM keys WHERE stream = \(stream) AND key = \(key) FOR SHARE", logger
+            ).first?.value("version", as: Int64.self) ?? 0
+            guard current == change.expectedVersion else { throw conflict(change, current: current) }
+        }
+
+        // 2. The held messages, and the check that the state's `held` describes them.
+        if let sequence = change.deleteHeldSequence {
+            let deleted = try await db.rows(
+                """
+                DELETE FROM held_messages WHERE stream = \(stream) AND key = \(key) AND sequence = \(sequence)
+                RETURNING sequence
+                """,
+                logger
+            )
+            if change.newState == nil, !deleted.isEmpty {
+                throw StoreError(
+                    code: .invalidChange,
+                    message: "key \(key.prefix(128)): deleting held sequence \(sequence) needs the key's new state without it"
+                )
+            }
+        }
+        if let message = change.insertHeld {
+            let headers = String(decoding: try JSONEncoder.sortedKeys.encode(message.headers), as: UTF8.self)
+            let inserted = try await db.rows(
+                """
+                INSERT INTO held_messages (stream, key, sequence, event_id, held_at_us, routing_key, headers, body)
+                VALUES (\(stream), \(key), \(message.sequence), \(message.eventId), \(StoreTime.microseconds(message.heldAt)),
+                    \(message.routingKey), \(headers)::jsonb, \(ByteBuffer(bytes: message.body)))
+                ON CONFLICT (stream, key, sequence) DO NOTHING
+                RETURNING sequence
+                """,
+                logger
+            )
+            guard !inserted.isEmpty else {
+                throw StoreError(
+                    code: .invalidChange, message: "key \(key.prefix(128)) already holds a message for sequence \(message.sequence)"
+                )
+            }
+        }
+        if let state = change.newState {
+            let heldAfter = try await heldEvents(db, stream: stream, key: key, logger)
+            let expectedHeld = state.held.mapValues {
+                KeyState.HeldEvent(eventId: $0.eventId, heldAt: StoreTime.stored($0.heldAt))
+            }
+            guard heldAfter == expectedHeld else {
+                throw StoreError(
+                    code: .invalidChange,
+                    message: "key \(key.prefix(128)): the state's held sequences \(expectedHeld.keys.sorted()) "
+                        + "do not match the held messages \(heldAfter.keys.sorted()) after the change"
+                )
+            }
+        }
+
+        // 3. The dedup records.
+        for write in change.records {
+            guard let (state, fingerprint) = StoredDedupState.split(write.record) else { continue }
+            try await db.execute(
+                """
+                INSERT INTO dedup_records (event_id, state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us)
+                VALUES (\(write.eventId), \(state.rawValue), \(fingerprint.hex), \(write.documentId), \(stream), \(key),
+                    \(write.sequence), \(now), \(now))
+                ON CONFLICT (event_id) DO UPDATE SET
+                    state = excluded.state, fingerprint = excluded.fingerprint, document_id = excluded.document_id,
+                    stream = excluded.stream, key = excluded.key, sequence = excluded.sequence,
+                    updated_at_us = excluded.updated_at_us
+                """,
+                logger
+            )
+        }
+    }
+
+    private static func conflict(_ change: KeyChange, current: Int64) -> StoreError {
+        StoreError(
+            code: .versionConflict,
+            message: "key \(change.key.prefix(128)) is at version \(current), not \(change.expectedVersion)"
+        )
+    }
+
+    private static func heldEvents(
+        _ db: PostgresConnection, stream: String, key: String, _ logger: Logger
+    ) async throws -> [Int64: KeyState.HeldEvent] {
+        var held: [Int64: KeyState.HeldEvent] = [:]
+        for row in try await db.rows(
+            "SELECT sequence, event_id, held_at_us FROM held_messages WHERE stream = \(stream) AND key = \(key)", logger
+        ) {
+            held[try row.value("sequence")] = KeyState.HeldEvent(
+                eventId: try row.value("event_id"), heldAt: StoreTime.date(microseconds: try row.value("held_at_us"))
+            )
+        }
+        return held
+    }
+
+    private static func parking(since: Int64?, reason: String?, key: String) throws -> KeyState.Parking? {
+        guard let since else { return nil }
+        let reasonText = reason ?? ""
+        guard let reason = KeyState.ParkReason(rawValue: reasonText) else {
+            throw StoreError(code: .corrupt, message: "key \(key.prefix(128)) has unknown park reason '\(reasonText.prefix(32))'")
+        }
+        return KeyState.Parking(since: StoreTime.date(microseconds: since), reason: reason)
+    }
+
+    static func decodeHeaders(_ text: String) -> [String: String]? {
+        try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))
+    }
+
+    /// Connects on a connection of its own, migrates, disconnects; retries what a server that
+    /// is not up yet answers until ``PostgresStoreConfiguration/openTimeout``.
+    private static func migrateOnOpen(
+        _ configuration: PostgresStoreConfiguration, logger: Logger
+    ) async throws(StoreError) -> [String] {
+        let deadline = ContinuousClock.now + configuration.openTimeout
+        var attempt = 1
+        while true {
+            do {
+                let connection = try await PostgresConnection.connect(
+                    configuration: try configuration.connectionConfiguration(), id: 1, logger: logger
+                )
+                do {
+                    let applied = try await migrate(connection, migrations, logger: logger)
+                    try? await connection.close()
+                    return applied
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+            } catch {
+                let failure = PostgresPool.classify(error, operation: "open \(configuration)", transientCode: .migration)
+                let delay = configuration.delay(beforeRetry: attempt)
+                guard failure.retryable, ContinuousClock.now + delay < deadline, !Task.isCancelled else {
+                    throw failure.error
+                }
+                logger.info(
+                    "cannot reach the PostgreSQL store yet, retrying",
+                    metadata: ["store": "\(configuration)", "store.error": "\(failure.error.message)", "store.attempt": "\(attempt)"]
+                )
+                try? await Task.sleep(for: delay)
+                attempt += 1
+            }
+        }
+    }
+}
+
+extension PostgresConnection {
+    /// The `n` column of the single row `query` returns.
+    func count(_ query: PostgresQuery, _ logger: Logger) async throws -> Int {
+        Int(try await rows(query, logger).first?.value("n", as: Int64.self) ?? 0)
+    }
+}
+
+extension JSONEncoder {
+    static var sortedKeys: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
