@@ -96,16 +96,25 @@ final class WorkerSystem: @unchecked Sendable {
     let erp: ChildProcess
     let erpURL: String
     private(set) var workers: [EventStream: ChildProcess] = [:]
+    /// Further processes of one stream (``startReplica(_:)``), beside ``workers``.
+    private(set) var replicas: [ChildProcess] = []
     private var retired: [ChildProcess] = []
     let workerEnvironment: [String: String]
+    let topologyFile: String
+    /// The store every process of the system shares (`STORE_URL`): a SQLite file in the
+    /// directory, as on one machine, unless the system was made with a PostgreSQL URL.
+    let storeURL: String
 
     /// Starts everything but the workers, runs `body`, and always shuts everything down (an
     /// unstructured cleanup task could outlive the test process and leave children behind).
     static func with(
         masterData: Catalogue? = nil, erpArguments: [String] = [], workerEnvironment: [String: String] = [:],
+        inventoryPartitions: Int = 0, storeURL: String? = nil,
         _ body: (WorkerSystem) async throws -> Void
     ) async throws {
-        let system = try await WorkerSystem(masterData: masterData, erpArguments: erpArguments, workerEnvironment: workerEnvironment)
+        let system = try await WorkerSystem(
+            masterData: masterData, erpArguments: erpArguments, workerEnvironment: workerEnvironment,
+            inventoryPartitions: inventoryPartitions, storeURL: storeURL)
         do {
             try await body(system)
         } catch {
@@ -117,12 +126,26 @@ final class WorkerSystem: @unchecked Sendable {
 
     /// Starts everything but the workers. `masterData` seeds the ERP (default: the repository's
     /// seed file); `erpArguments` add fault flags.
-    private init(masterData: Catalogue? = nil, erpArguments: [String] = [], workerEnvironment: [String: String] = [:]) async throws {
+    private init(
+        masterData: Catalogue?, erpArguments: [String], workerEnvironment: [String: String], inventoryPartitions: Int,
+        storeURL: String?
+    ) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("workers-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.storeURL = storeURL ?? "sqlite:" + directory.appendingPathComponent("store.db").path
         let host = try await TestBroker.makeVirtualHost()
         (amqp, amqpURL, vhost) = host
-        let topologyFile = TestBroker.repoRoot().appendingPathComponent("topology/topology.json").path
+        var topologyFile = TestBroker.repoRoot().appendingPathComponent("topology/topology.json").path
+        if inventoryPartitions > 0 {
+            // The repository's topology with the inventory stream split into partitions.
+            var text = try String(contentsOfFile: topologyFile, encoding: .utf8)
+            let original = #""queue": "erp.inventory",\#n      "partitions": 0"#
+            guard text.contains(original) else { throw TestBroker.ProcessFailure(description: "topology.json changed shape") }
+            text = text.replacingOccurrences(of: original, with: #""queue": "erp.inventory",\#n      "partitions": \#(inventoryPartitions)"#)
+            topologyFile = directory.appendingPathComponent("topology.json").path
+            try text.write(toFile: topologyFile, atomically: true, encoding: .utf8)
+        }
+        self.topologyFile = topologyFile
         let applied = try await TestBroker.run(
             try TestBroker.executablePath("whsync"), ["topology", "apply", "--file", topologyFile], environment: ["AMQP_URL": amqpURL])
         guard applied.status == 0 else {
@@ -144,14 +167,11 @@ final class WorkerSystem: @unchecked Sendable {
             "AMQP_URL": amqpURL,
             "ERP_BASE_URL": erpURL,
             "METRICS_PORT": "0",
-            "TOPOLOGY_FILE": topologyFile,
+            "TOPOLOGY_FILE": self.topologyFile,
             "LOG_LEVEL": "info",
             "PATH": "/usr/bin:/bin",
         ].merging(workerEnvironment) { _, new in new }
     }
-
-    /// The store every process of the system shares, as on one machine (`STORE_URL`).
-    var storeURL: String { "sqlite:" + directory.appendingPathComponent("store.db").path }
 
     /// Starts (or restarts) the worker of `stream` and waits until it consumes.
     @discardableResult
@@ -185,6 +205,29 @@ final class WorkerSystem: @unchecked Sendable {
             throw error
         }
         await worker.stop()
+    }
+
+    /// Starts one more process of `stream`'s worker beside the others, and waits until it consumes.
+    @discardableResult
+    func startReplica(_ stream: EventStream) async throws -> ChildProcess {
+        var variables = workerEnvironment
+        variables["STORE_URL"] = storeURL
+        let replica = try ChildProcess(
+            name: "\(stream)-worker replica \(replicas.count + 1)", executable: try TestBroker.executablePath("\(stream)-worker"),
+            environment: variables, logFile: directory.appendingPathComponent("\(stream)-worker-\(replicas.count + 1).log"))
+        replicas.append(replica)
+        _ = try await replica.awaitLog("worker starting")
+        return replica
+    }
+
+    /// A fresh database on the test PostgreSQL server, as a `STORE_URL`.
+    static func makePostgresDatabase() async throws -> String {
+        let server = try TestBroker.env("WHSYNC_TEST_POSTGRES_URL")
+        let name = "workers_\(UUID().uuidString.prefix(8).lowercased())"
+        let created = try await TestBroker.run("/usr/bin/psql", [server, "-v", "ON_ERROR_STOP=1", "-qc", "CREATE DATABASE \(name)"])
+        guard created.status == 0 else { throw TestBroker.ProcessFailure(description: "CREATE DATABASE failed: \(created.stderr)") }
+        guard let slash = server.lastIndex(of: "/") else { throw TestBroker.ProcessFailure(description: "odd URL \(server)") }
+        return String(server[...slash]) + name
     }
 
     /// The worker's operations endpoint, from its log.
@@ -272,7 +315,7 @@ final class WorkerSystem: @unchecked Sendable {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while try await !condition() {
             guard ContinuousClock.now < deadline else {
-                let logs = workers.values.map { "--- \($0.name):\n\($0.log.suffix(4000))" }.joined(separator: "\n")
+                let logs = (Array(workers.values) + replicas).map { "--- \($0.name):\n\($0.log.suffix(4000))" }.joined(separator: "\n")
                 throw TestBroker.ProcessFailure(description: "timed out after \(timeout): \(explanation())\n\(logs)")
             }
             try await Task.sleep(for: .milliseconds(200))
@@ -282,7 +325,7 @@ final class WorkerSystem: @unchecked Sendable {
     /// Stops every process gracefully, removes the virtual host and the directory (kept with
     /// `KEEP_TEST_DIR=1` for inspection).
     func shutdown() async {
-        for worker in workers.values { await worker.stop() }
+        for worker in Array(workers.values) + replicas { await worker.stop() }
         await erp.stop()
         await TestBroker.deleteVirtualHost(vhost)
         if ProcessInfo.processInfo.environment["KEEP_TEST_DIR"] == nil {

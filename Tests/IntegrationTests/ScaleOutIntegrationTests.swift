@@ -1,0 +1,69 @@
+import AMQPClient
+import Foundation
+import Testing
+import WarehouseSyncCore
+import WarehouseSyncSimulation
+
+/// Three `inventory-worker` processes on one PostgreSQL store, competing on one queue or sharing
+/// partitions with single active consumers: the store serialises each key, so the ledger is exact
+/// and ordered either way, also when one replica is killed mid-run.
+@Suite(.serialized) struct ScaleOutIntegrationTests {
+    @Test(arguments: [0, 3])
+    func threeReplicasOnPostgresGiveAnExactOrderedLedger(partitions: Int) async throws {
+        let day = try SimulatedDay(options: SimulationOptions(
+            seed: 21, warehouses: 4, skus: 60, events: 3000, outOfOrder: 0.08, duplicates: 0.05))
+        let inventory = day.messages.filter { $0.routingKey.hasPrefix("inventory.") }
+        let expected = try #require(day.manifest.counts.byStream["inventory"]).posted
+        let storeURL = try await WorkerSystem.makePostgresDatabase()
+        try await WorkerSystem.with(masterData: day.catalogue, inventoryPartitions: partitions, storeURL: storeURL) { system in
+            let replicas = [
+                try await system.startReplica(.inventory), try await system.startReplica(.inventory),
+                try await system.startReplica(.inventory),
+            ]
+            try await system.publish(inventory)
+            try await system.waitUntil("the replicas to get going", timeout: .seconds(120)) {
+                try await system.erpDocumentCount() >= expected / 3
+            }
+            replicas[0].signal(SIGKILL)
+            #expect(await replicas[0].waitForExit(timeout: .seconds(10)) != nil)
+
+            try await system.waitUntil("every inventory movement to be booked", timeout: .seconds(300)) {
+                try await system.erpDocumentCount() >= expected
+            }
+            let queues = partitions == 0 ? ["erp.inventory"] : (0..<partitions).map { "erp.inventory.p\($0)" }
+            try await system.waitUntil("the work queues to drain", timeout: .seconds(60)) {
+                var total: UInt32 = 0
+                for queue in queues { total += try await system.queueDepth(queue) }
+                return total == 0
+            }
+            #expect(try await system.erpDocumentCount() == expected)
+
+            var expectedBalances: [String: String] = [:]
+            for balance in day.manifest.expected.ledger.inventoryMovements {
+                expectedBalances["\(balance.warehouse)/\(balance.sku)/\(balance.status)"] = balance.quantity
+            }
+            #expect(try await system.erpBalances() == expectedBalances)
+
+            var eventIds: [String] = []
+            var lastSequence: [String: Int] = [:]
+            var outOfOrder: [String] = []
+            var after = 0
+            while true {
+                let rows = try await system.erpJSON("/documents?limit=10000&after=\(after)")["documents"] as? [[String: Any]] ?? []
+                guard !rows.isEmpty else { break }
+                for row in rows {
+                    after = row["position"] as? Int ?? after
+                    eventIds.append(row["eventId"] as? String ?? "")
+                    let key = "\(row["key"]!)"
+                    let sequence = row["sequence"] as? Int ?? 0
+                    if let last = lastSequence[key], sequence <= last { outOfOrder.append("\(key)#\(sequence) after #\(last)") }
+                    lastSequence[key] = sequence
+                }
+            }
+            #expect(eventIds.count == Set(eventIds).count, "an eventId was booked twice")
+            #expect(lastSequence.count >= 200, "hundreds of keys")
+            #expect(outOfOrder.isEmpty, "postings out of sequence order: \(outOfOrder.prefix(5))")
+            #expect(try await system.queueDepth("whsync.dead-letters") == 0)
+        }
+    }
+}
