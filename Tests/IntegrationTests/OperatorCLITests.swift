@@ -171,4 +171,16 @@ import WarehouseSyncStore
             #expect(badFilter.status != 0 && badFilter.stderr.contains("late"))
         }
     }
+
+    /// An unreachable store gives one line naming STORE_URL, never the password, and exit 1.
+    @Test func anUnreachableStoreIsOneClearLine() async throws {
+        let whsync = try TestBroker.executablePath("whsync")
+        for url in ["sqlite:/nonexistent/dir/store.db", "postgres://ops:s3cret-pw@127.0.0.1:1/whsync"] {
+            let result = try await TestBroker.run(whsync, ["dlq", "list", "--store-url", url])
+            #expect(result.status == 1)
+            let lines = result.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].contains("STORE_URL"), "\(result.stderr)")
+            #expect(!result.stderr.contains("s3cret-pw"))
+        }
+    }
 }
