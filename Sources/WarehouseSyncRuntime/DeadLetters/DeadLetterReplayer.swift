@@ -73,11 +73,24 @@ public struct DeadLetterReplayer: Sendable {
                     try await clock.sleep(until: next)
                     next = max(next, clock.now).advanced(by: interval)
                 }
+                let published: Result<Void, AMQPError>
                 do {
                     try await publisher.publish(Self.message(for: letter))
-                    outcome = .replayed(try await store.markReplayed(id: letter.id, by: actor, at: Date()))
-                } catch let error as AMQPError {
+                    published = .success(())
+                } catch {
+                    published = .failure(error)
+                }
+                switch published {
+                case .failure(let error):
                     outcome = .skipped(id: letter.id, reason: "not published: \(error)")
+                case .success:
+                    do {
+                        outcome = .replayed(try await store.markReplayed(id: letter.id, by: actor, at: Date()))
+                    } catch {
+                        // Published, not recorded (purged meanwhile, or the store is down): say so
+                        // and go on; a later replay of it is a duplicate, harmless by its eventId.
+                        outcome = .skipped(id: letter.id, reason: "published, but the replay was not recorded: \(error)")
+                    }
                 }
             }
             progress(outcome)
