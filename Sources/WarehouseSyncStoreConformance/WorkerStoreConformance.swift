@@ -402,6 +402,34 @@ public enum WorkerStoreConformance {
         }
     }
 
+    /// One read-decide-commit that moves `key` on by one, retried on version conflicts (up to
+    /// 1000): the racing client of the lost-update checks, here and in store-specific suites.
+    /// Returns how many conflicts it met; records an issue when it gives up or fails otherwise.
+    public static func incrementUntilCommitted(_ store: any WorkerStore, key: String, eventId: String) async -> Int {
+        var conflicts = 0
+        for _ in 0..<1000 {
+            do {
+                let snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: eventId)
+                await Task.yield()
+                let next = (snapshot.state?.nextExpected ?? 0) + 1
+                try await store.commit(KeyChange(
+                    stream: .inventory, key: key, expectedVersion: snapshot.version,
+                    newState: KeyState(nextExpected: next),
+                    records: [DedupWrite(eventId: eventId, record: .posted(fingerprint(next)), sequence: next)],
+                    now: t0
+                ))
+                return conflicts
+            } catch let error as StoreError where error.code == .versionConflict {
+                conflicts += 1
+            } catch {
+                Issue.record("unexpected error \(error)")
+                return conflicts
+            }
+        }
+        Issue.record("\(eventId) gave up after 1000 conflicts")
+        return conflicts
+    }
+
     static func concurrentReadDecideCommit(_ fixture: some WorkerStoreFixture) async throws {
         let tasks = 8
         let incrementsPerTask = 5
@@ -412,28 +440,7 @@ public enum WorkerStoreConformance {
                     group.addTask {
                         var conflicts = 0
                         for increment in 0..<incrementsPerTask {
-                            let eventId = "t\(task)-\(increment)"
-                            var done = false
-                            for _ in 0..<1000 where !done {
-                                do {
-                                    let snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: eventId)
-                                    await Task.yield()
-                                    let next = (snapshot.state?.nextExpected ?? 0) + 1
-                                    try await store.commit(KeyChange(
-                                        stream: .inventory, key: key, expectedVersion: snapshot.version,
-                                        newState: KeyState(nextExpected: next),
-                                        records: [DedupWrite(eventId: eventId, record: .posted(fingerprint(next)), sequence: next)],
-                                        now: t0
-                                    ))
-                                    done = true
-                                } catch let error as StoreError where error.code == .versionConflict {
-                                    conflicts += 1
-                                } catch {
-                                    Issue.record("unexpected error \(error)")
-                                    return conflicts
-                                }
-                            }
-                            if !done { Issue.record("\(eventId) gave up after 1000 conflicts") }
+                            conflicts += await incrementUntilCommitted(store, key: key, eventId: "t\(task)-\(increment)")
                         }
                         return conflicts
                     }

@@ -177,12 +177,29 @@ final class WorkerSystem: @unchecked Sendable {
     @discardableResult
     func startWorker(_ stream: EventStream, environment: [String: String] = [:]) async throws -> ChildProcess {
         if let old = workers[stream] { retired.append(old) }
+        let worker = try await launchWorker(stream, name: "\(stream)-worker", log: "\(stream)-worker.log", environment: environment)
+        workers[stream] = worker
+        return worker
+    }
+
+    /// Starts one more process of `stream`'s worker beside the others, and waits until it consumes.
+    @discardableResult
+    func startReplica(_ stream: EventStream) async throws -> ChildProcess {
+        let number = replicas.count + 1
+        let replica = try await launchWorker(
+            stream, name: "\(stream)-worker replica \(number)", log: "\(stream)-worker-\(number).log", environment: [:])
+        replicas.append(replica)
+        return replica
+    }
+
+    private func launchWorker(
+        _ stream: EventStream, name: String, log: String, environment: [String: String]
+    ) async throws -> ChildProcess {
         var variables = workerEnvironment.merging(environment) { _, new in new }
         variables["STORE_URL"] = storeURL
         let worker = try ChildProcess(
-            name: "\(stream)-worker", executable: try TestBroker.executablePath("\(stream)-worker"), environment: variables,
-            logFile: directory.appendingPathComponent("\(stream)-worker.log"))
-        workers[stream] = worker
+            name: name, executable: try TestBroker.executablePath("\(stream)-worker"), environment: variables,
+            logFile: directory.appendingPathComponent(log))
         _ = try await worker.awaitLog("worker starting")
         return worker
     }
@@ -205,19 +222,6 @@ final class WorkerSystem: @unchecked Sendable {
             throw error
         }
         await worker.stop()
-    }
-
-    /// Starts one more process of `stream`'s worker beside the others, and waits until it consumes.
-    @discardableResult
-    func startReplica(_ stream: EventStream) async throws -> ChildProcess {
-        var variables = workerEnvironment
-        variables["STORE_URL"] = storeURL
-        let replica = try ChildProcess(
-            name: "\(stream)-worker replica \(replicas.count + 1)", executable: try TestBroker.executablePath("\(stream)-worker"),
-            environment: variables, logFile: directory.appendingPathComponent("\(stream)-worker-\(replicas.count + 1).log"))
-        replicas.append(replica)
-        _ = try await replica.awaitLog("worker starting")
-        return replica
     }
 
     /// A fresh database on the test PostgreSQL server, as a `STORE_URL`.

@@ -59,27 +59,8 @@ struct PostgresWorkerStoreTests {
                         group.addTask {
                             var conflicts = 0
                             for increment in 0..<incrementsPerTask {
-                                let eventId = "r\(r)-t\(task)-\(increment)"
-                                var done = false
-                                for _ in 0..<1000 where !done {
-                                    do {
-                                        let snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: eventId)
-                                        let next = (snapshot.state?.nextExpected ?? 0) + 1
-                                        try await store.commit(KeyChange(
-                                            stream: .inventory, key: key, expectedVersion: snapshot.version,
-                                            newState: KeyState(nextExpected: next),
-                                            records: [DedupWrite(eventId: eventId, record: .posted(fingerprint(next)), sequence: next)],
-                                            now: t0
-                                        ))
-                                        done = true
-                                    } catch let error as StoreError where error.code == .versionConflict {
-                                        conflicts += 1
-                                    } catch {
-                                        Issue.record("unexpected error \(error)")
-                                        return conflicts
-                                    }
-                                }
-                                if !done { Issue.record("\(eventId) gave up after 1000 conflicts") }
+                                conflicts += await WorkerStoreConformance.incrementUntilCommitted(
+                                    store, key: key, eventId: "r\(r)-t\(task)-\(increment)")
                             }
                             return conflicts
                         }

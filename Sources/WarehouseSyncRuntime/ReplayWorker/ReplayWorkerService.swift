@@ -16,20 +16,8 @@ import WarehouseSyncStore
 /// Graceful stop (SIGTERM/SIGINT through ServiceLifecycle): cancel the consumer, let the letters
 /// in hand be stored and acked (or handed back), stop the replay loop, close the connections.
 public final class ReplayWorkerService: Service, Sendable {
-    public struct Dependencies: Sendable {
-        public var consumer: AMQPConnection
-        /// In confirm mode: replays are confirmed before they are recorded.
-        public var publisher: AMQPConnection
-        public var store: any WorkerStore
-        public var erp: any ERPClient
-
-        public init(consumer: AMQPConnection, publisher: AMQPConnection, store: any WorkerStore, erp: any ERPClient) {
-            self.consumer = consumer
-            self.publisher = publisher
-            self.store = store
-            self.erp = erp
-        }
-    }
+    /// The same connections, store and ERP client as a stream worker's (``WorkerProcess``).
+    public typealias Dependencies = WorkerService.Dependencies
 
     public let topology: Topology
     public let settings: AutoReplaySettings

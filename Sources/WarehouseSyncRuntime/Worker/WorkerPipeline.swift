@@ -113,7 +113,9 @@ final class WorkerPipeline: Sendable {
     private func process(_ event: WarehouseEvent, _ message: PipelineMessage) async {
         let logger = eventLogger(event)
         do {
-            let (action, snapshot) = try await decideAndRecord(event, message)
+            // SHA-256 of the canonical event: computed once, for the gate and for the record.
+            let fingerprint = EventFingerprint(of: event)
+            let (action, snapshot) = try await decideAndRecord(event, fingerprint: fingerprint, message)
             switch action {
             case .duplicate:
                 metrics.duplicates.increment()
@@ -131,7 +133,7 @@ final class WorkerPipeline: Sendable {
                 logger.debug(action == .hold ? "held until its predecessors arrive" : "held: its key is parked")
                 message.ack()
             case .apply:
-                let release = try await post(event, message, snapshot: snapshot, logger: logger)
+                let release = try await post(event, fingerprint: fingerprint, message, snapshot: snapshot, logger: logger)
                 await runReleases(from: release, key: event.sequencingKey)
             }
         } catch is HandedBack {
@@ -144,9 +146,12 @@ final class WorkerPipeline: Sendable {
     /// Reads the key, lets the gate decide, and writes what the decision says in one commit; on
     /// a version conflict (another process moved the key) reads and decides again. Returns the
     /// action and the key as it is after the commit.
-    private func decideAndRecord(_ event: WarehouseEvent, _ message: PipelineMessage) async throws -> (GateAction, KeySnapshot) {
+    private func decideAndRecord(
+        _ event: WarehouseEvent, fingerprint: EventFingerprint, _ message: PipelineMessage
+    ) async throws -> (GateAction, KeySnapshot) {
         let key = event.sequencingKey
-        let incoming = IncomingEvent(event, isReplay: message.isReplay)
+        let incoming = IncomingEvent(
+            eventId: event.eventId, sequence: event.sequence, fingerprint: fingerprint, isReplay: message.isReplay)
         while true {
             let snapshot = try await patiently { [store, stream] in
                 try await store.snapshot(stream: stream, key: key, eventId: event.eventId)
@@ -180,7 +185,7 @@ final class WorkerPipeline: Sendable {
     /// Posts an event the gate let through and carries out the ERP's answer. Returns the held
     /// event whose turn it is now, if any.
     private func post(
-        _ event: WarehouseEvent, _ message: PipelineMessage, snapshot: KeySnapshot, logger: Logger
+        _ event: WarehouseEvent, fingerprint: EventFingerprint, _ message: PipelineMessage, snapshot: KeySnapshot, logger: Logger
     ) async throws -> (Release, KeySnapshot)? {
         let document = PostingDocument(event: event)
         let attempt = message.attempt
@@ -203,7 +208,6 @@ final class WorkerPipeline: Sendable {
             logger.debug("ERP unavailable; the event waits for the circuit to close", metadata: ["erp.answer": "\(answer)"])
         }
 
-        let fingerprint = EventFingerprint(of: event)
         switch answer.disposition(attempt: attempt, retryPolicy: settings.retryPolicy) {
         case .recordPosted(let documentId):
             let next = try await settle(
@@ -322,7 +326,7 @@ final class WorkerPipeline: Sendable {
             let message = PipelineMessage(held: held, event: event, topology: settings.topology)
             let logger = eventLogger(event)
             logger.debug("released: its predecessors are settled")
-            return try await post(event, message, snapshot: snapshot, logger: logger)
+            return try await post(event, fingerprint: EventFingerprint(of: event), message, snapshot: snapshot, logger: logger)
         } catch let error as EventValidationError {
             // Held as valid, invalid now (the status mapping changed?): give it to a person and move on.
             let message = PipelineMessage(held: held, event: nil, topology: settings.topology)
