@@ -17,6 +17,9 @@ let package = Package(
         .executable(name: "shipment-worker", targets: ["shipment-worker"]),
         .executable(name: "receipt-worker", targets: ["receipt-worker"]),
         .executable(name: "replay-worker", targets: ["replay-worker"]),
+        .executable(name: "wms-gateway", targets: ["wms-gateway"]),
+        // For WMS adapters written in Swift: typed events, validation, confirmed publishing.
+        .library(name: "WarehouseSyncPublisher", targets: ["WarehouseSyncPublisher"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,6 +32,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // Already built for postgres-nio; the gateway's HMAC-SHA256 and digests.
+        .package(url: "https://github.com/apple/swift-crypto", "3.9.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         // SQLite 3 (Debian's libsqlite3-dev), plus a shim for the SQLITE_TRANSIENT cast macro.
@@ -112,13 +118,32 @@ let package = Package(
                 "WarehouseSyncLogging",
                 "WarehouseSyncStore",
                 "WarehouseSyncPostgres",
+                "WarehouseSyncPublisher",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
+        ),
+        // The publisher library (docs/gateway.md): what whsync publish, the gateway and a Swift
+        // WMS adapter publish events with. Core (re-exported) and the AMQP client only.
+        .target(
+            name: "WarehouseSyncPublisher",
+            dependencies: [
+                "WarehouseSyncCore",
+                "AMQPClient",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The HTTP ingress for WMS products that cannot speak AMQP: thin main over GatewayLauncher.
+        .executableTarget(
+            name: "wms-gateway",
+            dependencies: ["WarehouseSyncRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The three workers (DESIGN §1): thin mains over WorkerLauncher.
         .executableTarget(
@@ -165,6 +190,7 @@ let package = Package(
             name: "whsync",
             dependencies: [
                 "WarehouseSyncRuntime",
+                "WarehouseSyncPublisher",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -189,7 +215,10 @@ let package = Package(
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["WarehouseSyncRuntime", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation", "WarehouseSyncStore"]
+            dependencies: [
+                "WarehouseSyncRuntime", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation", "WarehouseSyncStore",
+                "WarehouseSyncPublisher",
+            ]
         ),
         // Deterministic WMS event simulator for the demo, integration tests and benchmarks.
         .target(name: "WarehouseSyncSimulation", dependencies: ["WarehouseSyncCore"]),

@@ -68,27 +68,44 @@ public final class AMQPConnection: Sendable {
     /// Publishes and, with publisher confirms, waits for the broker's confirm.
     public func publish(_ message: OutboundMessage) async throws(AMQPError) {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, AMQPError>, Never>) in
-            engine.enqueue(.publish(message) { continuation.resume(returning: $0) })
+            engine.enqueue(.publish(message, deadline: nil) { continuation.resume(returning: $0) })
         }
         try result.get()
     }
 
     /// Publishes all messages pipelined (no round-trip each) and returns each one's outcome,
     /// in order, once every confirm is in.
-    public func publish(_ messages: [OutboundMessage]) async -> [Result<Void, AMQPError>] {
+    ///
+    /// With a `deadline`, it returns by then at the latest: an outcome not in by then is
+    /// `.timeout`, and a message the connection had not sent by then (it was down, or busy) is
+    /// never sent. A message sent but unconfirmed at the deadline may still reach its queue.
+    public func publish(_ messages: [OutboundMessage], deadline: ContinuousClock.Instant? = nil) async -> [Result<Void, AMQPError>] {
         guard !messages.isEmpty else { return [] }
-        return await withCheckedContinuation { continuation in
-            let batch = BatchCompletion(count: messages.count, continuation: continuation)
-            for (index, message) in messages.enumerated() {
-                engine.enqueue(.publish(message) { batch.complete(index, $0) })
+        let batch = BatchCompletion(count: messages.count)
+        guard let deadline else {
+            return await batch.wait { enqueue(messages, deadline: nil, into: batch) }
+        }
+        return await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                batch.expire(AMQPError(.timeout, "no confirm from the broker in time"))
             }
+            let results = await batch.wait { enqueue(messages, deadline: deadline, into: batch) }
+            group.cancelAll()
+            return results
+        }
+    }
+
+    private func enqueue(_ messages: [OutboundMessage], deadline: ContinuousClock.Instant?, into batch: BatchCompletion) {
+        for (index, message) in messages.enumerated() {
+            engine.enqueue(.publish(message, deadline: deadline) { batch.complete(index, $0) })
         }
     }
 
     /// Publishes without waiting; `completion` runs on the connection's thread when the
     /// confirm arrives (keep it short). For pipelines that keep a window of messages in flight.
     public func publish(_ message: OutboundMessage, completion: @escaping @Sendable (Result<Void, AMQPError>) -> Void) {
-        engine.enqueue(.publish(message, completion))
+        engine.enqueue(.publish(message, deadline: nil, completion))
     }
 
     /// Starts consuming `queue` with manual acknowledgement. At most `prefetch` deliveries are
@@ -140,28 +157,60 @@ public final class AMQPConsumer: Sendable {
     }
 }
 
-/// Collects the outcomes of a pipelined batch and resumes its caller once, when all are in.
+/// Collects the outcomes of a pipelined batch and resumes its caller once, when all are in or
+/// when the batch expires. The first outcome for an index wins; later ones are ignored.
 private final class BatchCompletion: Sendable {
     private struct State {
         var results: [Result<Void, AMQPError>?]
         var remaining: Int
+        var continuation: CheckedContinuation<[Result<Void, AMQPError>], Never>?
     }
 
     private let state: Mutex<State>
-    private let continuation: CheckedContinuation<[Result<Void, AMQPError>], Never>
 
-    init(count: Int, continuation: CheckedContinuation<[Result<Void, AMQPError>], Never>) {
+    init(count: Int) {
         state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
-        self.continuation = continuation
+    }
+
+    /// Runs `start` (which hands out the messages) and waits for every outcome.
+    func wait(_ start: () -> Void) async -> [Result<Void, AMQPError>] {
+        await withCheckedContinuation { continuation in
+            // Expired before it started (a deadline already past): nothing is handed out.
+            let expired: [Result<Void, AMQPError>]? = state.withLock { state in
+                if state.remaining == 0 { return state.results.map { $0! } }
+                state.continuation = continuation
+                return nil
+            }
+            if let expired { continuation.resume(returning: expired) } else { start() }
+        }
     }
 
     func complete(_ index: Int, _ result: Result<Void, AMQPError>) {
-        let finished: [Result<Void, AMQPError>]? = state.withLock { state in
+        resumeIfDone { state in
+            guard state.results[index] == nil else { return }
             state.results[index] = result
             state.remaining -= 1
-            return state.remaining == 0 ? state.results.map { $0! } : nil
         }
-        if let finished { continuation.resume(returning: finished) }
+    }
+
+    /// Gives every outcome not in yet as `error`.
+    func expire(_ error: AMQPError) {
+        resumeIfDone { state in
+            for index in state.results.indices where state.results[index] == nil {
+                state.results[index] = .failure(error)
+            }
+            state.remaining = 0
+        }
+    }
+
+    private func resumeIfDone(_ update: (inout State) -> Void) {
+        let finished: (CheckedContinuation<[Result<Void, AMQPError>], Never>, [Result<Void, AMQPError>])? = state.withLock { state in
+            update(&state)
+            guard state.remaining == 0, let continuation = state.continuation else { return nil }
+            state.continuation = nil
+            return (continuation, state.results.map { $0! })
+        }
+        if let (continuation, results) = finished { continuation.resume(returning: results) }
     }
 }
 

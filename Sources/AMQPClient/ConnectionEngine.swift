@@ -29,7 +29,8 @@ struct ConsumerRegistration: Sendable {
 
 /// Work queued for the connection thread by other threads.
 enum Command: Sendable {
-    case publish(OutboundMessage, PublishCompletion)
+    /// A publish not yet sent when `deadline` passes is never sent (its caller has given up).
+    case publish(OutboundMessage, deadline: ContinuousClock.Instant?, PublishCompletion)
     case perform(run: @Sendable (SyncChannel) -> Void, fail: @Sendable (AMQPError) -> Void)
     case settle(Settlement, tag: UInt64, generation: UInt64)
     case consume(ConsumerRegistration, @Sendable (Result<Void, AMQPError>) -> Void)
@@ -39,7 +40,7 @@ enum Command: Sendable {
     /// Completes the command without running it (the connection is gone for good).
     func fail(_ error: AMQPError) {
         switch self {
-        case .publish(_, let completion): completion(.failure(error))
+        case .publish(_, _, let completion): completion(.failure(error))
         case .perform(_, let fail): fail(error)
         case .settle: break
         case .consume(let registration, let completion):
@@ -240,6 +241,8 @@ final class ConnectionEngine: @unchecked Sendable {
                     done()
                 case .settle:
                     break  // its delivery will come again on the next connection
+                case .publish(_, let deadline?, let completion) where ContinuousClock.now >= deadline:
+                    completion(.failure(AMQPError(.timeout, "not sent: its deadline passed while the broker was unreachable")))
                 default:
                     keep.append(command)
                 }
@@ -294,8 +297,8 @@ final class ConnectionEngine: @unchecked Sendable {
 
     private func run(_ command: Command) {
         switch command {
-        case .publish(let message, let completion):
-            publish(message, completion: completion)
+        case .publish(let message, let deadline, let completion):
+            publish(message, deadline: deadline, completion: completion)
         case .perform(let body, _):
             body(SyncChannel(engine: self))
         case .settle(let settlement, let tag, let generation):
@@ -549,7 +552,11 @@ final class ConnectionEngine: @unchecked Sendable {
 
     // MARK: - Publishing and settling
 
-    private func publish(_ message: OutboundMessage, completion: @escaping PublishCompletion) {
+    private func publish(_ message: OutboundMessage, deadline: ContinuousClock.Instant?, completion: @escaping PublishCompletion) {
+        if let deadline, ContinuousClock.now >= deadline {
+            completion(.failure(AMQPError(.timeout, "not sent: its deadline passed before the connection could send it")))
+            return
+        }
         do {
             try ensureChannel()
         } catch {

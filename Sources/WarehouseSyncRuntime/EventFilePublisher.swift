@@ -1,9 +1,9 @@
-import AMQPClient
 import Foundation
 import WarehouseSyncCore
+import WarehouseSyncPublisher
 
 /// `whsync publish`: validates each line with the core's event model and publishes the valid
-/// ones with publisher confirms, keeping a window of messages in flight.
+/// ones through an ``EventPublisher``, keeping a window of batches in flight.
 public struct EventFilePublisher: Sendable {
     public struct Summary: Sendable, Equatable {
         public var published = 0
@@ -19,42 +19,35 @@ public struct EventFilePublisher: Sendable {
     }
 
     public enum Problem: Sendable {
-        case invalid(line: Int, EventValidationError)
-        case notPublished(line: Int, eventId: String, AMQPError)
+        case invalid(line: Int, PublishError)
+        case notPublished(line: Int, eventId: String, PublishError)
 
         public var description: String {
             switch self {
-            case .invalid(let line, let error): "line \(line): not a valid event: \(error)"
-            case .notPublished(let line, let eventId, let error): "line \(line) (eventId \(eventId)): not published: \(error)"
+            case .invalid(let line, let error): "line \(line): not a valid event: \(error.message)"
+            case .notPublished(let line, let eventId, let error): "line \(line) (eventId \(eventId)): not published: \(error.message)"
             }
         }
     }
 
-    let connection: AMQPConnection
-    let decoder: EventDecoder
-    let exchange: String
+    let publisher: EventPublisher
     let batchSize: Int
     let batchesInFlight: Int
-    /// A publish that failed because the connection dropped is sent again after the reconnect
-    /// (at most this many times): the eventId makes a repeat harmless downstream.
-    let attemptsOnConnectionLoss: Int
+    /// A batch's events that failed for a retryable reason (the connection dropped, no confirm in
+    /// time) are sent again once the connection is back, at most this many times in all: the
+    /// eventId makes a repeat harmless downstream.
+    let attempts: Int
 
-    public init(
-        connection: AMQPConnection, decoder: EventDecoder = EventDecoder(), exchange: String = "wms.events",
-        batchSize: Int = 500, batchesInFlight: Int = 4, attemptsOnConnectionLoss: Int = 3
-    ) {
-        self.connection = connection
-        self.decoder = decoder
-        self.exchange = exchange
+    public init(publisher: EventPublisher, batchSize: Int = 500, batchesInFlight: Int = 4, attempts: Int = 3) {
+        self.publisher = publisher
         self.batchSize = batchSize
         self.batchesInFlight = batchesInFlight
-        self.attemptsOnConnectionLoss = attemptsOnConnectionLoss
+        self.attempts = attempts
     }
 
     private struct Pending: Sendable {
         let line: Int
-        let eventId: String
-        let message: OutboundMessage
+        let event: ValidatedEvent
     }
 
     /// Publishes every valid line; `report` receives each problem as it happens and `progress`
@@ -88,9 +81,9 @@ public struct EventFilePublisher: Sendable {
             }
             for try await (number, bytes) in lines {
                 if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
-                switch Result(catching: { () throws(EventValidationError) in try decoder.decode(bytes) }) {
+                switch Result(catching: { () throws(PublishError) in try publisher.validate(bytes) }) {
                 case .success(let event):
-                    batch.append(Pending(line: number, eventId: event.eventId, message: OutboundMessage(event: event, body: bytes, exchange: exchange)))
+                    batch.append(Pending(line: number, event: event))
                 case .failure(let error):
                     summary.rejected += 1
                     report(.invalid(line: number, error))
@@ -108,22 +101,23 @@ public struct EventFilePublisher: Sendable {
         var remaining = items
         var published = 0
         var failed = 0
-        for attempt in 1...max(attemptsOnConnectionLoss, 1) {
-            let results = await connection.publish(remaining.map(\.message))
+        for attempt in 1...max(attempts, 1) {
+            let results = await publisher.publish(remaining.map(\.event))
             var retry: [Pending] = []
             for (item, result) in zip(remaining, results) {
                 switch result {
                 case .success:
                     published += 1
-                case .failure(let error) where error.code == .connectionLost && attempt < attemptsOnConnectionLoss:
+                case .failure(let error) where error.isRetryable && attempt < attempts:
                     retry.append(item)
                 case .failure(let error):
                     failed += 1
-                    report(.notPublished(line: item.line, eventId: item.eventId, error))
+                    report(.notPublished(line: item.line, eventId: item.event.event.eventId, error))
                 }
             }
             guard !retry.isEmpty else { break }
             remaining = retry
+            _ = await publisher.waitUntilConnected(timeout: publisher.configuration.confirmTimeout)
         }
         return (published, failed)
     }

@@ -85,146 +85,71 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     /// Reads every variable of ``Key``: `overrides` (flags, keyed by variable name) win over
     /// `environment`; empty values count as unset. Throws every unusable setting at once.
     public init(environment: [String: String], overrides: [String: String] = [:]) throws(ConfigurationError) {
-        func value(_ key: Key) -> String? {
-            let text = overrides[key.rawValue] ?? environment[key.rawValue]
-            return text.flatMap { $0.isEmpty ? nil : $0 }
-        }
-        var problems: [ConfigurationError.Problem] = []
-        func fail(_ key: Key, _ message: String) {
-            problems.append(.init(setting: key.rawValue, message: message))
-        }
-        func integer(_ key: Key, default fallback: Int, in range: ClosedRange<Int>, accepted: String) -> Int {
-            guard let text = value(key) else { return fallback }
-            guard let number = Int(text), range.contains(number) else {
-                fail(key, "'\(text)' is not \(accepted)")
-                return fallback
-            }
-            return number
-        }
-
-        var amqp: AMQPConfiguration?
-        if let text = value(.amqpURL) {
-            do throws(AMQPError) {
-                amqp = try AMQPConfiguration(url: text)
-            } catch {
-                // AMQPError's message already redacts the password and names what is accepted.
-                fail(.amqpURL, error.message)
-            }
-        } else {
-            fail(.amqpURL, "not set (expected amqp://user:pass@host:port/vhost or amqps://…)")
-        }
+        var reader = SettingsReader(environment: environment, overrides: overrides)
+        let amqp = reader.amqp(Key.amqpURL.rawValue)
 
         var store: StoreLocation?
-        if let text = value(.storeURL) {
+        if let text = reader.value(Key.storeURL.rawValue) {
             do throws(ConfigurationError) {
                 store = try StoreLocation(url: text)
             } catch {
-                problems += error.problems
+                for problem in error.problems { reader.fail(problem.setting, problem.message) }
             }
         } else {
-            fail(.storeURL, "not set (expected \(StoreLocation.acceptedForm))")
+            reader.fail(Key.storeURL.rawValue, "not set (expected \(StoreLocation.acceptedForm))")
         }
 
         var token: ERPToken?
-        if let path = value(.erpTokenFile) {
+        if let path = reader.value(Key.erpTokenFile.rawValue) {
             do throws(ERPClientConfigurationError) {
                 token = try ERPClientConfiguration.readToken(path: path)
             } catch {
-                fail(.erpTokenFile, error.message)
+                reader.fail(Key.erpTokenFile.rawValue, error.message)
             }
         }
         var erp: ERPClientConfiguration?
-        if let text = value(.erpBaseURL) {
+        if let text = reader.value(Key.erpBaseURL.rawValue) {
             do throws(ERPClientConfigurationError) {
                 erp = try ERPClientConfiguration(baseURL: text, token: token)
             } catch {
                 // The ERP client's messages may quote the URL: never with its password.
                 let redacted = redactURL(text)
-                fail(.erpBaseURL, redacted == text ? error.message : error.message.replacingOccurrences(of: text, with: redacted))
+                reader.fail(
+                    Key.erpBaseURL.rawValue,
+                    redacted == text ? error.message : error.message.replacingOccurrences(of: text, with: redacted))
             }
         } else {
-            fail(.erpBaseURL, "not set (expected the ERP's http:// or https:// URL)")
+            reader.fail(Key.erpBaseURL.rawValue, "not set (expected the ERP's http:// or https:// URL)")
         }
 
-        let metricsPort = integer(
-            .metricsPort, default: Self.defaultMetricsPort, in: 0...65535,
+        let metricsPort = reader.integer(
+            Key.metricsPort.rawValue, default: Self.defaultMetricsPort, in: 0...65535,
             accepted: "a port number (0-65535; 0 picks a free one)")
-        let prefetch = integer(.prefetch, default: Self.defaultPrefetch, in: 1...65535, accepted: "an integer in 1-65535")
-        let retryMaxAttempts = integer(
-            .retryMaxAttempts, default: Self.defaultRetryMaxAttempts, in: 1...Int.max, accepted: "an integer ≥ 1")
+        let prefetch = reader.integer(
+            Key.prefetch.rawValue, default: Self.defaultPrefetch, in: 1...65535, accepted: "an integer in 1-65535")
+        let retryMaxAttempts = reader.integer(
+            Key.retryMaxAttempts.rawValue, default: Self.defaultRetryMaxAttempts, in: 1...Int.max, accepted: "an integer ≥ 1")
+        let gapTimeout = reader.duration(
+            Key.gapTimeout.rawValue, default: Self.defaultGapTimeout, atLeast: .nanoseconds(1), accepted: "more than zero")
+        let logLevel = reader.logLevel(Key.logLevel.rawValue, default: Self.defaultLogLevel)
+        let logFormat = reader.logFormat(Key.logFormat.rawValue, default: Self.defaultLogFormat)
+        let statusMapping = reader.statusMapping(Key.statusMap.rawValue)
+        let acceptFirstSequence = reader.bool(Key.acceptFirstSequence.rawValue, default: false)
+        let dedupRetention = reader.duration(
+            Key.dedupRetention.rawValue, default: Self.defaultDedupRetention, atLeast: .nanoseconds(1), accepted: "more than zero")
 
-        var gapTimeout = Self.defaultGapTimeout
-        if let text = value(.gapTimeout) {
-            do throws(DurationParseError) {
-                let duration = try parseDuration(text)
-                if duration > .zero {
-                    gapTimeout = duration
-                } else {
-                    fail(.gapTimeout, "'\(text)' is not more than zero (expected \(DurationParser.acceptedForm))")
-                }
-            } catch {
-                fail(.gapTimeout, "'\(text)' is not a duration (expected \(DurationParser.acceptedForm))")
-            }
-        }
-
-        var logLevel = Self.defaultLogLevel
-        if let text = value(.logLevel) {
-            if let level = Logger.Level(rawValue: text.lowercased()) {
-                logLevel = level
-            } else {
-                fail(.logLevel, "'\(text)' is not one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-        }
-        var logFormat = Self.defaultLogFormat
-        if let text = value(.logFormat) {
-            if let format = LogFormat(rawValue: text.lowercased()) {
-                logFormat = format
-            } else {
-                fail(.logFormat, "'\(text)' is not json or text")
-            }
-        }
-
-        var statusMapping = StatusMapping.default
-        if let text = value(.statusMap) {
-            do {
-                statusMapping = try statusMapping.merging(StatusMapping(parsing: text))
-            } catch {
-                fail(.statusMap, "\(error)")
-            }
-        }
-        var acceptFirstSequence = false
-        if let text = value(.acceptFirstSequence) {
-            switch text.lowercased() {
-            case "true", "1", "yes": acceptFirstSequence = true
-            case "false", "0", "no": acceptFirstSequence = false
-            default: fail(.acceptFirstSequence, "'\(text)' is not true or false")
-            }
-        }
-        var dedupRetention = Self.defaultDedupRetention
-        if let text = value(.dedupRetention) {
-            do throws(DurationParseError) {
-                let duration = try parseDuration(text)
-                if duration > .zero {
-                    dedupRetention = duration
-                } else {
-                    fail(.dedupRetention, "'\(text)' is not more than zero (expected \(DurationParser.acceptedForm))")
-                }
-            } catch {
-                fail(.dedupRetention, "'\(text)' is not a duration (expected \(DurationParser.acceptedForm))")
-            }
-        }
-
-        guard problems.isEmpty, let amqp, let store, let erp else {
-            throw ConfigurationError(problems)
+        try reader.finish()
+        guard let amqp, let store, let erp else {
+            throw ConfigurationError(setting: Key.amqpURL.rawValue, message: "not read")  // unreachable: each nil failed above
         }
         self.init(
             amqp: amqp, store: store, erp: erp, metricsPort: metricsPort, prefetch: prefetch, gapTimeout: gapTimeout,
             retryMaxAttempts: retryMaxAttempts, logLevel: logLevel, logFormat: logFormat)
-        self.topologyFile = value(.topologyFile)
+        self.topologyFile = reader.value(Key.topologyFile.rawValue)
         self.statusMapping = statusMapping
         self.acceptFirstSequence = acceptFirstSequence
         self.dedupRetention = dedupRetention
-        self.metricsHost = value(.metricsHost) ?? OpsServer.defaultHost
+        self.metricsHost = reader.value(Key.metricsHost.rawValue) ?? OpsServer.defaultHost
     }
 
     /// One line for the start-up log: every setting, secrets redacted (no passwords, no token).

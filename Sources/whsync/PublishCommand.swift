@@ -1,8 +1,7 @@
-import AMQPClient
 import ArgumentParser
 import Foundation
 import Synchronization
-import WarehouseSyncCore
+import WarehouseSyncPublisher
 import WarehouseSyncRuntime
 
 struct PublishCommand: AsyncParsableCommand {
@@ -38,17 +37,25 @@ struct PublishCommand: AsyncParsableCommand {
             handle = file
         }
         let progress = ProgressLine()
-        let summary = try await broker.withConnection(name: "whsync publish", confirms: true) { connection in
-            let publisher = EventFilePublisher(
-                connection: connection, decoder: EventDecoder(statusMapping: mapping), exchange: exchange)
-            return try await publisher.publish(
+        let publisher = try await EventPublisher.connect(
+            .init(
+                amqp: broker.configuration(connectionName: "whsync publish"), exchange: exchange,
+                decoder: EventDecoder(statusMapping: mapping)),
+            logger: broker.logger())
+        let summary: EventFilePublisher.Summary
+        do {
+            summary = try await EventFilePublisher(publisher: publisher).publish(
                 lines: LineReader(handle: handle),
                 report: { problem in
                     progress.clear()
                     printError(problem.description)
                 },
                 progress: { progress.show($0) })
+        } catch {
+            await publisher.close()
+            throw error
         }
+        await publisher.close()
         progress.clear()
         let seconds = summary.elapsed.timeInterval
         printError(

@@ -41,24 +41,20 @@ public final class OpsServer: Service, Sendable {
     }
 
     public func run() async throws {
-        let app = Application(
-            router: makeRouter(),
-            configuration: ApplicationConfiguration(
-                address: .hostname(host, port: port), serverName: "whsync-ops"),
-            onServerRunning: { [bound, logger, host] channel in
-                let port = channel.localAddress?.port ?? 0
-                logger.info("operations endpoint listening", metadata: ["ops.address": "\(host):\(port)"])
-                bound.set(port)
-            },
-            logger: logger)
-        // `run()`, the Service entry point, not `runService()`: that one runs a ServiceGroup of
-        // its own that also reacts to SIGTERM, so the endpoint ended by itself while the worker
-        // was still stopping, and the process exited 1 ("a service has finished unexpectedly").
-        try await app.run()
+        try await runHTTPServer(
+            router: makeRouter(), host: host, port: port, serverName: "whsync-ops", bound: bound, logger: logger,
+            announcement: "operations endpoint listening", addressKey: "ops.address")
     }
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        Self.addRoutes(to: router, readiness: readiness, registry: registry)
+        return router
+    }
+
+    /// `/healthz`, `/readyz` and `/metrics` on `router`: the workers serve them alone, the
+    /// gateway beside its own routes.
+    static func addRoutes(to router: Router<BasicRequestContext>, readiness: ReadinessChecks, registry: PrometheusCollectorRegistry) {
         router.get("healthz") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
@@ -81,7 +77,6 @@ public final class OpsServer: Service, Sendable {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: buffer)))
         }
-        return router
     }
 }
 
@@ -89,6 +84,27 @@ public final class OpsServer: Service, Sendable {
 struct ReadinessBody: Codable, Sendable {
     let ready: Bool
     let failing: [String]
+}
+
+/// Runs a Hummingbird server until a graceful stop (which lets the requests in hand finish), logs
+/// `announcement` with the bound address and hands the port to `bound`.
+func runHTTPServer(
+    router: Router<BasicRequestContext>, host: String, port: Int, serverName: String, bound: BoundPort, logger: Logger,
+    announcement: Logger.Message, addressKey: String
+) async throws {
+    let app = Application(
+        router: router,
+        configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: serverName),
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? 0
+            logger.notice(announcement, metadata: [addressKey: "\(host):\(port)"])
+            bound.set(port)
+        },
+        logger: logger)
+    // `run()`, the Service entry point, not `runService()`: that one runs a ServiceGroup of its
+    // own that also reacts to SIGTERM, so the server ended by itself while the process was still
+    // stopping, and the process exited 1 ("a service has finished unexpectedly").
+    try await app.run()
 }
 
 /// The bound port, set once by the server, awaited by tests.

@@ -75,7 +75,7 @@ public struct WorkerMetrics: Sendable {
 }
 
 extension Duration {
-    fileprivate var nanosecondsClamped: Int64 {
+    var nanosecondsClamped: Int64 {
         let (seconds, attoseconds) = components
         if seconds >= Int64.max / 1_000_000_000 { return .max }
         if seconds <= Int64.min / 1_000_000_000 { return 0 }

@@ -47,59 +47,29 @@ public struct AutoReplaySettings: Sendable, Hashable, CustomStringConvertible {
     }
 
     public init(environment: [String: String], overrides: [String: String] = [:]) throws(ConfigurationError) {
-        func value(_ key: Key) -> String? {
-            let text = overrides[key.rawValue] ?? environment[key.rawValue]
-            return text.flatMap { $0.isEmpty ? nil : $0 }
-        }
-        var problems: [ConfigurationError.Problem] = []
-        func fail(_ key: Key, _ message: String) {
-            problems.append(.init(setting: key.rawValue, message: message))
-        }
-        func duration(_ key: Key, default fallback: Duration, atLeast minimum: Duration, accepted: String) -> Duration {
-            guard let text = value(key) else { return fallback }
-            do throws(DurationParseError) {
-                let parsed = try parseDuration(text)
-                guard parsed >= minimum else {
-                    fail(key, "'\(text)' is not \(accepted) (expected \(DurationParser.acceptedForm))")
-                    return fallback
-                }
-                return parsed
-            } catch {
-                fail(key, "'\(text)' is not a duration (expected \(DurationParser.acceptedForm))")
-                return fallback
-            }
-        }
-
-        var enabled = true
-        if let text = value(.enabled) {
-            switch text.lowercased() {
-            case "true", "1", "yes": enabled = true
-            case "false", "0", "no": enabled = false
-            default: fail(.enabled, "'\(text)' is not true or false")
-            }
-        }
+        var reader = SettingsReader(environment: environment, overrides: overrides)
+        let enabled = reader.bool(Key.enabled.rawValue, default: true)
         var maxReplays = Self.defaultMaxReplays
-        if let text = value(.maxReplays) {
+        if let text = reader.value(Key.maxReplays.rawValue) {
             if let number = Int(text), number >= 1 {
                 maxReplays = number
             } else {
-                fail(.maxReplays, "'\(text)' is not an integer ≥ 1 (replays per letter; AUTO_REPLAY=false turns replays off)")
+                reader.fail(Key.maxReplays.rawValue, "'\(text)' is not an integer ≥ 1 (replays per letter; AUTO_REPLAY=false turns replays off)")
             }
         }
         var rate = Self.defaultRate
-        if let text = value(.rate) {
+        if let text = reader.value(Key.rate.rawValue) {
             if let number = Double(text), number.isFinite, number > 0 {
                 rate = number
             } else {
-                fail(.rate, "'\(text)' is not a number of letters per second above 0 (e.g. 20 or 0.5)")
+                reader.fail(Key.rate.rawValue, "'\(text)' is not a number of letters per second above 0 (e.g. 20 or 0.5)")
             }
         }
-        let delay = duration(.delay, default: Self.defaultDelay, atLeast: .zero, accepted: "zero or more")
-        let interval = duration(
-            .interval, default: Self.defaultInterval, atLeast: Self.minimumInterval,
+        let delay = reader.duration(Key.delay.rawValue, default: Self.defaultDelay, atLeast: .zero, accepted: "zero or more")
+        let interval = reader.duration(
+            Key.interval.rawValue, default: Self.defaultInterval, atLeast: Self.minimumInterval,
             accepted: "at least \(DurationParser.format(Self.minimumInterval))")
-
-        guard problems.isEmpty else { throw ConfigurationError(problems) }
+        try reader.finish()
         self.init(enabled: enabled, maxReplays: maxReplays, rate: rate, delay: delay, interval: interval)
     }
 

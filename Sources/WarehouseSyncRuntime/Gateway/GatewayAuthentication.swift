@@ -1,0 +1,161 @@
+import Crypto
+import Foundation
+
+/// Who may post events to the gateway (docs/gateway.md "Authentication"): a bearer token, an
+/// HMAC-SHA256 signature of the body with a timestamp inside a replay window, or both (either
+/// one then suffices). Secrets come from files, are compared in constant time and never appear
+/// in a description, a log line or a response.
+public struct GatewayAuthentication: Sendable, CustomStringConvertible {
+    /// `X-WHSync-Timestamp`: Unix time in seconds when the request was signed.
+    public static let timestampHeader = "X-WHSync-Timestamp"
+    /// `X-WHSync-Signature`: `sha256=` and the hex HMAC-SHA256 of `<timestamp>.<body>`.
+    public static let signatureHeader = "X-WHSync-Signature"
+    static let signaturePrefix = "sha256="
+
+    /// The credentials a request carries, header values as sent.
+    public struct Credentials: Sendable {
+        public var authorization: String?
+        public var timestamp: String?
+        public var signature: String?
+
+        public init(authorization: String? = nil, timestamp: String? = nil, signature: String? = nil) {
+            self.authorization = authorization
+            self.timestamp = timestamp
+            self.signature = signature
+        }
+
+        var isEmpty: Bool { authorization == nil && timestamp == nil && signature == nil }
+    }
+
+    /// Why a request was turned away: a short reason for the response and the
+    /// `gateway_auth_failures_total{reason}` metric. Never holds what the client sent.
+    public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
+        public let reason: String
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// SHA-256 of the token: comparing digests keeps the comparison's time independent of both
+    /// the content and the length of what a client sends.
+    private let tokenDigest: [UInt8]?
+    private let hmacKey: SymmetricKey?
+    public let hmacWindow: Duration
+
+    /// With neither a token nor a secret, every request is accepted (`GATEWAY_ALLOW_ANONYMOUS`).
+    public init(bearerToken: [UInt8]?, hmacSecret: [UInt8]?, hmacWindow: Duration = .seconds(300)) {
+        tokenDigest = bearerToken.map { Array(SHA256.hash(data: $0)) }
+        hmacKey = hmacSecret.map { SymmetricKey(data: $0) }
+        self.hmacWindow = hmacWindow
+    }
+
+    public static let anonymous = GatewayAuthentication(bearerToken: nil, hmacSecret: nil)
+
+    public var isAnonymous: Bool { tokenDigest == nil && hmacKey == nil }
+
+    /// What may be checked before the body is read: some credential is there at all, and a
+    /// bearer token is right. A request with a signature is decided by ``check(_:body:now:)``.
+    public func precheck(_ credentials: Credentials) -> Rejection? {
+        guard !isAnonymous else { return nil }
+        if credentials.isEmpty {
+            return Rejection(reason: "missing", message: "no credentials: send Authorization: Bearer <token> or an \(Self.signatureHeader) with \(Self.timestampHeader)")
+        }
+        if credentials.signature == nil, credentials.authorization != nil, tokenDigest != nil {
+            return checkToken(credentials.authorization)
+        }
+        return nil
+    }
+
+    /// Decides a request: `nil` when it may go on.
+    public func check(_ credentials: Credentials, body: [UInt8], now: Date = Date()) -> Rejection? {
+        guard !isAnonymous else { return nil }
+        if credentials.signature != nil || credentials.timestamp != nil {
+            guard hmacKey != nil else {
+                return Rejection(reason: "method", message: "signed requests are not enabled on this gateway; send a bearer token")
+            }
+            return checkSignature(credentials, body: body, now: now)
+        }
+        if credentials.authorization != nil {
+            guard tokenDigest != nil else {
+                return Rejection(reason: "method", message: "bearer tokens are not enabled on this gateway; sign the request")
+            }
+            return checkToken(credentials.authorization)
+        }
+        return precheck(credentials)
+    }
+
+    private func checkToken(_ authorization: String?) -> Rejection? {
+        guard let tokenDigest else { return nil }
+        let prefix = "bearer "
+        guard let authorization, authorization.count > prefix.count, authorization.lowercased().hasPrefix(prefix) else {
+            return Rejection(reason: "malformed", message: "the Authorization header is not 'Bearer <token>'")
+        }
+        let token = authorization.dropFirst(prefix.count).trimmingCharacters(in: .whitespaces)
+        let digest = Array(SHA256.hash(data: Array(token.utf8)))
+        guard Self.constantTimeEqual(digest, tokenDigest) else {
+            return Rejection(reason: "token", message: "wrong bearer token")
+        }
+        return nil
+    }
+
+    private func checkSignature(_ credentials: Credentials, body: [UInt8], now: Date) -> Rejection? {
+        guard let hmacKey else { return nil }
+        guard let timestampText = credentials.timestamp, let seconds = Int64(timestampText) else {
+            return Rejection(reason: "malformed", message: "\(Self.timestampHeader) must be Unix time in whole seconds")
+        }
+        let skew = abs(now.timeIntervalSince1970 - Double(seconds))
+        guard skew <= Double(hmacWindow.components.seconds) else {
+            return Rejection(
+                reason: "stale",
+                message: "\(Self.timestampHeader) is \(Int(skew)) s away from the gateway's clock (window \(hmacWindow.components.seconds) s): sign each request afresh")
+        }
+        guard let signature = credentials.signature, signature.hasPrefix(Self.signaturePrefix),
+            let mac = Self.bytes(hex: signature.dropFirst(Self.signaturePrefix.count)), mac.count == 32
+        else {
+            return Rejection(reason: "malformed", message: "\(Self.signatureHeader) must be 'sha256=' and 64 hex digits")
+        }
+        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Self.signedContent(timestamp: timestampText, body: body), using: hmacKey) else {
+            return Rejection(reason: "signature", message: "the signature does not match the body and timestamp")
+        }
+        return nil
+    }
+
+    /// What is signed: the timestamp header's text, a dot, then the body as sent.
+    static func signedContent(timestamp: String, body: [UInt8]) -> [UInt8] {
+        Array(timestamp.utf8) + [UInt8(ascii: ".")] + body
+    }
+
+    /// The `X-WHSync-Signature` value for `body` signed at `timestamp` with `secret`: what a client
+    /// computes (tests and the load script use it).
+    public static func signature(secret: [UInt8], timestamp: String, body: [UInt8]) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: signedContent(timestamp: timestamp, body: body), using: SymmetricKey(data: secret))
+        return signaturePrefix + mac.map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        var difference: UInt8 = 0
+        for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
+        return difference == 0
+    }
+
+    private static func bytes(hex: Substring) -> [UInt8]? {
+        guard hex.utf8.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(hex.utf8.count / 2)
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        return bytes
+    }
+
+    public var description: String {
+        var methods: [String] = []
+        if tokenDigest != nil { methods.append("bearer") }
+        if hmacKey != nil { methods.append("hmac(window \(hmacWindow.components.seconds)s)") }
+        return methods.isEmpty ? "anonymous" : methods.joined(separator: "+")
+    }
+}
