@@ -176,6 +176,7 @@ let package = Package(
             name: "WarehouseSyncRuntimeTests",
             dependencies: [
                 "WarehouseSyncRuntime",
+                "WarehouseSyncPublisher",
                 "WarehouseSyncLogging",
                 "WarehouseSyncERP",
                 "AMQPClient",
