@@ -324,11 +324,17 @@ extension ScratchBrokerTests {
 
         var brokerStopped = false
         do {
-            try await GatewayHarness.with(amqpURL: url, amqp: amqp, environment: ["GATEWAY_CONFIRM_TIMEOUT": "120s"]) { gateway in
+            let environment = ["GATEWAY_CONFIRM_TIMEOUT": "120s", "GATEWAY_MAX_CONCURRENCY": "1"]
+            try await GatewayHarness.with(amqpURL: url, amqp: amqp, environment: environment) { gateway in
                 let lines = (0..<50).map { GatewayEvents.inventory("blocked-\($0)", sku: "K\($0)") }.joined(separator: "\n")
                 try await TestBroker.scratchBroker("ctl", "set_vm_memory_high_watermark", "0")
                 let request = Task { try await gateway.post("/events:batch", lines, timeout: 120) }
                 try await Task.sleep(for: .seconds(3))
+                // The blocked request holds the only slot: the next one is turned away at once.
+                let overloaded = try await gateway.post("/events", GatewayEvents.inventory("overload"))
+                #expect(overloaded.status == 503, "\(overloaded.json)")
+                #expect(overloaded.json["error"] as? String == "overloaded")
+                #expect(overloaded.headers["Retry-After"] as? String == "1")
                 try await TestBroker.scratchBroker("stop")
                 brokerStopped = true
                 let answer = try await request.value
@@ -353,7 +359,7 @@ extension ScratchBrokerTests {
                 #expect(again.status == 202, "sent again after the restart: \(again.json)")
                 let ids = Set(try await gateway.drain("erp.inventory").compactMap(\.properties.messageId))
                 #expect(ids == Set((0..<50).map { "blocked-\($0)" }), "every event of the batch is there after the resend")
-                #expect(!ids.contains("while-down"))
+                #expect(!ids.contains("while-down") && !ids.contains("overload"))
             }
         } catch {
             if brokerStopped {
