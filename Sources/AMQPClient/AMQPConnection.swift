@@ -53,6 +53,11 @@ public final class AMQPConnection: Sendable {
     /// Whether the connection is up right now (for readiness probes).
     public var isConnected: Bool { engine.connected.load(ordering: .acquiring) }
 
+    /// Whether the broker has said it blocks publishing on this connection (connection.blocked:
+    /// a memory or disk alarm) and not yet that it stopped. Publishes sent meanwhile wait for
+    /// their confirms until the alarm clears.
+    public var isBlocked: Bool { engine.blocked.load(ordering: .acquiring) }
+
     /// Runs `body` on the connection's thread with blocking channel operations.
     @discardableResult
     public func withChannel<T: Sendable>(_ body: @escaping @Sendable (SyncChannel) throws -> T) async throws -> T {

@@ -93,6 +93,9 @@ final class ConnectionEngine: @unchecked Sendable {
     let options: Options
     let logger: Logger
     let connected = Atomic<Bool>(false)
+    /// The broker has blocked publishing on this connection (a memory or disk alarm): publishes
+    /// are not read, so their confirms wait until the alarm clears.
+    let blocked = Atomic<Bool>(false)
     private let inbox = Mutex(Inbox())
     private let wakeFD: Int32
 
@@ -192,6 +195,7 @@ final class ConnectionEngine: @unchecked Sendable {
         do {
             try openConnection()
             reconnectAttempt = 0
+            blocked.store(false, ordering: .releasing)
             connected.store(true, ordering: .releasing)
             if let initialConnect {
                 self.initialConnect = nil
@@ -484,7 +488,9 @@ final class ConnectionEngine: @unchecked Sendable {
 
     private func login(_ conn: amqp_connection_state_t) throws(AMQPError) {
         let arena = CArena()
-        var properties: AMQPTable = ["product": "WarehouseSync"]
+        // librabbitmq merges these capabilities with its own; without `connection.blocked` the
+        // broker never says that a resource alarm blocks our publishes.
+        var properties: AMQPTable = ["product": "WarehouseSync", "capabilities": .table(["connection.blocked": .bool(true)])]
         if let name = configuration.connectionName { properties["connection_name"] = .string(name) }
         var table = arena.table(properties)
         let reply = whsync_login(
@@ -696,8 +702,10 @@ final class ConnectionEngine: @unchecked Sendable {
             acknowledgeConnectionClose()
             connectionFailed(error)
         case WHSYNC_CONNECTION_BLOCKED:
+            blocked.store(true, ordering: .releasing)
             logger.warning("the broker blocked publishing on this connection (memory or disk alarm)")
         case WHSYNC_CONNECTION_UNBLOCKED:
+            blocked.store(false, ordering: .releasing)
             logger.info("the broker unblocked this connection")
         case WHSYNC_BASIC_CANCEL_OK:
             break  // consumed by amqp_basic_cancel's own wait

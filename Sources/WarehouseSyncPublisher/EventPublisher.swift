@@ -1,4 +1,4 @@
-import AMQPClient
+@_exported import AMQPClient
 import Logging
 
 /// Publishes WMS events to `wms.events` the way the contract wants them (DESIGN §2): validated by
@@ -6,14 +6,14 @@ import Logging
 /// `type` = schema, `partition-key` header, `mandatory`, and each one confirmed by the broker.
 ///
 /// One connection in confirm mode, on its own thread, reconnecting with backoff. While it is
-/// down, publishing fails at once with ``PublishError/Code/unavailable`` instead of waiting, and a
+/// down, or the broker blocks publishing (a resource alarm), publishing fails at once with ``PublishError/Code/unavailable`` instead of waiting, and a
 /// message not sent before its confirm timeout is never sent later: a caller that saw an error
 /// can resend without the event reaching the queue behind its back. (A message sent but not yet
 /// confirmed when the timeout hits may still arrive; resending it is harmless, the eventId makes
 /// the workers drop the repeat.)
 ///
 /// ```swift
-/// let publisher = try await EventPublisher.connect(.init(amqp: try AMQPConfiguration(url: url)), logger: logger)
+/// let publisher = try await EventPublisher.connect(.init(url: "amqp://user:pass@broker:5672/"), logger: logger)
 /// try await publisher.publish(.inventory(delta))
 /// ```
 public final class EventPublisher: Sendable {
@@ -35,6 +35,16 @@ public final class EventPublisher: Sendable {
             self.confirmTimeout = confirmTimeout
             self.reconnect = reconnect
             self.decoder = decoder
+        }
+
+        /// From an `amqp://` or `amqps://` URL; throws ``PublishError/Code/unavailable`` with what
+        /// is wrong with it (never echoing the password).
+        public init(url: String, connectionName: String? = nil) throws(PublishError) {
+            do {
+                self.init(amqp: try AMQPConfiguration(url: url, connectionName: connectionName))
+            } catch {
+                throw PublishError(.unavailable, error.message)
+            }
         }
     }
 
@@ -73,8 +83,19 @@ public final class EventPublisher: Sendable {
         }
     }
 
-    /// Whether the connection is up now (for readiness probes).
+    /// Whether the connection is up now.
     public var isConnected: Bool { connection.isConnected }
+
+    /// Whether a publish can go out now: connected, and the broker does not block publishing (a
+    /// memory or disk alarm). For readiness probes.
+    public var isReady: Bool { unavailability == nil }
+
+    /// Why publishing would fail at once now, or `nil`.
+    private var unavailability: String? {
+        if !connection.isConnected { return "not connected to the broker at \(configuration.amqp.endpoint)" }
+        if connection.isBlocked { return "the broker at \(configuration.amqp.endpoint) blocks publishing (memory or disk alarm)" }
+        return nil
+    }
 
     /// Validates a body as the workers will; the event keeps the body exactly as given.
     public func validate(_ body: [UInt8]) throws(PublishError) -> ValidatedEvent {
@@ -103,9 +124,8 @@ public final class EventPublisher: Sendable {
     /// confirm timeout.
     public func publish(_ events: [ValidatedEvent]) async -> [Result<Void, PublishError>] {
         guard !events.isEmpty else { return [] }
-        guard connection.isConnected else {
-            let error = PublishError(.unavailable, "not connected to the broker at \(configuration.amqp.endpoint)")
-            return Array(repeating: .failure(error), count: events.count)
+        if let reason = unavailability {
+            return Array(repeating: .failure(PublishError(.unavailable, reason)), count: events.count)
         }
         let messages = events.map { OutboundMessage(event: $0.event, body: $0.body, exchange: configuration.exchange) }
         let results = await connection.publish(messages, deadline: .now + configuration.confirmTimeout)

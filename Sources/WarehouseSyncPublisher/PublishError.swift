@@ -1,4 +1,5 @@
 import AMQPClient
+// An adapter imports this library alone: the core's typed events and AMQPConfiguration come with it.
 @_exported import WarehouseSyncCore
 
 /// Why an event was not published. `description` is safe to log: it names fields and rules, never
@@ -39,7 +40,7 @@ public struct PublishError: Error, Sendable, Equatable, CustomStringConvertible 
     /// Maps what the connection reported for one message.
     public init(_ error: AMQPError) {
         switch error.code {
-        case .timeout: self.init(.timeout, "no confirm from the broker in time: \(error.message)")
+        case .timeout: self.init(.timeout, error.message)
         case .nacked, .unroutable, .notFound: self.init(.notConfirmed, error.message)
         default: self.init(.unavailable, error.message)
         }

@@ -260,7 +260,8 @@ enum GatewayEvents {
                     let answer = try await gateway.post(path, body, credentials)
                     #expect(answer.status == 401, "\(credentials) on \(path): \(answer.json)")
                     #expect((answer.json["message"] as? String)?.contains(message) == true, "\(answer.json)")
-                    #expect(answer.headers["Www-Authenticate"] as? String == "Bearer" || answer.headers["WWW-Authenticate"] as? String == "Bearer")
+                    let challenge = (answer.headers["Www-Authenticate"] ?? answer.headers["WWW-Authenticate"]) as? String
+                    #expect(challenge == "Bearer, WHSync-HMAC-SHA256")
                 }
             }
             // A signature over other content: the body changed after signing.
@@ -308,9 +309,10 @@ enum GatewayEvents {
 }
 
 extension ScratchBrokerTests {
-    /// The broker blocks publishers (memory alarm), so the confirm cannot come; then it stops.
-    /// The request in hand must not be answered 202; requests while the broker is away get 503
-    /// at once; after the restart the gateway takes events again.
+    /// The broker blocks publishers (memory alarm: it says so only once a publish comes), so the
+    /// confirm cannot come; then it stops. The request in hand must not be answered 202; the
+    /// gateway is not ready while blocked; requests while the broker is away get 503 at once;
+    /// after the restart the gateway takes events again.
     @Test func aRequestWhoseConfirmNeverComesIsNotAccepted() async throws {
         let management = try TestBroker.env("WHSYNC_TEST_SCRATCH_MANAGEMENT_URL")
         let vhost = TestBroker.uniqueName("gateway")
@@ -335,6 +337,8 @@ extension ScratchBrokerTests {
                 #expect(overloaded.status == 503, "\(overloaded.json)")
                 #expect(overloaded.json["error"] as? String == "overloaded")
                 #expect(overloaded.headers["Retry-After"] as? String == "1")
+                // The broker said it blocks the connection (connection.blocked): not ready.
+                #expect(try await gateway.status("/readyz") == 503)
                 try await TestBroker.scratchBroker("stop")
                 brokerStopped = true
                 let answer = try await request.value

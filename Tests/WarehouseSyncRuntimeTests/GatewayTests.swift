@@ -21,7 +21,8 @@ struct GatewayAuthenticationTests {
     @Test func theRightTokenOrAFreshSignatureIsAccepted() {
         #expect(both.check(.init(authorization: "Bearer s3cret-token"), body: body, now: now) == nil)
         #expect(both.check(.init(authorization: "bearer s3cret-token"), body: body, now: now) == nil)
-        #expect(both.precheck(.init(authorization: "Bearer s3cret-token")) == nil)
+        #expect(both.verdict(.init(authorization: "Bearer s3cret-token"), now: now) == .accepted)
+        #expect(both.verdict(signed(at: 1_800_000_000), now: now) == .bodyNeeded)
         #expect(both.check(signed(at: 1_800_000_000), body: body, now: now) == nil)
         #expect(both.check(signed(at: 1_800_000_000 - 299), body: body, now: now) == nil)
     }
@@ -58,7 +59,26 @@ struct GatewayAuthenticationTests {
         #expect(tokenOnly.check(signed(at: 1_800_000_000), body: body, now: now)?.reason == "method")
         let hmacOnly = GatewayAuthentication(bearerToken: nil, hmacSecret: secret)
         #expect(hmacOnly.check(.init(authorization: "Bearer s3cret-token"), body: body, now: now)?.reason == "method")
-        #expect(hmacOnly.precheck(.init(authorization: "Bearer s3cret-token")) == nil, "decided once the body is read")
+        #expect(hmacOnly.verdict(.init(authorization: "Bearer s3cret-token"), now: now) != .accepted)
+    }
+
+    @Test func aRightTokenIsEnoughWhateverElseComesAndAWrongOneLeavesItToTheSignature() {
+        var tokenAndBadSignature = signed(at: 1_800_000_000 - 9999)
+        tokenAndBadSignature.authorization = "Bearer s3cret-token"
+        #expect(both.check(tokenAndBadSignature, body: body, now: now) == nil)
+        let tokenOnly = GatewayAuthentication(bearerToken: token, hmacSecret: nil)
+        #expect(tokenOnly.check(.init(authorization: "Bearer s3cret-token", timestamp: "1"), body: body, now: now) == nil)
+        var wrongTokenGoodSignature = signed(at: 1_800_000_000)
+        wrongTokenGoodSignature.authorization = "Bearer guess"
+        #expect(both.check(wrongTokenGoodSignature, body: body, now: now) == nil)
+        var wrongBoth = signed(at: 1_800_000_000, body: [])
+        wrongBoth.authorization = "Bearer guess"
+        #expect(both.check(wrongBoth, body: body, now: now)?.reason == "signature")
+    }
+
+    @Test func theChallengeNamesTheSchemesTaken() {
+        #expect(both.challenge == "Bearer, WHSync-HMAC-SHA256")
+        #expect(GatewayAuthentication(bearerToken: nil, hmacSecret: secret).challenge == "WHSync-HMAC-SHA256")
     }
 
     @Test func anonymousAcceptsEverythingAndSecretsNeverShow() {

@@ -52,41 +52,59 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
 
     public var isAnonymous: Bool { tokenDigest == nil && hmacKey == nil }
 
-    /// What may be checked before the body is read: some credential is there at all, and a
-    /// bearer token is right. A request with a signature is decided by ``check(_:body:now:)``.
-    public func precheck(_ credentials: Credentials) -> Rejection? {
-        guard !isAnonymous else { return nil }
-        if credentials.isEmpty {
-            return Rejection(reason: "missing", message: "no credentials: send Authorization: Bearer <token> or an \(Self.signatureHeader) with \(Self.timestampHeader)")
-        }
-        if credentials.signature == nil, credentials.authorization != nil, tokenDigest != nil {
-            return checkToken(credentials.authorization)
-        }
-        return nil
+    /// What can be decided before the body is read.
+    public enum Verdict: Sendable, Equatable {
+        case accepted
+        /// A signature to verify against the body (its timestamp is inside the window).
+        case bodyNeeded
+        case rejected(Rejection)
     }
 
-    /// Decides a request: `nil` when it may go on.
-    public func check(_ credentials: Credentials, body: [UInt8], now: Date = Date()) -> Rejection? {
-        guard !isAnonymous else { return nil }
+    /// Decides what needs no body: credentials present at all, a bearer token, a signature's
+    /// timestamp. A right token is enough, whatever else the request carries; a request with a
+    /// wrong token and a signature is judged by its signature.
+    public func verdict(_ credentials: Credentials, now: Date = Date()) -> Verdict {
+        guard !isAnonymous else { return .accepted }
+        guard !credentials.isEmpty else {
+            return .rejected(Rejection(
+                reason: "missing",
+                message: "no credentials: send Authorization: Bearer <token> or an \(Self.signatureHeader) with \(Self.timestampHeader)"))
+        }
+        var rejection: Rejection?
+        if let authorization = credentials.authorization {
+            if tokenDigest == nil {
+                rejection = Rejection(reason: "method", message: "bearer tokens are not enabled on this gateway; sign the request")
+            } else if let refused = checkToken(authorization) {
+                rejection = refused
+            } else {
+                return .accepted
+            }
+        }
         if credentials.signature != nil || credentials.timestamp != nil {
-            guard hmacKey != nil else {
-                return Rejection(reason: "method", message: "signed requests are not enabled on this gateway; send a bearer token")
+            if hmacKey == nil {
+                rejection = rejection ?? Rejection(reason: "method", message: "signed requests are not enabled on this gateway; send a bearer token")
+            } else if let refused = checkTimestamp(credentials.timestamp, now: now) {
+                return .rejected(refused)
+            } else {
+                return .bodyNeeded
             }
-            return checkSignature(credentials, body: body, now: now)
         }
-        if credentials.authorization != nil {
-            guard tokenDigest != nil else {
-                return Rejection(reason: "method", message: "bearer tokens are not enabled on this gateway; sign the request")
-            }
-            return checkToken(credentials.authorization)
-        }
-        return precheck(credentials)
+        return .rejected(rejection!)  // set above: the credentials are not empty
     }
 
-    private func checkToken(_ authorization: String?) -> Rejection? {
+    /// Decides a request whole: `nil` when it may go on.
+    public func check(_ credentials: Credentials, body: [UInt8], now: Date = Date()) -> Rejection? {
+        switch verdict(credentials, now: now) {
+        case .accepted: nil
+        case .rejected(let rejection): rejection
+        case .bodyNeeded: checkSignature(credentials, body: body)
+        }
+    }
+
+    private func checkToken(_ authorization: String) -> Rejection? {
         guard let tokenDigest else { return nil }
         let prefix = "bearer "
-        guard let authorization, authorization.count > prefix.count, authorization.lowercased().hasPrefix(prefix) else {
+        guard authorization.count > prefix.count, authorization.lowercased().hasPrefix(prefix) else {
             return Rejection(reason: "malformed", message: "the Authorization header is not 'Bearer <token>'")
         }
         let token = authorization.dropFirst(prefix.count).trimmingCharacters(in: .whitespaces)
@@ -97,9 +115,8 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
         return nil
     }
 
-    private func checkSignature(_ credentials: Credentials, body: [UInt8], now: Date) -> Rejection? {
-        guard let hmacKey else { return nil }
-        guard let timestampText = credentials.timestamp, let seconds = Int64(timestampText) else {
+    private func checkTimestamp(_ timestampText: String?, now: Date) -> Rejection? {
+        guard let timestampText, let seconds = Int64(timestampText) else {
             return Rejection(reason: "malformed", message: "\(Self.timestampHeader) must be Unix time in whole seconds")
         }
         let skew = abs(now.timeIntervalSince1970 - Double(seconds))
@@ -108,6 +125,12 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
                 reason: "stale",
                 message: "\(Self.timestampHeader) is \(Int(skew)) s away from the gateway's clock (window \(hmacWindow.components.seconds) s): sign each request afresh")
         }
+        return nil
+    }
+
+    /// After ``verdict(_:now:)`` said ``Verdict/bodyNeeded``.
+    private func checkSignature(_ credentials: Credentials, body: [UInt8]) -> Rejection? {
+        guard let hmacKey, let timestampText = credentials.timestamp else { return nil }
         guard let signature = credentials.signature, signature.hasPrefix(Self.signaturePrefix),
             let mac = Self.bytes(hex: signature.dropFirst(Self.signaturePrefix.count)), mac.count == 32
         else {
@@ -117,6 +140,14 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
             return Rejection(reason: "signature", message: "the signature does not match the body and timestamp")
         }
         return nil
+    }
+
+    /// The `WWW-Authenticate` value of a 401: the schemes this gateway takes.
+    public var challenge: String {
+        var schemes: [String] = []
+        if tokenDigest != nil { schemes.append("Bearer") }
+        if hmacKey != nil { schemes.append("WHSync-HMAC-SHA256") }
+        return schemes.joined(separator: ", ")
     }
 
     /// What is signed: the timestamp header's text, a dot, then the body as sent.

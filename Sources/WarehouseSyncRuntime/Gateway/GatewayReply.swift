@@ -17,12 +17,12 @@ enum GatewayReply {
     /// `{"error": code, "message": ..., "violations": [...]}`.
     static func error(
         _ status: HTTPResponse.Status, code: String, message: String, violations: [EventValidationError.Violation] = [],
-        retryAfter: Int? = nil, authenticate: Bool = false
+        retryAfter: Int? = nil, challenge: String? = nil
     ) -> Response {
         var response = json(
             status, ErrorBody(error: code, message: message, violations: violations.isEmpty ? nil : violations.map(ViolationBody.init)),
             retryAfter: retryAfter)
-        if authenticate { response.headers[.wwwAuthenticate] = "Bearer" }
+        if let challenge { response.headers[.wwwAuthenticate] = challenge }
         return response
     }
 

@@ -42,7 +42,7 @@ public final class GatewayServer: Service, Sendable {
         self.metrics = metrics
         self.logger = logger
         readiness = ReadinessChecks()
-        readiness.register("broker") { [publisher] in publisher.isConnected }
+        readiness.register("broker") { [publisher] in publisher.isReady }
     }
 
     /// The port the server listens on, once it does (useful with port 0).
@@ -68,34 +68,34 @@ public final class GatewayServer: Service, Sendable {
 
     func handle(_ request: Request, route: Route) async -> Response {
         let start = ContinuousClock.now
-        let admitted = inFlight.add(1, ordering: .relaxed).newValue <= configuration.maxConcurrentRequests
-        metrics.inFlight.record(inFlight.load(ordering: .relaxed))
-        defer {
-            inFlight.subtract(1, ordering: .relaxed)
-            metrics.requestDuration.recordNanoseconds(start.duration(to: .now).nanosecondsClamped)
-        }
-        let response: Response
-        if admitted {
-            response = await authenticateAndProcess(request, route: route)
-        } else {
-            response = GatewayReply.error(
-                .serviceUnavailable, code: "overloaded",
-                message: "more than \(configuration.maxConcurrentRequests) requests in hand; retry shortly", retryAfter: 1)
-        }
-        metrics.request(route: route.rawValue, status: response.status.code)
-        metrics.inFlight.record(inFlight.load(ordering: .relaxed) - 1)
-        return response
-    }
-
-    private func authenticateAndProcess(_ request: Request, route: Route) async -> Response {
         let credentials = GatewayAuthentication.Credentials(
             authorization: request.headers[.authorization],
             timestamp: request.headers[Self.timestampField],
             signature: request.headers[Self.signatureField])
-        let authentication = configuration.authentication
-        if let rejection = authentication.precheck(credentials) {
-            return unauthorized(rejection)
+        let response: Response
+        // Credentials first: a request without them never takes a slot or has its body read.
+        switch configuration.authentication.verdict(credentials) {
+        case .rejected(let rejection):
+            response = unauthorized(rejection)
+        case let verdict:
+            if inFlight.add(1, ordering: .relaxed).newValue <= configuration.maxConcurrentRequests {
+                metrics.inFlight.record(inFlight.load(ordering: .relaxed))
+                response = await readAndProcess(request, route: route, credentials: credentials, signed: verdict == .bodyNeeded)
+            } else {
+                response = GatewayReply.error(
+                    .serviceUnavailable, code: "overloaded",
+                    message: "more than \(configuration.maxConcurrentRequests) requests in hand; retry shortly", retryAfter: 1)
+            }
+            metrics.inFlight.record(inFlight.subtract(1, ordering: .relaxed).newValue)
         }
+        metrics.requestDuration.recordNanoseconds(start.duration(to: .now).nanosecondsClamped)
+        metrics.request(route: route.rawValue, status: response.status.code)
+        return response
+    }
+
+    private func readAndProcess(
+        _ request: Request, route: Route, credentials: GatewayAuthentication.Credentials, signed: Bool
+    ) async -> Response {
         // A single event is held to the contract's limit; a batch to the gateway's.
         let limit = route == .single ? min(configuration.maxBodyBytes, EventDecoder.maxBodyBytes) : configuration.maxBodyBytes
         let body: [UInt8]
@@ -109,7 +109,7 @@ public final class GatewayServer: Service, Sendable {
         } catch {
             return GatewayReply.error(.badRequest, code: "unreadable", message: "could not read the body: \(error)")
         }
-        if let rejection = authentication.check(credentials, body: body) {
+        if signed, let rejection = configuration.authentication.check(credentials, body: body) {
             return unauthorized(rejection)
         }
         switch route {
@@ -121,7 +121,8 @@ public final class GatewayServer: Service, Sendable {
     private func unauthorized(_ rejection: GatewayAuthentication.Rejection) -> Response {
         metrics.authFailure(reason: rejection.reason)
         logger.notice("request refused", metadata: ["gateway.auth": "\(rejection.reason)"])
-        return GatewayReply.error(.unauthorized, code: "unauthorized", message: rejection.message, authenticate: true)
+        return GatewayReply.error(
+            .unauthorized, code: "unauthorized", message: rejection.message, challenge: configuration.authentication.challenge)
     }
 
     private func publishOne(_ body: [UInt8]) async -> Response {
@@ -141,7 +142,7 @@ public final class GatewayServer: Service, Sendable {
             return GatewayReply.json(.accepted, result)
         case .failure(let error):
             logFailure(error, count: 1)
-            return GatewayReply.error(.serviceUnavailable, code: error.code.name, message: error.message, retryAfter: 5)
+            return GatewayReply.error(.serviceUnavailable, code: error.code.name, message: error.message, retryAfter: Self.retryAfter(error))
         }
     }
 
@@ -185,11 +186,12 @@ public final class GatewayServer: Service, Sendable {
         if summary.invalid > 0 {
             logger.info("batch events refused as invalid", metadata: ["events.invalid": "\(summary.invalid)", "events.total": "\(summary.results.count)"])
         }
+        var retryAfter: Int?
         for case .failure(let error) in outcomes {
-            logFailure(error, count: summary.failed)
-            break
+            if retryAfter == nil { logFailure(error, count: summary.failed) }
+            retryAfter = max(retryAfter ?? 0, Self.retryAfter(error))
         }
-        return GatewayReply.json(summary.httpStatus, summary, retryAfter: summary.failed > 0 ? 5 : nil)
+        return GatewayReply.json(summary.httpStatus, summary, retryAfter: retryAfter)
     }
 
     private func logFailure(_ error: PublishError, count: Int) {
@@ -197,6 +199,12 @@ public final class GatewayServer: Service, Sendable {
         logger.log(
             level: error.code == .notConfirmed ? .error : .warning, "events not published",
             metadata: ["error": "\(error)", "events": "\(count)"])
+    }
+
+    /// Seconds a client should wait before sending again: a broker blip is short; a topology
+    /// problem (nothing bound for the routing key) waits for an operator.
+    static func retryAfter(_ error: PublishError) -> Int {
+        error.code == .notConfirmed ? 30 : 5
     }
 
     static let timestampField = HTTPField.Name(GatewayAuthentication.timestampHeader)!
