@@ -206,6 +206,16 @@ let package = Package(
             dependencies: ["AMQPClient", .product(name: "Logging", package: "swift-log")],
             path: "bench/Sources/e2e-publisher"
         ),
+        // Load generator for bench/gateway-load: concurrent clients posting batches to wms-gateway.
+        .executableTarget(
+            name: "gateway-load",
+            dependencies: [
+                "WarehouseSyncRuntime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "bench/Sources/gateway-load"
+        ),
         .testTarget(
             name: "WarehouseSyncCoreTests",
             dependencies: [
