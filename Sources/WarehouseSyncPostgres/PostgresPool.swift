@@ -150,10 +150,22 @@ final class PostgresPool: Sendable {
     }
 
     struct LeaseTimedOut: Error {}
+    struct OperationTimedOut: Error {}
+
+    /// How long a leased operation may go without an answer before it counts as a lost
+    /// connection: far above any statement of the store's, which take milliseconds.
+    static let operationTimeout: Duration = .seconds(60)
 
     /// `client.withConnection`, but failing after `leaseTimeout` when no connection could be had
     /// (the server is down: the pool keeps reconnecting and would hold the request for a minute).
-    /// Once `body` started it is never interrupted by the timeout.
+    /// Once `body` started the lease timeout no longer applies; only ``operationTimeout`` without
+    /// an answer ends it (as a lost connection whose commit may have applied).
+    ///
+    /// The wait for a connection runs in a task of its own that the timeout leaves behind rather
+    /// than awaits: postgres-nio's pool has been seen to keep such a request forever after the
+    /// server ended every connection (a test stalled on it), and a task group would wait for it.
+    /// Left behind, it either gets a connection later (and gives it back unused: the race is
+    /// lost) or ends with the pool.
     private func withLease<T: Sendable>(
         _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
     ) async throws -> T {
@@ -161,25 +173,67 @@ final class PostgresPool: Sendable {
         let client = self.client
         let logger = self.logger
         let timeout = configuration.leaseTimeout
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask {
-                try await client.withConnection { connection in
+        let outcome = FirstOutcome<T>()
+        let work = Task {
+            do {
+                let value = try await client.withConnection { connection in
                     guard race.leased() else { throw LeaseTimedOut() }
                     return try await body(connection, logger)
                 }
+                outcome.settle(.success(value))
+            } catch {
+                outcome.settle(.failure(error))
             }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                if race.timedOut() { throw LeaseTimedOut() }
-                return nil
+        }
+        let timer = Task {
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
+            if race.timedOut() {
+                work.cancel()
+                outcome.settle(.failure(LeaseTimedOut()))
+                return
             }
-            while let result = try await group.next() {
-                if let value = result {
-                    group.cancelAll()
-                    return value
+            // Leased: the body runs. Only an answer that never comes ends it, as a lost connection
+            // whose COMMIT may have applied.
+            guard (try? await Task.sleep(for: Self.operationTimeout)) != nil else { return }
+            work.cancel()
+            outcome.settle(.failure(CommitOutcomeUnknown(underlying: OperationTimedOut())))
+        }
+        defer { timer.cancel() }
+        return try await withTaskCancellationHandler {
+            try await outcome.value()
+        } onCancel: {
+            work.cancel()
+        }
+    }
+
+    /// The first result handed in, awaited once.
+    private final class FirstOutcome<T: Sendable>: Sendable {
+        private struct State {
+            var result: Result<T, any Error>?
+            var waiter: CheckedContinuation<T, any Error>?
+        }
+
+        private let state = Mutex(State())
+
+        func settle(_ result: Result<T, any Error>) {
+            let waiter: CheckedContinuation<T, any Error>? = state.withLock { state in
+                guard state.result == nil else { return nil }
+                state.result = result
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(with: result)
+        }
+
+        func value() async throws -> T {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready: Result<T, any Error>? = state.withLock { state in
+                    if let result = state.result { return result }
+                    state.waiter = continuation
+                    return nil
                 }
+                if let ready { continuation.resume(with: ready) }
             }
-            throw LeaseTimedOut()
         }
     }
 
