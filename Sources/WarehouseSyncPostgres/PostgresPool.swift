@@ -150,7 +150,6 @@ final class PostgresPool: Sendable {
     }
 
     struct LeaseTimedOut: Error {}
-    struct OperationTimedOut: Error {}
 
     /// How long a leased operation may go without an answer before it counts as a lost
     /// connection: far above any statement of the store's, which take milliseconds.
@@ -159,7 +158,8 @@ final class PostgresPool: Sendable {
     /// `client.withConnection`, but failing after `leaseTimeout` when no connection could be had
     /// (the server is down: the pool keeps reconnecting and would hold the request for a minute).
     /// Once `body` started the lease timeout no longer applies; only ``operationTimeout`` without
-    /// an answer ends it (as a lost connection whose commit may have applied).
+    /// an answer ends it, as `unavailable` and not retried (the operation may have applied, or
+    /// may still be running on its connection).
     ///
     /// The wait for a connection runs in a task of its own that the timeout leaves behind rather
     /// than awaits: postgres-nio's pool has been seen to keep such a request forever after the
@@ -196,7 +196,10 @@ final class PostgresPool: Sendable {
             // whose COMMIT may have applied.
             guard (try? await Task.sleep(for: Self.operationTimeout)) != nil else { return }
             work.cancel()
-            outcome.settle(.failure(CommitOutcomeUnknown(underlying: OperationTimedOut())))
+            // Not replayed: a statement that is slow rather than lost would run twice at once.
+            outcome.settle(.failure(StoreError(
+                code: .unavailable,
+                message: "no answer from \(configuration) within \(Self.operationTimeout) (the operation may have applied)")))
         }
         defer { timer.cancel() }
         return try await withTaskCancellationHandler {

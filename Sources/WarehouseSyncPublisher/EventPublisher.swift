@@ -1,5 +1,6 @@
 @_exported import AMQPClient
 import Logging
+import Synchronization
 
 /// Publishes WMS events to `wms.events` the way the contract wants them (DESIGN §2): validated by
 /// the core's decoder, routing key `<stream>.<warehouse>`, persistent, `message_id` = eventId,
@@ -25,6 +26,9 @@ public final class EventPublisher: Sendable {
         /// How the connection comes back after a loss; `nil` makes a loss final.
         public var reconnect: ReconnectPolicy?
         public var decoder: EventDecoder
+        /// The most events waiting for their confirms at once; beyond it publishing fails at once
+        /// as `unavailable`, so a broker that stops reading cannot make them pile up in memory.
+        public var maxUnconfirmed = 20_000
 
         public init(
             amqp: AMQPConfiguration, exchange: String = "wms.events", confirmTimeout: Duration = .seconds(10),
@@ -50,6 +54,7 @@ public final class EventPublisher: Sendable {
 
     public let configuration: Configuration
     private let connection: AMQPConnection
+    private let unconfirmed = Atomic<Int>(0)
 
     private init(configuration: Configuration, connection: AMQPConnection) {
         self.configuration = configuration
@@ -127,6 +132,13 @@ public final class EventPublisher: Sendable {
         if let reason = unavailability {
             return Array(repeating: .failure(PublishError(.unavailable, reason)), count: events.count)
         }
+        let waiting = unconfirmed.add(events.count, ordering: .relaxed).newValue
+        defer { unconfirmed.subtract(events.count, ordering: .relaxed) }
+        guard waiting <= configuration.maxUnconfirmed else {
+            let error = PublishError(
+                .unavailable, "more than \(configuration.maxUnconfirmed) events await the broker's confirms; it is not keeping up")
+            return Array(repeating: .failure(error), count: events.count)
+        }
         let messages = events.map { OutboundMessage(event: $0.event, body: $0.body, exchange: configuration.exchange) }
         let results = await connection.publish(messages, deadline: .now + configuration.confirmTimeout)
         return results.map { $0.mapError(PublishError.init) }
@@ -143,9 +155,28 @@ public final class EventPublisher: Sendable {
         return true
     }
 
-    /// Waits (a few seconds at most) for outstanding confirms, then closes the connection.
+    /// Waits (a few seconds at most) for outstanding confirms, then closes the connection. Returns
+    /// within 10 s even when the connection's thread is stuck sending to a broker that stopped
+    /// reading (a resource alarm): the process is about to end, and must not wait for it.
     public func close() async {
-        await connection.close()
+        let connection = self.connection
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let pending = Mutex<CheckedContinuation<Void, Never>?>(continuation)
+            let resumeOnce = { @Sendable in
+                pending.withLock { stored in
+                    defer { stored = nil }
+                    return stored
+                }?.resume()
+            }
+            Task {
+                await connection.close()
+                resumeOnce()
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(10))
+                resumeOnce()
+            }
+        }
     }
 }
 

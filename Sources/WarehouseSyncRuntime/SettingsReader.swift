@@ -68,8 +68,9 @@ struct SettingsReader {
         guard let text = value(name) else { return fallback }
         let units: [(suffix: String, factor: Int)] = [("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1), ("", 1)]
         for (suffix, factor) in units where text.hasSuffix(suffix) {
-            if let number = Int(text.dropLast(suffix.count)), range.contains(number * factor) {
-                return number * factor
+            if let number = Int(text.dropLast(suffix.count)) {
+                let (bytes, overflow) = number.multipliedReportingOverflow(by: factor)
+                if !overflow, range.contains(bytes) { return bytes }
             }
             break
         }
@@ -129,12 +130,16 @@ struct SettingsReader {
             fail(name, "cannot read '\(path)'")
             return nil
         }
-        let trimmed = Array(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+        // Bytes as they are (a secret may be binary); only ASCII white space around them goes.
+        let whitespace: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D, 0x0B, 0x0C]
+        var trimmed = Array(data)[...]
+        while let first = trimmed.first, whitespace.contains(first) { trimmed.removeFirst() }
+        while let last = trimmed.last, whitespace.contains(last) { trimmed.removeLast() }
         guard trimmed.count >= minimumLength else {
             fail(name, "'\(path)' holds \(trimmed.isEmpty ? "nothing" : "fewer than \(minimumLength) bytes")")
             return nil
         }
-        return trimmed
+        return Array(trimmed)
     }
 
     func finish() throws(ConfigurationError) {

@@ -27,7 +27,7 @@ struct GatewayAuthenticationTests {
         #expect(both.check(signed(at: 1_800_000_000 - 299), body: body, now: now) == nil)
     }
 
-    @Test("refused, with the reason counted", arguments: [
+    static let refusals: [(GatewayAuthentication.Credentials, String)] = [
         (GatewayAuthentication.Credentials(), "missing"),
         (.init(authorization: "Bearer s3cret-tokeN"), "token"),
         (.init(authorization: "Bearer s3cret-token-and-more"), "token"),
@@ -41,7 +41,15 @@ struct GatewayAuthenticationTests {
         (.init(timestamp: "1800000000", signature: "md5=" + String(repeating: "0", count: 64)), "malformed"),
         (.init(timestamp: "yesterday", signature: "sha256=" + String(repeating: "0", count: 64)), "malformed"),
         (.init(signature: "sha256=" + String(repeating: "0", count: 64)), "malformed"),
-    ])
+        // Bytes, not characters: "é" is two bytes and one character.
+        (.init(timestamp: "1800000000", signature: "sha256=é"), "malformed"),
+        (.init(timestamp: "1800000000", signature: "sha256=" + String(repeating: "é", count: 32)), "malformed"),
+        (.init(timestamp: "-9223372036854775808", signature: "sha256=00"), "malformed"),
+        (.init(timestamp: "9223372036854775807", signature: "sha256=00"), "malformed"),
+        (.init(timestamp: "+1800000000", signature: "sha256=" + String(repeating: "0", count: 64)), "signature"),
+    ]
+
+    @Test("refused, with the reason counted", arguments: refusals)
     func refused(credentials: GatewayAuthentication.Credentials, reason: String) {
         let rejection = both.check(credentials, body: body, now: now)
         #expect(rejection?.reason == reason, "got \(String(describing: rejection))")
@@ -52,6 +60,13 @@ struct GatewayAuthenticationTests {
         #expect(
             GatewayAuthentication.signature(secret: secret, timestamp: "1800000000", body: body)
                 == "sha256=f7bfea48bf0ed6e726878b6c7d00820e46e3e51852ebb4143f4bb5768b677644")
+    }
+
+    @Test func aSubSecondWindowIsKeptExactly() {
+        let tight = GatewayAuthentication(bearerToken: nil, hmacSecret: secret, hmacWindow: .milliseconds(1500))
+        let later = Date(timeIntervalSince1970: 1_800_000_001.4)
+        #expect(tight.check(signed(at: 1_800_000_000), body: body, now: later) == nil)
+        #expect(tight.check(signed(at: 1_800_000_000), body: body, now: later.addingTimeInterval(0.2))?.reason == "stale")
     }
 
     @Test func aMethodThatIsNotConfiguredIsRefusedAsSuch() {
@@ -84,7 +99,7 @@ struct GatewayAuthenticationTests {
     @Test func anonymousAcceptsEverythingAndSecretsNeverShow() {
         #expect(GatewayAuthentication.anonymous.check(.init(), body: body, now: now) == nil)
         #expect(GatewayAuthentication.anonymous.description == "anonymous")
-        #expect(both.description == "bearer+hmac(window 300s)")
+        #expect(both.description == "bearer+hmac(window 5m)")
         let refusal = both.check(.init(authorization: "Bearer guess"), body: body, now: now)
         #expect(refusal.map { !$0.message.contains("guess") && !$0.message.contains("s3cret") } == true)
     }
@@ -144,6 +159,22 @@ struct GatewayConfigurationTests {
         #expect(problems(both).contains { $0.hasPrefix("GATEWAY_ALLOW_ANONYMOUS") })
     }
 
+    @Test func aSecretIsUsedAsItsBytesWithOnlySurroundingWhiteSpaceTrimmed() throws {
+        let binary: [UInt8] = [0x0A] + (0..<40).map { UInt8(0x80 + $0) } + [0x20, 0x0A]
+        let path = directory.appendingPathComponent("binary-secret")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try Data(binary).write(to: path)
+        let configuration = try GatewayConfiguration(environment: ["AMQP_URL": "amqp://broker/", "GATEWAY_HMAC_SECRET_FILE": path.path])
+        let key = Array(binary.dropFirst().dropLast(2))
+        let signature = GatewayAuthentication.signature(secret: key, timestamp: "1800000000", body: body)
+        #expect(configuration.authentication.check(.init(timestamp: "1800000000", signature: signature), body: body, now: now) == nil)
+    }
+
+    @Test func aSizeThatOverflowsIsRefusedNotACrash() {
+        #expect(problems(["AMQP_URL": "amqp://broker/", "GATEWAY_ALLOW_ANONYMOUS": "true", "GATEWAY_MAX_BODY": "9000000000000MiB"])
+            .contains { $0.hasPrefix("GATEWAY_MAX_BODY") })
+    }
+
     @Test("sizes", arguments: [("262144", 262_144), ("256KiB", 262_144), ("4MiB", 4 << 20), ("2048B", 2048)])
     func sizes(text: String, bytes: Int) throws {
         let configuration = try GatewayConfiguration(environment: [
@@ -156,19 +187,40 @@ struct GatewayConfigurationTests {
 @Suite("Gateway batches and answers")
 struct GatewayBatchTests {
     @Test func jsonLinesSkipBlankLinesAndKeepLineNumbers() throws {
-        let batch = try GatewayBatch(parsing: Array("{\"a\":1}\r\n\n  \n{\"b\":2}\nnot json\n".utf8))
+        let batch = try GatewayBatch(parsing: Array("{\"a\":1}\r\n\n  \n{\"b\":2}\nnot json\n".utf8), maxEvents: 3)
         #expect(batch.items.map(\.line) == [1, 4, 5])
         #expect(batch.items.map { String(decoding: $0.body, as: UTF8.self) } == [#"{"a":1}"#, #"{"b":2}"#, "not json"])
     }
 
     @Test func anArrayKeepsNumbersAndMemberOrderExactly() throws {
-        let batch = try GatewayBatch(parsing: Array(#" [ {"q": 1.50, "a": "x"}, 7 ] "#.utf8))
+        let batch = try GatewayBatch(parsing: Array(#" [ {"q": 1.50, "a": "x"}, 7 ] "#.utf8), maxEvents: 2)
         #expect(batch.items.map { String(decoding: $0.body, as: UTF8.self) } == [#"{"q":1.50,"a":"x"}"#, "7"])
         #expect(batch.items.allSatisfy { $0.line == nil })
     }
 
     @Test func aBrokenArrayRefusesTheWholeBatch() {
-        #expect(throws: EventValidationError.self) { try GatewayBatch(parsing: Array(#"[{"a":1},"#.utf8)) }
+        #expect(throws: GatewayBatch.Problem.self) { try GatewayBatch(parsing: Array(#"[{"a":1},"#.utf8), maxEvents: 10) }
+    }
+
+    @Test("too many events are counted before anything is built", arguments: [
+        (#"[{"a":"x,y"}, [1,2,3], {"b":{"c":[4,5]}}, 0]"#, 4),
+        (#"[0,0,0,0,0,0]"#, 6),
+        ("{}\n{}\n\n{}\n{}\n", 4),
+    ])
+    func tooMany(body: String, count: Int) throws {
+        _ = try GatewayBatch(parsing: Array(body.utf8), maxEvents: count)
+        do {
+            _ = try GatewayBatch(parsing: Array(body.utf8), maxEvents: count - 1)
+            Issue.record("\(count) events passed a limit of \(count - 1)")
+        } catch .tooMany(let atLeast) {
+            #expect(atLeast == count)
+        } catch {
+            Issue.record("expected tooMany, got \(error)")
+        }
+    }
+
+    @Test func anEmptyArrayHoldsNoEvents() throws {
+        #expect(try GatewayBatch(parsing: Array(" [ ] ".utf8), maxEvents: 1).items.isEmpty)
     }
 
     @Test("the batch status", arguments: [

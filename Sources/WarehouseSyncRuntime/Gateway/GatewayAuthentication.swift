@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import WarehouseSyncCore
 
 /// Who may post events to the gateway (docs/gateway.md "Authentication"): a bearer token, an
 /// HMAC-SHA256 signature of the body with a timestamp inside a replay window, or both (either
@@ -43,7 +44,7 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
 
     /// With neither a token nor a secret, every request is accepted (`GATEWAY_ALLOW_ANONYMOUS`).
     public init(bearerToken: [UInt8]?, hmacSecret: [UInt8]?, hmacWindow: Duration = .seconds(300)) {
-        tokenDigest = bearerToken.map { Array(SHA256.hash(data: $0)) }
+        tokenDigest = bearerToken.map { Array(Crypto.SHA256.hash(data: $0)) }
         hmacKey = hmacSecret.map { SymmetricKey(data: $0) }
         self.hmacWindow = hmacWindow
     }
@@ -108,7 +109,7 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
             return Rejection(reason: "malformed", message: "the Authorization header is not 'Bearer <token>'")
         }
         let token = authorization.dropFirst(prefix.count).trimmingCharacters(in: .whitespaces)
-        let digest = Array(SHA256.hash(data: Array(token.utf8)))
+        let digest = Array(Crypto.SHA256.hash(data: Array(token.utf8)))
         guard Self.constantTimeEqual(digest, tokenDigest) else {
             return Rejection(reason: "token", message: "wrong bearer token")
         }
@@ -116,16 +117,22 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
     }
 
     private func checkTimestamp(_ timestampText: String?, now: Date) -> Rejection? {
-        guard let timestampText, let seconds = Int64(timestampText) else {
+        // Beyond ±10^11 s (year 5138) a timestamp is nonsense, and the skew would not fit an Int.
+        guard let timestampText, let seconds = Int64(timestampText), (-99_999_999_999...99_999_999_999).contains(seconds) else {
             return Rejection(reason: "malformed", message: "\(Self.timestampHeader) must be Unix time in whole seconds")
         }
         let skew = abs(now.timeIntervalSince1970 - Double(seconds))
-        guard skew <= Double(hmacWindow.components.seconds) else {
+        guard skew <= windowSeconds else {
             return Rejection(
                 reason: "stale",
-                message: "\(Self.timestampHeader) is \(Int(skew)) s away from the gateway's clock (window \(hmacWindow.components.seconds) s): sign each request afresh")
+                message: "\(Self.timestampHeader) is \(Int(skew)) s away from the gateway's clock (window \(DurationParser.format(hmacWindow))): sign each request afresh")
         }
         return nil
+    }
+
+    private var windowSeconds: Double {
+        let (seconds, attoseconds) = hmacWindow.components
+        return Double(seconds) + Double(attoseconds) / 1e18
     }
 
     /// After ``verdict(_:now:)`` said ``Verdict/bodyNeeded``.
@@ -136,7 +143,7 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
         else {
             return Rejection(reason: "malformed", message: "\(Self.signatureHeader) must be 'sha256=' and 64 hex digits")
         }
-        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Self.signedContent(timestamp: timestampText, body: body), using: hmacKey) else {
+        guard HMAC<Crypto.SHA256>.isValidAuthenticationCode(mac, authenticating: Self.signedContent(timestamp: timestampText, body: body), using: hmacKey) else {
             return Rejection(reason: "signature", message: "the signature does not match the body and timestamp")
         }
         return nil
@@ -158,7 +165,7 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
     /// The `X-WHSync-Signature` value for `body` signed at `timestamp` with `secret`: what a client
     /// computes (tests and the load script use it).
     public static func signature(secret: [UInt8], timestamp: String, body: [UInt8]) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: signedContent(timestamp: timestamp, body: body), using: SymmetricKey(data: secret))
+        let mac = HMAC<Crypto.SHA256>.authenticationCode(for: signedContent(timestamp: timestamp, body: body), using: SymmetricKey(data: secret))
         return signaturePrefix + mac.map { String(format: "%02x", $0) }.joined()
     }
 
@@ -169,16 +176,24 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
         return difference == 0
     }
 
+    /// The bytes of lower- or upper-case hex digits; `nil` for anything else (bytes, not
+    /// characters: a header may carry any octet).
     private static func bytes(hex: Substring) -> [UInt8]? {
-        guard hex.utf8.count % 2 == 0 else { return nil }
+        let digits = Array(hex.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        func nibble(_ digit: UInt8) -> UInt8? {
+            switch digit {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(hex.utf8.count / 2)
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
+        bytes.reserveCapacity(digits.count / 2)
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
         }
         return bytes
     }
@@ -186,7 +201,7 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
     public var description: String {
         var methods: [String] = []
         if tokenDigest != nil { methods.append("bearer") }
-        if hmacKey != nil { methods.append("hmac(window \(hmacWindow.components.seconds)s)") }
+        if hmacKey != nil { methods.append("hmac(window \(DurationParser.format(hmacWindow)))") }
         return methods.isEmpty ? "anonymous" : methods.joined(separator: "+")
     }
 }

@@ -11,7 +11,7 @@ public struct GatewayMetrics: Sendable {
     }
 
     private let factory: any MetricsFactory
-    /// Request handling time, from the first byte of the body to the answer (confirms included).
+    /// Request handling time, from the request's head to the answer (confirms included).
     let requestDuration: Metrics.Timer
     let inFlight: Gauge
 

@@ -51,9 +51,10 @@ public final class GatewayServer: Service, Sendable {
     }
 
     public func run() async throws {
+        // An idle keep-alive connection is closed after a while, so clients cannot pile them up.
         try await runHTTPServer(
             router: makeRouter(), host: configuration.host, port: configuration.port, serverName: "wms-gateway", bound: bound,
-            logger: logger, announcement: "gateway listening", addressKey: "gateway.address")
+            logger: logger, announcement: "gateway listening", addressKey: "gateway.address", idleTimeout: .seconds(60))
     }
 
     func makeRouter() -> Router<BasicRequestContext> {
@@ -78,8 +79,9 @@ public final class GatewayServer: Service, Sendable {
         case .rejected(let rejection):
             response = unauthorized(rejection)
         case let verdict:
-            if inFlight.add(1, ordering: .relaxed).newValue <= configuration.maxConcurrentRequests {
-                metrics.inFlight.record(inFlight.load(ordering: .relaxed))
+            let inHand = inFlight.add(1, ordering: .relaxed).newValue
+            metrics.inFlight.record(inHand)
+            if inHand <= configuration.maxConcurrentRequests {
                 response = await readAndProcess(request, route: route, credentials: credentials, signed: verdict == .bodyNeeded)
             } else {
                 response = GatewayReply.error(
@@ -100,8 +102,11 @@ public final class GatewayServer: Service, Sendable {
         let limit = route == .single ? min(configuration.maxBodyBytes, EventDecoder.maxBodyBytes) : configuration.maxBodyBytes
         let body: [UInt8]
         do {
-            var buffer = try await request.body.collect(upTo: limit)
-            body = buffer.readBytes(length: buffer.readableBytes) ?? []
+            body = try await Self.readBody(of: request, upTo: limit)
+        } catch is BodyReadTimedOut {
+            return GatewayReply.error(
+                .requestTimeout, code: "too-slow",
+                message: "the body did not arrive within \(Self.bodyReadTimeout.components.seconds) s")
         } catch is NIOTooManyBytesError {
             return GatewayReply.error(
                 .contentTooLarge, code: "too-large",
@@ -115,6 +120,27 @@ public final class GatewayServer: Service, Sendable {
         switch route {
         case .single: return await publishOne(body)
         case .batch: return await publishBatch(body)
+        }
+    }
+
+    /// How long a request's body may take to arrive: a slot is held meanwhile, so a client that
+    /// trickles its body cannot keep one (or all) for long.
+    static let bodyReadTimeout: Duration = .seconds(30)
+    struct BodyReadTimedOut: Error {}
+
+    private static func readBody(of request: Request, upTo limit: Int) async throws -> [UInt8] {
+        try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask {
+                var buffer = try await request.body.collect(upTo: limit)
+                return buffer.readBytes(length: buffer.readableBytes) ?? []
+            }
+            group.addTask {
+                try await Task.sleep(for: bodyReadTimeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let body = first else { throw BodyReadTimedOut() }
+            return body
         }
     }
 
@@ -148,18 +174,20 @@ public final class GatewayServer: Service, Sendable {
 
     private func publishBatch(_ body: [UInt8]) async -> Response {
         let batch: GatewayBatch
-        do throws(EventValidationError) {
-            batch = try GatewayBatch(parsing: body)
+        do throws(GatewayBatch.Problem) {
+            batch = try GatewayBatch(parsing: body, maxEvents: configuration.maxBatchEvents)
         } catch {
-            return GatewayReply.error(.badRequest, code: "invalid", message: error.description)
+            switch error {
+            case .invalid(let invalid):
+                return GatewayReply.error(.badRequest, code: "invalid", message: invalid.description)
+            case .tooMany(let count):
+                return GatewayReply.error(
+                    .contentTooLarge, code: "too-large",
+                    message: "\(count)\(count > configuration.maxBatchEvents + 1 ? "" : " or more") events in one batch; at most \(configuration.maxBatchEvents) (GATEWAY_MAX_BATCH)")
+            }
         }
         guard !batch.items.isEmpty else {
             return GatewayReply.error(.badRequest, code: "invalid", message: "the batch holds no events")
-        }
-        guard batch.items.count <= configuration.maxBatchEvents else {
-            return GatewayReply.error(
-                .contentTooLarge, code: "too-large",
-                message: "\(batch.items.count) events in one batch; at most \(configuration.maxBatchEvents) (GATEWAY_MAX_BATCH)")
         }
         var results: [EventResult?] = Array(repeating: nil, count: batch.items.count)
         var valid: [(index: Int, event: ValidatedEvent)] = []

@@ -90,10 +90,11 @@ struct ReadinessBody: Codable, Sendable {
 /// `announcement` with the bound address and hands the port to `bound`.
 func runHTTPServer(
     router: Router<BasicRequestContext>, host: String, port: Int, serverName: String, bound: BoundPort, logger: Logger,
-    announcement: Logger.Message, addressKey: String
+    announcement: Logger.Message, addressKey: String, idleTimeout: Duration? = nil
 ) async throws {
     let app = Application(
         router: router,
+        server: .http1(configuration: .init(idleTimeout: idleTimeout.map { .nanoseconds($0.components.seconds * 1_000_000_000) })),
         configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: serverName),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? 0
