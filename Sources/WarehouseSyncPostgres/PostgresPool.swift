@@ -35,36 +35,17 @@ final class PostgresPool: Sendable {
         // The pool's shutdown has been seen to hang now and then (a connection it waits for);
         // do not let it hold the caller: wait a bounded time, then leave it to finish alone.
         let runTask = self.runTask
-        let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let once = ResumeOnce(continuation)
-            Task {
-                await runTask.value
-                once.resume(true)
-            }
-            Task {
-                try? await Task.sleep(for: .seconds(5))
-                once.resume(false)
-            }
+        let outcome = FirstOutcome<Bool>()
+        Task {
+            await runTask.value
+            outcome.settle(.success(true))
         }
-        if !finished {
+        Task {
+            try? await Task.sleep(for: .seconds(5))
+            outcome.settle(.success(false))
+        }
+        if (try? await outcome.value()) != true {
             logger.warning("the PostgreSQL connection pool did not stop within 5 s; leaving it to finish", metadata: ["store": "\(configuration)"])
-        }
-    }
-
-    /// Resumes a continuation with the first of several outcomes.
-    private final class ResumeOnce: Sendable {
-        private let continuation: Mutex<CheckedContinuation<Bool, Never>?>
-
-        init(_ continuation: CheckedContinuation<Bool, Never>) {
-            self.continuation = Mutex(continuation)
-        }
-
-        func resume(_ value: Bool) {
-            let continuation = self.continuation.withLock { stored in
-                defer { stored = nil }
-                return stored
-            }
-            continuation?.resume(returning: value)
         }
     }
 
@@ -209,7 +190,7 @@ final class PostgresPool: Sendable {
         }
     }
 
-    /// The first result handed in, awaited once.
+    /// The first result handed in, awaited once: whichever of racing tasks settles first wins.
     private final class FirstOutcome<T: Sendable>: Sendable {
         private struct State {
             var result: Result<T, any Error>?

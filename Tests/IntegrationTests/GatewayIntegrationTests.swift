@@ -41,20 +41,13 @@ final class GatewayHarness: @unchecked Sendable {
     static func withVirtualHost(environment: [String: String] = [:], _ body: (GatewayHarness) async throws -> Void) async throws {
         let vhost = try await TestBroker.makeVirtualHost()
         do {
-            try await applyTopology(amqpURL: vhost.url)
+            try await TestBroker.applyTopology(amqpURL: vhost.url)
             try await with(amqpURL: vhost.url, amqp: vhost.configuration, environment: environment, body)
         } catch {
             await TestBroker.deleteVirtualHost(vhost.name)
             throw error
         }
         await TestBroker.deleteVirtualHost(vhost.name)
-    }
-
-    static func applyTopology(amqpURL: String) async throws {
-        let topology = TestBroker.repoRoot().appendingPathComponent("topology/topology.json").path
-        let applied = try await TestBroker.run(
-            try TestBroker.executablePath("whsync"), ["topology", "apply", "--file", topology], environment: ["AMQP_URL": amqpURL])
-        guard applied.status == 0 else { throw TestBroker.ProcessFailure(description: "whsync topology apply: \(applied.stderr)") }
     }
 
     private init(amqpURL: String, amqp: AMQPConfiguration, environment: [String: String]) async throws {
@@ -118,10 +111,10 @@ final class GatewayHarness: @unchecked Sendable {
         return (response as! HTTPURLResponse).statusCode
     }
 
-    /// Every message in `queue`, consumed until none has come for a second, as (eventId, delivery).
+    /// Every message ready in `queue`, consumed (and acked).
     func drain(_ queue: String) async throws -> [AMQPDelivery] {
+        let depth = try await TestBroker.queueDepth(amqp, queue)
         let connection = try await TestBroker.connect(amqp)
-        let depth = try await connection.withChannel { try $0.checkQueue(queue).messageCount }
         var messages: [AMQPDelivery] = []
         if depth > 0 {
             let consumer = try await connection.consume(queue: queue, prefetch: 500)
@@ -133,10 +126,7 @@ final class GatewayHarness: @unchecked Sendable {
     }
 
     func depth(_ queue: String) async throws -> UInt32 {
-        let connection = try await TestBroker.connect(amqp)
-        let depth = try await connection.withChannel { try $0.checkQueue(queue).messageCount }
-        await connection.close()
-        return depth
+        try await TestBroker.queueDepth(amqp, queue)
     }
 }
 
@@ -321,7 +311,7 @@ extension ScratchBrokerTests {
         var url = try TestBroker.env("WHSYNC_TEST_SCRATCH_AMQP_URL")
         if url.hasSuffix("/") { url.removeLast() }
         url += "/\(vhost)"
-        try await GatewayHarness.applyTopology(amqpURL: url)
+        try await TestBroker.applyTopology(amqpURL: url)
         let amqp = try AMQPConfiguration(url: url, connectionName: "gateway-scratch-test")
 
         var brokerStopped = false

@@ -146,6 +146,23 @@ enum TestBroker {
         throw ProcessFailure(description: "no \(name) executable next to \(products.path): build it with `swift build` first")
     }
 
+    /// `whsync topology apply --file FILE` against `amqpURL`; `file` defaults to the repository's.
+    static func applyTopology(amqpURL: String, file: String? = nil) async throws {
+        let file = file ?? repoRoot().appendingPathComponent("topology/topology.json").path
+        let applied = try await run(try executablePath("whsync"), ["topology", "apply", "--file", file], environment: ["AMQP_URL": amqpURL])
+        guard applied.status == 0 else {
+            throw ProcessFailure(description: "whsync topology apply failed: \(applied.stderr)")
+        }
+    }
+
+    /// Messages ready in `queue` (AMQP passive declare).
+    static func queueDepth(_ configuration: AMQPConfiguration, _ queue: String) async throws -> UInt32 {
+        let connection = try await connect(configuration)
+        let depth = try await connection.withChannel { try $0.checkQueue(queue).messageCount }
+        await connection.close()
+        return depth
+    }
+
     static func repoRoot() -> URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }

@@ -146,11 +146,7 @@ final class WorkerSystem: @unchecked Sendable {
             try text.write(toFile: topologyFile, atomically: true, encoding: .utf8)
         }
         self.topologyFile = topologyFile
-        let applied = try await TestBroker.run(
-            try TestBroker.executablePath("whsync"), ["topology", "apply", "--file", topologyFile], environment: ["AMQP_URL": amqpURL])
-        guard applied.status == 0 else {
-            throw TestBroker.ProcessFailure(description: "whsync topology apply failed: \(applied.stderr)")
-        }
+        try await TestBroker.applyTopology(amqpURL: amqpURL, file: topologyFile)
 
         var seed = TestBroker.repoRoot().appendingPathComponent("deploy/reference-erp/seed.json")
         if let masterData {
@@ -307,9 +303,7 @@ final class WorkerSystem: @unchecked Sendable {
 
     /// Messages ready in `queue` (AMQP passive declare).
     func queueDepth(_ queue: String) async throws -> UInt32 {
-        let connection = try await TestBroker.connect(amqp)
-        defer { Task { await connection.close() } }
-        return try await connection.withChannel { try $0.checkQueue(queue).messageCount }
+        try await TestBroker.queueDepth(amqp, queue)
     }
 
     /// Polls `condition` until it holds or `timeout` passes; then fails with `explanation`.
