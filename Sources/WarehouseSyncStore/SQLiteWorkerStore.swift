@@ -45,19 +45,7 @@ public final class SQLiteWorkerStore: WorkerStore {
 
     public func snapshot(stream: EventStream, key: String, eventId: String) async throws -> KeySnapshot {
         try await mapped {
-            try await database.read { db in
-                let (state, version) = try Self.keyState(db, stream: stream, key: key)
-                var snapshot = KeySnapshot(state: state, version: version, record: .notSeen)
-                if let row = try db.queryFirst(
-                    "SELECT state, fingerprint, document_id FROM dedup_records WHERE event_id = ?", [.text(eventId)]
-                ) {
-                    snapshot.record = try StoredDedupState.record(
-                        state: row.string("state"), fingerprintHex: row.string("fingerprint"), eventId: eventId
-                    )
-                    snapshot.documentId = try row.optionalString("document_id")
-                }
-                return snapshot
-            }
+            try await database.read { db in try Self.snapshot(db, stream: stream, key: key, eventId: eventId) }
         }
     }
 
@@ -115,6 +103,24 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
     }
 
+    /// Read, decision and write in one transaction: the database's one writer keeps the key
+    /// where it was read, so the version check cannot fail and nothing is decided twice.
+    public func commitDecision<Outcome: Sendable>(
+        stream: EventStream, key: String, eventId: String,
+        _ decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)
+    ) async throws -> Outcome {
+        try await mapped {
+            try await database.write { db in
+                let (change, outcome) = decide(try Self.snapshot(db, stream: stream, key: key, eventId: eventId))
+                if let change {
+                    try change.validate()
+                    try Self.apply(change, db)
+                }
+                return outcome
+            }
+        }
+    }
+
     public func pruneProcessed(olderThan cutoff: Date) async throws -> Int {
         let pruned = try await mapped {
             try await database.write { db in
@@ -133,6 +139,20 @@ public final class SQLiteWorkerStore: WorkerStore {
     // MARK: Internals
 
 
+    private static func snapshot(_ db: SQLiteConnection, stream: EventStream, key: String, eventId: String) throws -> KeySnapshot {
+        let (state, version) = try keyState(db, stream: stream, key: key)
+        var snapshot = KeySnapshot(state: state, version: version, record: .notSeen)
+        if let row = try db.queryFirst(
+            "SELECT state, fingerprint, document_id FROM dedup_records WHERE event_id = ?", [.text(eventId)]
+        ) {
+            snapshot.record = try StoredDedupState.record(
+                state: row.string("state"), fingerprintHex: row.string("fingerprint"), eventId: eventId
+            )
+            snapshot.documentId = try row.optionalString("document_id")
+        }
+        return snapshot
+    }
+
     /// Runs inside `BEGIN IMMEDIATE`: any throw rolls everything back.
     private static func apply(_ change: KeyChange, _ db: SQLiteConnection) throws {
         let stream = SQLiteValue.text(change.stream.rawValue)
@@ -145,7 +165,10 @@ public final class SQLiteWorkerStore: WorkerStore {
                 message: "key \(change.key.prefix(128)) is at version \(current), not \(change.expectedVersion)"
             )
         }
-        let heldBefore = try heldEvents(db, stream: change.stream, key: change.key)
+        // A change that leaves the state and the held rows alone has nothing to check about them.
+        let touchesHeld = change.newState != nil || change.insertHeld != nil || change.deleteHeldSequence != nil
+        // Without a new state, the held rows must stay as they were.
+        let heldBefore = touchesHeld && change.newState == nil ? try heldEvents(db, stream: change.stream, key: change.key) : [:]
 
         if let state = change.newState {
             let parkedSince = SQLiteValue(state.parked.map { StoreTime.microseconds($0.since) })
@@ -197,14 +220,16 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
 
         // `held` is derived from the rows: the state written must describe exactly the rows left.
-        let heldAfter = try heldEvents(db, stream: change.stream, key: change.key)
-        let expectedHeld = change.newState.map { $0.held.mapValues(storedHeldEvent) } ?? heldBefore
-        guard heldAfter == expectedHeld else {
-            throw StoreError(
-                code: .invalidChange,
-                message: "key \(change.key.prefix(128)): the state's held sequences \(expectedHeld.keys.sorted()) "
-                    + "do not match the held messages \(heldAfter.keys.sorted()) after the change"
-            )
+        if touchesHeld {
+            let heldAfter = try heldEvents(db, stream: change.stream, key: change.key)
+            let expectedHeld = change.newState.map { $0.held.mapValues(storedHeldEvent) } ?? heldBefore
+            guard heldAfter == expectedHeld else {
+                throw StoreError(
+                    code: .invalidChange,
+                    message: "key \(change.key.prefix(128)): the state's held sequences \(expectedHeld.keys.sorted()) "
+                        + "do not match the held messages \(heldAfter.keys.sorted()) after the change"
+                )
+            }
         }
 
         for write in change.records {

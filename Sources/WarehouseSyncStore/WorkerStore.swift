@@ -24,6 +24,16 @@ public protocol WorkerStore: Sendable {
     /// change, a held message for a key whose state is not written, a `notSeen` record).
     func commit(_ change: KeyChange) async throws
 
+    /// Reads the key and `eventId`'s record, lets `decide` turn that snapshot into a change (or
+    /// none), commits the change, and returns what `decide` returned with it. A store that can
+    /// do it all in one transaction does (SQLite: one job and one savepoint instead of a read and
+    /// a write); the default reads, decides, commits, and decides again on a version conflict.
+    /// `decide` must be pure: it may run more than once.
+    func commitDecision<Outcome: Sendable>(
+        stream: EventStream, key: String, eventId: String,
+        _ decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)
+    ) async throws -> Outcome
+
     /// The stored message of the held event (`key`, `sequence`), if any.
     func heldMessage(stream: EventStream, key: String, sequence: Int64) async throws -> HeldMessage?
 
@@ -98,6 +108,24 @@ public protocol WorkerStore: Sendable {
     /// Releases the store's connections. Calls afterwards throw
     /// ``StoreError/Code-swift.struct/unavailable``.
     func close() async
+}
+
+extension WorkerStore {
+    public func commitDecision<Outcome: Sendable>(
+        stream: EventStream, key: String, eventId: String,
+        _ decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)
+    ) async throws -> Outcome {
+        while true {
+            let (change, outcome) = decide(try await snapshot(stream: stream, key: key, eventId: eventId))
+            guard let change else { return outcome }
+            do {
+                try await commit(change)
+                return outcome
+            } catch let error as StoreError where error.code == .versionConflict {
+                continue
+            }
+        }
+    }
 }
 
 /// What ``WorkerStore/snapshot(stream:key:eventId:)`` read.

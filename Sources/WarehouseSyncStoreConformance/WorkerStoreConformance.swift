@@ -31,6 +31,7 @@ public enum WorkerStoreConformance {
         case persistence = "everything survives closing and reopening the store; a closed store is unavailable"
         case concurrentReadDecideCommit = "8 tasks doing read-decide-commit on one key lose no update"
         case gateWalkthrough = "a SequenceGate hold, apply, settle and release through the store"
+        case commitDecision = "commitDecision: 8 racing tasks lose no update; no change writes nothing; an invalid one is refused"
         case deadLetterRoundTrip = "a dead letter round-trips; one without stream or eventId too; durable across reopen"
         case deadLetterDedup = "the same letter drained twice is one row; a later failure bumps it, a redelivery does not"
         case deadLetterFilters = "dead letters filter by stream, reason, warehouse, key, eventId, time and status, paged by id"
@@ -52,6 +53,7 @@ public enum WorkerStoreConformance {
         case .persistence: try await persistence(fixture)
         case .concurrentReadDecideCommit: try await concurrentReadDecideCommit(fixture)
         case .gateWalkthrough: try await gateWalkthrough(fixture)
+        case .commitDecision: try await commitDecision(fixture)
         case .deadLetterRoundTrip: try await deadLetterRoundTrip(fixture)
         case .deadLetterDedup: try await deadLetterDedup(fixture)
         case .deadLetterFilters: try await deadLetterFilters(fixture)
@@ -464,6 +466,63 @@ public enum WorkerStoreConformance {
                 }
             }
             #expect(seen == Set((1...total).map(fingerprint)))
+        }
+    }
+
+    static func commitDecision(_ fixture: some WorkerStoreFixture) async throws {
+        let key = "WH1/DECIDE"
+        try await withStore(fixture) { store in
+            // Racing decisions, and a plain read-decide-commit client beside them.
+            let seenByDecisions = try await withThrowingTaskGroup(of: [Int64].self) { group in
+                for task in 0..<8 {
+                    group.addTask {
+                        var seen: [Int64] = []
+                        for increment in 0..<5 {
+                            let eventId = "d\(task)-\(increment)"
+                            seen.append(try await store.commitDecision(stream: .inventory, key: key, eventId: eventId) { snapshot in
+                                let next = (snapshot.state?.nextExpected ?? 0) + 1
+                                let change = KeyChange(
+                                    stream: .inventory, key: key, expectedVersion: snapshot.version,
+                                    newState: KeyState(nextExpected: next),
+                                    records: [DedupWrite(eventId: eventId, record: .posted(fingerprint(next)), sequence: next)], now: t0)
+                                return (change, next)
+                            })
+                        }
+                        return seen
+                    }
+                }
+                group.addTask {
+                    for increment in 0..<5 { _ = await incrementUntilCommitted(store, key: key, eventId: "p-\(increment)") }
+                    return []
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            let final = try await store.snapshot(stream: .inventory, key: key, eventId: "d0-0")
+            #expect(final.state == KeyState(nextExpected: 45))
+            #expect(final.version == 45)
+            // Each decision's outcome is the value it committed: 40 distinct ones.
+            #expect(Set(seenByDecisions).count == 40)
+
+            // No change: the outcome comes back and nothing is written.
+            let untouched = try await store.commitDecision(stream: .inventory, key: key, eventId: "none") { snapshot in
+                (nil, snapshot.version)
+            }
+            #expect(untouched == 45)
+            #expect(try await store.snapshot(stream: .inventory, key: key, eventId: "none") == KeySnapshot(
+                state: KeyState(nextExpected: 45), version: 45, record: .notSeen))
+
+            // An invalid change (a held message without the state that holds it) writes nothing.
+            await expectStoreError(.invalidChange) {
+                _ = try await store.commitDecision(stream: .inventory, key: key, eventId: "bad") { snapshot in
+                    var change = KeyChange(
+                        stream: .inventory, key: key, expectedVersion: snapshot.version,
+                        records: [DedupWrite(eventId: "bad", record: .posting(fingerprint(99)), sequence: 99)], now: t0)
+                    change.insertHeld = heldMessage(sequence: 99, eventId: "bad")
+                    return (change, 0)
+                }
+            }
+            #expect(try await store.snapshot(stream: .inventory, key: key, eventId: "bad").record == .notSeen)
+            #expect(try await store.heldMessage(stream: .inventory, key: key, sequence: 99) == nil)
         }
     }
 

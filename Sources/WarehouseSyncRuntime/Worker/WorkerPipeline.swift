@@ -143,40 +143,39 @@ final class WorkerPipeline: Sendable {
         }
     }
 
-    /// Reads the key, lets the gate decide, and writes what the decision says in one commit; on
-    /// a version conflict (another process moved the key) reads and decides again. Returns the
-    /// action and the key as it is after the commit.
+    /// Reads the key, lets the gate decide, and writes what the decision says, atomically
+    /// (``WorkerStore/commitDecision(stream:key:eventId:_:)``: one transaction in SQLite; read
+    /// and version-checked commit elsewhere, deciding again when another process moved the key).
+    /// Returns the action and the key as it is after the commit.
     private func decideAndRecord(
         _ event: WarehouseEvent, fingerprint: EventFingerprint, _ message: PipelineMessage
     ) async throws -> (GateAction, KeySnapshot) {
         let key = event.sequencingKey
         let incoming = IncomingEvent(
             eventId: event.eventId, sequence: event.sequence, fingerprint: fingerprint, isReplay: message.isReplay)
-        while true {
-            let snapshot = try await patiently { [store, stream] in
-                try await store.snapshot(stream: stream, key: key, eventId: event.eventId)
+        let (stream, gate) = (stream, gate)
+        let (routingKey, headers, body) = (message.routingKey, message.headers, message.body)
+        return try await patiently { [store] in
+            try await store.commitDecision(stream: stream, key: key, eventId: event.eventId) { snapshot in
+                let now = Date()
+                let decision = gate.decide(snapshot.state, event: incoming, record: snapshot.record, now: now)
+                guard decision.updatedState != nil || decision.updatedRecord != nil else {
+                    return (nil, (decision.action, snapshot))
+                }
+                var change = KeyChange(
+                    stream: stream, key: key, expectedVersion: snapshot.version, newState: decision.updatedState,
+                    records: decision.updatedRecord.map { [DedupWrite(eventId: event.eventId, record: $0, sequence: event.sequence)] } ?? [],
+                    now: now)
+                if let held = decision.updatedState?.held[event.sequence], decision.action == .hold || decision.action == .holdParked {
+                    change.insertHeld = HeldMessage(
+                        sequence: event.sequence, eventId: event.eventId, heldAt: held.heldAt, routingKey: routingKey,
+                        headers: headers, body: body)
+                }
+                let after = KeySnapshot(
+                    state: decision.updatedState ?? snapshot.state,
+                    version: snapshot.version + (decision.updatedState == nil ? 0 : 1), record: decision.updatedRecord ?? snapshot.record)
+                return (change, (decision.action, after))
             }
-            let now = Date()
-            let decision = gate.decide(snapshot.state, event: incoming, record: snapshot.record, now: now)
-            guard decision.updatedState != nil || decision.updatedRecord != nil else { return (decision.action, snapshot) }
-            var change = KeyChange(
-                stream: stream, key: key, expectedVersion: snapshot.version, newState: decision.updatedState,
-                records: decision.updatedRecord.map { [DedupWrite(eventId: event.eventId, record: $0, sequence: event.sequence)] } ?? [],
-                now: now)
-            if let held = decision.updatedState?.held[event.sequence], decision.action == .hold || decision.action == .holdParked {
-                change.insertHeld = HeldMessage(
-                    sequence: event.sequence, eventId: event.eventId, heldAt: held.heldAt, routingKey: message.routingKey,
-                    headers: message.headers, body: message.body)
-            }
-            do {
-                try await patiently { [store, change] in try await store.commit(change) }
-            } catch let error as StoreError where error.code == .versionConflict {
-                continue
-            }
-            let after = KeySnapshot(
-                state: decision.updatedState ?? snapshot.state,
-                version: snapshot.version + (decision.updatedState == nil ? 0 : 1), record: decision.updatedRecord ?? snapshot.record)
-            return (decision.action, after)
         }
     }
 
