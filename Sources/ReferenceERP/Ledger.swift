@@ -92,6 +92,13 @@ final class Ledger: Sendable {
                 PRIMARY KEY (warehouse, sku, status)
             );
             """),
+        // Every index on a random key costs a page write per posting (the WAL volume was the
+        // ledger's largest cost): the key table repeated documents.idempotency_key (UNIQUE), and
+        // lookups by eventId are an operator's query, fine as a scan.
+        SQLiteMigration(id: "2-ledger-one-key-index", sql: """
+            DROP TABLE idempotency_keys;
+            DROP INDEX documents_by_event;
+            """),
     ]
 
     // MARK: Posting
@@ -154,9 +161,6 @@ final class Ledger: Sendable {
                         SQLiteValue(line.quantityReceived?.microUnits), SQLiteValue(line.discrepancy?.microUnits),
                     ])
             }
-            try db.execute(
-                "INSERT INTO idempotency_keys (idempotency_key, document_id, endpoint, created_at) VALUES (?, ?, ?, ?)",
-                [.text(idempotencyKey), .text(documentId), .text(posting.type.path), .text(postedAt)])
             return .posted(DocumentSummary(
                 position: position, documentId: documentId, type: posting.type, idempotencyKey: idempotencyKey,
                 eventId: posting.eventId, sequence: posting.sequence, warehouse: posting.warehouse, key: posting.key,
@@ -247,7 +251,7 @@ final class Ledger: Sendable {
     /// The document posted under `key`, with its type and body for the duplicate check.
     private static func document(forKey key: String, _ db: SQLiteConnection) throws -> (summary: DocumentSummary, type: DocumentType?, body: JSONValue?)? {
         guard let row = try db.queryFirst(
-            "SELECT d.* FROM idempotency_keys k JOIN documents d ON d.document_id = k.document_id WHERE k.idempotency_key = ?",
+            "SELECT * FROM documents WHERE idempotency_key = ?",
             [.text(key)])
         else { return nil }
         let summary = try DocumentSummary(row: row)

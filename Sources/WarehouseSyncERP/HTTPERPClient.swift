@@ -30,6 +30,8 @@ public final class HTTPERPClient: ERPClient {
         // A redirect must not carry the token elsewhere; an unexpected 3xx is transient.
         http.redirectConfiguration = .disallow
         http.decompression = .disabled
+        // No tracer is bootstrapped; without this every posting still builds a no-op span.
+        http.tracing.tracer = nil
         httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: http)
     }
 
@@ -74,12 +76,10 @@ public final class HTTPERPClient: ERPClient {
         addAuthorization(to: &request)
         request.body = .bytes(ByteBuffer(bytes: document.body.serializedBytes()))
 
-        var metadata: Logger.Metadata = ["eventId": "\(document.idempotencyKey)", "erp.endpoint": "\(document.endpoint)"]
-        if let correlationId = document.correlationId { metadata["correlationId"] = "\(correlationId)" }
-
         let result: ERPResponseClass
         var status: Int?
         var retryAfter: String?
+        var failure: String?
         do {
             let response = try await httpClient.execute(request, deadline: deadline(configuration.requestTimeout))
             status = Int(response.status.code)
@@ -92,18 +92,27 @@ public final class HTTPERPClient: ERPClient {
                 result = ERPResponseClass.classify(status: status, retryAfter: retryAfter, body: [UInt8](), now: Date())
             } else {
                 result = .transient(reason: Self.transientReason(for: error), retryAfter: nil)
-                metadata["error"] = "\(Self.describe(error))"
+                failure = Self.describe(error)
             }
         }
+        // Metadata is built only when the level is logged: this runs for every posting.
         switch result {
         case .posted, .alreadyPosted:
-            logger.trace("ERP posting answered", metadata: metadata.merging(["erp.result": "\(result)"]) { $1 })
+            logger.trace("ERP posting answered", metadata: Self.metadata(document, ["erp.result": "\(result)"]))
         case .rejected(let status, _):
-            logger.debug("ERP rejected posting", metadata: metadata.merging(["erp.status": "\(status)"]) { $1 })
+            logger.debug("ERP rejected posting", metadata: Self.metadata(document, ["erp.status": "\(status)"]))
         case .transient(let reason, _):
-            logger.debug("ERP posting failed transiently", metadata: metadata.merging(["erp.reason": "\(reason)"]) { $1 })
+            var extra: Logger.Metadata = ["erp.reason": "\(reason)"]
+            if let failure { extra["error"] = "\(failure)" }
+            logger.debug("ERP posting failed transiently", metadata: Self.metadata(document, extra))
         }
         return result
+    }
+
+    private static func metadata(_ document: PostingDocument, _ extra: Logger.Metadata) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["eventId": "\(document.idempotencyKey)", "erp.endpoint": "\(document.endpoint)"]
+        if let correlationId = document.correlationId { metadata["correlationId"] = "\(correlationId)" }
+        return metadata.merging(extra) { $1 }
     }
 
     private func addAuthorization(to request: inout HTTPClientRequest) {
