@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdTesting
 import Testing
 import WarehouseSyncCore
+import WarehouseSyncSQLite
 
 @testable import ReferenceERP
 
@@ -270,6 +271,55 @@ struct ERPPostingTests {
                 #expect(Set(results.map(\.1)).count == 1)
                 #expect(try await erp.documents().count == 1)
                 #expect(try await erp.balance("WH1", "SKU-0001") == "-1")
+            }
+        }
+    }
+
+    @Test("a ledger written before migration 2 keeps its documents and still answers a repeated key with 409")
+    func upgradeFromTheFirstSchema() async throws {
+        try await withTestDirectory { fresh in
+            // A posting as the current code writes it, to copy into a ledger of the first schema.
+            let first = try await withERP(fresh.configuration()) { erp in
+                try await erp.post(.inventoryMovement, inventoryMovement("u-1"))
+            }
+            #expect(first.status == 201)
+            let source = try await SQLiteDatabase(path: fresh.databasePath)
+            let document = try #require(try await source.read { db in try db.queryFirst("SELECT * FROM documents") })
+            let lines = try await source.read { db in try db.query("SELECT * FROM document_lines") }
+            await source.close()
+
+            try await withTestDirectory { old in
+                let database = try await SQLiteDatabase(path: old.databasePath)
+                _ = try await database.migrate([Ledger.migrations[0]])
+                try await database.write { db in
+                    func insert(_ table: String, _ row: SQLiteRow) throws {
+                        let placeholders = Array(repeating: "?", count: row.values.count).joined(separator: ", ")
+                        _ = try db.execute(
+                            "INSERT INTO \(table) (\(row.columns.joined(separator: ", "))) VALUES (\(placeholders))", row.values)
+                    }
+                    try insert("documents", document)
+                    for line in lines { try insert("document_lines", line) }
+                    _ = try db.execute(
+                        "INSERT INTO idempotency_keys (idempotency_key, document_id, endpoint, created_at) VALUES (?, ?, ?, ?)",
+                        [document["idempotency_key"]!, document["document_id"]!, .text("/inventory-movements"), document["posted_at"]!])
+                }
+                await database.close()
+
+                try await withERP(old.configuration()) { erp in
+                    let again = try await erp.post(.inventoryMovement, inventoryMovement("u-1"))
+                    #expect(again.status == 409)
+                    #expect(again.json["documentId"] == document["document_id"].flatMap { $0.stringValue.map(JSONValue.string) })
+                    #expect(again.json["payloadMatches"] == .bool(true))
+                    #expect(try await erp.post(.inventoryMovement, inventoryMovement("u-2", sequence: 2)).status == 201)
+                    #expect(try await erp.documents().count == 2)
+                    #expect(try await erp.documents("eventId=u-1").count == 1)
+                }
+                let upgraded = try await SQLiteDatabase(path: old.databasePath)
+                let tables = try await upgraded.read { db in
+                    try db.query("SELECT name FROM sqlite_master WHERE name IN ('idempotency_keys', 'documents_by_event')")
+                }
+                await upgraded.close()
+                #expect(tables.isEmpty)
             }
         }
     }
