@@ -3,13 +3,13 @@ import Logging
 import WarehouseSyncCore
 import WarehouseSyncSQLite
 
-/// The ERP's books in SQLite: documents with their lines, the idempotency keys that posted them,
-/// and balances per warehouse, SKU and stock status.
+/// The ERP's books in SQLite: documents with their lines (each under the idempotency key that
+/// posted it), and balances per warehouse, SKU and stock status.
 ///
-/// A posting is one `BEGIN IMMEDIATE` transaction: the key check, the document, its lines, the
-/// balance updates and the key itself commit together or not at all, so a crash never leaves a
+/// A posting is one `BEGIN IMMEDIATE` transaction: the key check, the document with its key,
+/// its lines and the balance updates commit together or not at all, so a crash never leaves a
 /// half-applied posting, and concurrent posts of one key produce exactly one document (the
-/// database's single writer serialises them; the key's primary key backs that up).
+/// database's single writer serialises them; `documents.idempotency_key UNIQUE` backs that up).
 final class Ledger: Sendable {
     let database: SQLiteDatabase
     let masterData: MasterData

@@ -104,7 +104,9 @@ public final class SQLiteWorkerStore: WorkerStore {
     }
 
     /// Read, decision and write in one transaction: the database's one writer keeps the key
-    /// where it was read, so the version check cannot fail and nothing is decided twice.
+    /// where it was read, so the version check cannot fail (`decide` still runs again when the
+    /// caller retries after the group's commit failed). Decisions that write nothing take the
+    /// write lock too: with several processes on one file they wait for it like commits.
     public func commitDecision<Outcome: Sendable>(
         stream: EventStream, key: String, eventId: String,
         _ decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)

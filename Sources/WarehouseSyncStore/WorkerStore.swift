@@ -10,6 +10,8 @@ import WarehouseSyncCore
 /// one it read; otherwise it throws ``StoreError/Code-swift.struct/versionConflict``, writes
 /// nothing, and the caller reads again and decides again. That serialises every key's decisions
 /// the same way for one SQLite writer and for many PostgreSQL replicas (docs/store.md).
+/// ``commitDecision(stream:key:eventId:_:)`` is that loop as one call; SQLite runs it as one
+/// transaction and decides under its write lock.
 ///
 /// Every implementation passes the `WarehouseSyncStoreConformance` suite.
 public protocol WorkerStore: Sendable {

@@ -523,6 +523,20 @@ public enum WorkerStoreConformance {
             }
             #expect(try await store.snapshot(stream: .inventory, key: key, eventId: "bad").record == .notSeen)
             #expect(try await store.heldMessage(stream: .inventory, key: key, sequence: 99) == nil)
+
+            // One that is refused only after the key row was updated (its state holds an event
+            // without the message): nothing of it stays, the key keeps its version.
+            let holdsWithoutMessage = KeyState(nextExpected: 46, held: [99: KeyState.HeldEvent(eventId: "half", heldAt: t0)])
+            await expectStoreError(.invalidChange) {
+                _ = try await store.commitDecision(stream: .inventory, key: key, eventId: "half") { snapshot -> (change: KeyChange?, outcome: Int) in
+                    let change = KeyChange(
+                        stream: .inventory, key: key, expectedVersion: snapshot.version, newState: holdsWithoutMessage,
+                        records: [DedupWrite(eventId: "half", record: .held(fingerprint(99)), sequence: 99)], now: t0)
+                    return (change, 0)
+                }
+            }
+            #expect(try await store.snapshot(stream: .inventory, key: key, eventId: "half") == KeySnapshot(
+                state: KeyState(nextExpected: 45), version: 45, record: .notSeen))
         }
     }
 
