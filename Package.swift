@@ -210,6 +210,7 @@ let package = Package(
         .executableTarget(
             name: "gateway-load",
             dependencies: [
+                "WarehouseSyncCore",
                 "WarehouseSyncRuntime",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -130,19 +130,28 @@ struct SettingsReader {
             fail(name, "cannot read '\(path)'")
             return nil
         }
-        // Bytes as they are (a secret may be binary); only ASCII white space around them goes.
-        let whitespace: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D, 0x0B, 0x0C]
-        var trimmed = Array(data)[...]
-        while let first = trimmed.first, whitespace.contains(first) { trimmed.removeFirst() }
-        while let last = trimmed.last, whitespace.contains(last) { trimmed.removeLast() }
+        let trimmed = SecretFile.contents(data)
         guard trimmed.count >= minimumLength else {
             fail(name, "'\(path)' holds \(trimmed.isEmpty ? "nothing" : "fewer than \(minimumLength) bytes")")
             return nil
         }
-        return Array(trimmed)
+        return trimmed
     }
 
     func finish() throws(ConfigurationError) {
         guard problems.isEmpty else { throw ConfigurationError(problems) }
+    }
+}
+
+/// How a secret file's content is read (the gateway's token and HMAC secret; clients that sign
+/// for it read theirs the same way).
+public enum SecretFile {
+    /// The bytes as they are (a secret may be binary); only ASCII white space around them goes.
+    public static func contents(_ data: Data) -> [UInt8] {
+        let whitespace: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D, 0x0B, 0x0C]
+        var trimmed = Array(data)[...]
+        while let first = trimmed.first, whitespace.contains(first) { trimmed.removeFirst() }
+        while let last = trimmed.last, whitespace.contains(last) { trimmed.removeLast() }
+        return Array(trimmed)
     }
 }

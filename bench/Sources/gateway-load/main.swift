@@ -21,6 +21,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import WarehouseSyncCore
 import WarehouseSyncRuntime
 
 struct GatewayLoad: AsyncParsableCommand {
@@ -79,7 +80,7 @@ struct GatewayLoad: AsyncParsableCommand {
         log(
             String(
                 format: "built %d events in %d requests (%.1f MB, %d B per event) in %.2f s", count, plan.totalBatches,
-                Double(bodyBytes) / 1_048_576, bodyBytes / count, seconds(buildStart.duration(to: .now))))
+                Double(bodyBytes) / 1_048_576, bodyBytes / count, buildStart.duration(to: .now).timeInterval))
 
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: clients)
@@ -194,17 +195,17 @@ struct GatewayLoad: AsyncParsableCommand {
     // MARK: Reporting
 
     func report(_ outcome: Outcome, plan: Plan) {
-        let elapsed = max(seconds(outcome.elapsed), 1e-9)
+        let elapsed = max(outcome.elapsed.timeInterval, 1e-9)
         let sorted = outcome.latencies.sorted()
         func percentile(_ p: Double) -> Double {
             guard !sorted.isEmpty else { return 0 }
             // nearest rank
             let rank = min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))
-            return seconds(sorted[rank]) * 1000
+            return sorted[rank].timeInterval * 1000
         }
         let eventsPerSecond = Double(outcome.accepted) / elapsed
         let requestsPerSecond = Double(outcome.requests) / elapsed
-        let (p50, p99, pmax) = (percentile(0.50), percentile(0.99), sorted.last.map { seconds($0) * 1000 } ?? 0)
+        let (p50, p99, pmax) = (percentile(0.50), percentile(0.99), sorted.last.map { $0.timeInterval * 1000 } ?? 0)
         for sample in outcome.samples { log("error: \(sample)") }
         if outcome.errors > outcome.samples.count { log("... and \(outcome.errors - outcome.samples.count) more errors") }
         if outcome.stoppedByTime { log("time limit (\(timeLimit) s) reached: sent \(outcome.sent) of \(count) events") }
@@ -264,8 +265,7 @@ enum Credentials: Sendable {
     init(hmacSecretFile: String?, tokenFile: String?) throws {
         func read(_ path: String) throws -> [UInt8] {
             guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read '\(path)'") }
-            // As the gateway reads secret files (SettingsReader.secretFile): surrounding whitespace trimmed.
-            return Array(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+            return SecretFile.contents(data)
         }
         if let hmacSecretFile {
             self = .hmac(secret: try read(hmacSecretFile))
@@ -311,7 +311,7 @@ struct Plan {
 
     /// Per client, its requests' bodies (JSON lines) in the order it sends them.
     func buildBodies() -> [[Body]] {
-        let stamp = Self.rfc3339(Date())
+        let stamp = Timestamp(Date(), fractionDigits: 3).text
         var perClient: [[Body]] = Array(repeating: [], count: clients)
         var nextEvent = Array(repeating: 0, count: clients)
         let owned: [[Int]] = (0..<clients).map { c in Array(stride(from: c, to: keys, by: clients)) }
@@ -348,17 +348,6 @@ struct Plan {
             + "\"source\":\"gateway-load\",\"sku\":\"\(sku)\",\"quantity\":\(quantity),\"uom\":\"\(isKG ? "KG" : "EA")\","
             + "\"status\":\"available\",\"reason\":\"adjustment\",\"location\":\"A-\(n % 40 + 1)-\(n % 5 + 1)\"\(lot)}"
     }
-
-    static func rfc3339(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
-    }
-}
-
-func seconds(_ d: Duration) -> Double {
-    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
 }
 
 /// User + system CPU time of this process so far (all threads), in seconds.
