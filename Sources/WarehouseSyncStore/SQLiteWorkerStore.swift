@@ -167,10 +167,6 @@ public final class SQLiteWorkerStore: WorkerStore {
                 message: "key \(change.key.prefix(128)) is at version \(current), not \(change.expectedVersion)"
             )
         }
-        // A change that leaves the state and the held rows alone has nothing to check about them.
-        let touchesHeld = change.newState != nil || change.insertHeld != nil || change.deleteHeldSequence != nil
-        // Without a new state, the held rows must stay as they were.
-        let heldBefore = touchesHeld && change.newState == nil ? try heldEvents(db, stream: change.stream, key: change.key) : [:]
 
         if let state = change.newState {
             let parkedSince = SQLiteValue(state.parked.map { StoreTime.microseconds($0.since) })
@@ -196,7 +192,16 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
 
         if let sequence = change.deleteHeldSequence {
-            try db.execute("DELETE FROM held_messages WHERE stream = ? AND key = ? AND sequence = ?", [stream, key, .integer(sequence)])
+            let deleted = try db.execute(
+                "DELETE FROM held_messages WHERE stream = ? AND key = ? AND sequence = ?", [stream, key, .integer(sequence)])
+            // Without a new state the held rows must stay as they were (validate() refuses an
+            // insert without one), so this delete is the only way to change them.
+            if change.newState == nil, deleted > 0 {
+                throw StoreError(
+                    code: .invalidChange,
+                    message: "key \(change.key.prefix(128)): deleting held sequence \(sequence) needs the key's new state without it"
+                )
+            }
         }
         if let message = change.insertHeld {
             let headers = try JSONEncoder.sortedKeys.encode(message.headers)
@@ -222,9 +227,9 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
 
         // `held` is derived from the rows: the state written must describe exactly the rows left.
-        if touchesHeld {
+        if let state = change.newState {
             let heldAfter = try heldEvents(db, stream: change.stream, key: change.key)
-            let expectedHeld = change.newState.map { $0.held.mapValues(storedHeldEvent) } ?? heldBefore
+            let expectedHeld = state.held.mapValues(storedHeldEvent)
             guard heldAfter == expectedHeld else {
                 throw StoreError(
                     code: .invalidChange,

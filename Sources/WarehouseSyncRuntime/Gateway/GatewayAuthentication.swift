@@ -122,7 +122,7 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
             return Rejection(reason: "malformed", message: "\(Self.timestampHeader) must be Unix time in whole seconds")
         }
         let skew = abs(now.timeIntervalSince1970 - Double(seconds))
-        guard skew <= windowSeconds else {
+        guard skew <= hmacWindow.timeInterval else {
             return Rejection(
                 reason: "stale",
                 message: "\(Self.timestampHeader) is \(Int(skew)) s away from the gateway's clock (window \(DurationParser.format(hmacWindow))): sign each request afresh")
@@ -130,13 +130,9 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
         return nil
     }
 
-    private var windowSeconds: Double {
-        let (seconds, attoseconds) = hmacWindow.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-
-    /// After ``verdict(_:now:)`` said ``Verdict/bodyNeeded``.
-    private func checkSignature(_ credentials: Credentials, body: [UInt8]) -> Rejection? {
+    /// After ``verdict(_:now:)`` said ``Verdict/bodyNeeded``: the signature over `body` (the
+    /// timestamp was judged by the verdict). `nil` when the request may go on.
+    public func checkSignature(_ credentials: Credentials, body: [UInt8]) -> Rejection? {
         guard let hmacKey, let timestampText = credentials.timestamp else { return nil }
         guard let signature = credentials.signature, signature.hasPrefix(Self.signaturePrefix),
             let mac = Self.bytes(hex: signature.dropFirst(Self.signaturePrefix.count)), mac.count == 32

@@ -114,7 +114,7 @@ public final class GatewayServer: Service, Sendable {
         } catch {
             return GatewayReply.error(.badRequest, code: "unreadable", message: "could not read the body: \(error)")
         }
-        if signed, let rejection = configuration.authentication.check(credentials, body: body) {
+        if signed, let rejection = configuration.authentication.checkSignature(credentials, body: body) {
             return unauthorized(rejection)
         }
         switch route {

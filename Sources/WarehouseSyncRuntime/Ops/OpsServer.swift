@@ -94,7 +94,7 @@ func runHTTPServer(
 ) async throws {
     let app = Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: idleTimeout.map { .nanoseconds($0.components.seconds * 1_000_000_000) })),
+        server: .http1(configuration: .init(idleTimeout: idleTimeout.map { .nanoseconds($0.nanosecondsClamped) })),
         configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: serverName),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? 0
