@@ -44,6 +44,7 @@ import WarehouseSyncRuntime
         #expect(error?.code == .invalid)
         #expect(error?.violations.map(\.field) == ["warehouse"])
         #expect(error?.isRetryable == false)
+        #expect(try await admin.withChannel { try $0.checkQueue("erp.receipt").messageCount } == 0, "the invalid event was published")
 
         // A routing key no queue is bound for: the broker returns it, the publisher says so.
         try await admin.withChannel { try $0.deleteQueue("erp.receipt") }

@@ -156,6 +156,21 @@ enum TestBroker {
     }
 
     /// Messages ready in `queue` (AMQP passive declare).
+    /// Polls `condition` every 200 ms until it holds; after `timeout` throws with `explanation`
+    /// and what `context` adds (process logs).
+    static func waitUntil(
+        _ explanation: @autoclosure () -> String, timeout: Duration, context: () -> String = { "" },
+        _ condition: () async throws -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else {
+                throw ProcessFailure(description: "timed out after \(timeout): \(explanation())\n\(context())")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
     static func queueDepth(_ configuration: AMQPConfiguration, _ queue: String) async throws -> UInt32 {
         let connection = try await connect(configuration)
         let depth = try await connection.withChannel { try $0.checkQueue(queue).messageCount }

@@ -310,14 +310,9 @@ final class WorkerSystem: @unchecked Sendable {
     func waitUntil(
         _ explanation: @autoclosure () -> String, timeout: Duration, _ condition: () async throws -> Bool
     ) async throws {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else {
-                let logs = (Array(workers.values) + replicas).map { "--- \($0.name):\n\($0.log.suffix(4000))" }.joined(separator: "\n")
-                throw TestBroker.ProcessFailure(description: "timed out after \(timeout): \(explanation())\n\(logs)")
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        try await TestBroker.waitUntil(explanation(), timeout: timeout, context: {
+            (Array(workers.values) + replicas).map { "--- \($0.name):\n\($0.log.suffix(4000))" }.joined(separator: "\n")
+        }, condition)
     }
 
     /// Stops every process gracefully, removes the virtual host and the directory (kept with
