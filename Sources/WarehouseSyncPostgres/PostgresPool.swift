@@ -77,9 +77,18 @@ final class PostgresPool: Sendable {
             }
             let failure: Failure
             do {
-                return try await withLease(body)
+                return try await withLease(answerTimeout: replay == .idempotent ? Self.replayableAnswerTimeout : Self.operationTimeout, body)
             } catch {
-                if error is LeaseTimedOut {
+                if let noAnswer = error as? NoAnswer {
+                    // Lost with its connection, as far as anyone can tell: like a lost COMMIT answer.
+                    failure = Failure(
+                        error: StoreError(
+                            code: .unavailable,
+                            message: "\(operation): no answer from \(configuration) within \(noAnswer.after) (the operation may have applied)"
+                        ),
+                        retryable: true, commitOutcomeUnknown: true
+                    )
+                } else if error is LeaseTimedOut {
                     failure = Failure(
                         error: StoreError(
                             code: .unavailable,
@@ -132,15 +141,24 @@ final class PostgresPool: Sendable {
 
     struct LeaseTimedOut: Error {}
 
+    /// A leased operation got no answer in time: its connection is taken for lost.
+    struct NoAnswer: Error {
+        let after: Duration
+    }
+
     /// How long a leased operation may go without an answer before it counts as a lost
     /// connection: far above any statement of the store's, which take milliseconds.
     static let operationTimeout: Duration = .seconds(60)
+    /// The same for an operation that may run twice (``Replay/idempotent``): it is replayed on a
+    /// fresh lease, so it need not wait as long. After the server ended its connections,
+    /// postgres-nio has been seen to leave a query on one of them unanswered.
+    static let replayableAnswerTimeout: Duration = .seconds(10)
 
     /// `client.withConnection`, but failing after `leaseTimeout` when no connection could be had
     /// (the server is down: the pool keeps reconnecting and would hold the request for a minute).
-    /// Once `body` started the lease timeout no longer applies; only ``operationTimeout`` without
-    /// an answer ends it, as `unavailable` and not retried (the operation may have applied, or
-    /// may still be running on its connection).
+    /// Once `body` started the lease timeout no longer applies; only `answerTimeout` without an
+    /// answer ends it, with ``NoAnswer`` (the operation may have applied, or may still be running
+    /// on its connection: ``run(_:replay:transientCode:_:)`` replays only idempotent ones).
     ///
     /// The wait for a connection runs in a task of its own that the timeout leaves behind rather
     /// than awaits: postgres-nio's pool has been seen to keep such a request forever after the
@@ -148,7 +166,7 @@ final class PostgresPool: Sendable {
     /// Left behind, it either gets a connection later (and gives it back unused: the race is
     /// lost) or ends with the pool.
     private func withLease<T: Sendable>(
-        _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
+        answerTimeout: Duration, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
     ) async throws -> T {
         let race = LeaseRace()
         let client = self.client
@@ -175,12 +193,9 @@ final class PostgresPool: Sendable {
             }
             // Leased: the body runs. Only an answer that never comes ends it, as a lost connection
             // whose COMMIT may have applied.
-            guard (try? await Task.sleep(for: Self.operationTimeout)) != nil else { return }
+            guard (try? await Task.sleep(for: answerTimeout)) != nil else { return }
             work.cancel()
-            // Not replayed: a statement that is slow rather than lost would run twice at once.
-            outcome.settle(.failure(StoreError(
-                code: .unavailable,
-                message: "no answer from \(configuration) within \(Self.operationTimeout) (the operation may have applied)")))
+            outcome.settle(.failure(NoAnswer(after: answerTimeout)))
         }
         defer { timer.cancel() }
         return try await withTaskCancellationHandler {
