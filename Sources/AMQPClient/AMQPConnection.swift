@@ -131,10 +131,31 @@ public final class AMQPConnection: Sendable {
     }
 
     /// Waits (up to 5 s) for outstanding confirms, cancels consumers (waiting for cancel-ok),
-    /// then closes the channel and connection. Idempotent.
-    public func close() async {
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            engine.enqueue(.close { done.resume() })
+    /// then closes the channel and connection (each reply waited for up to 2 s). Idempotent.
+    ///
+    /// Returns after `timeout` at the latest, even when the connection's thread is stuck in a
+    /// call it cannot leave (a send to a broker that stopped reading): the thread then finishes
+    /// alone, and a program that is shutting down is not held by it.
+    public func close(timeout: Duration = .seconds(10)) async {
+        let engine = self.engine
+        let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let pending = Mutex<CheckedContinuation<Bool, Never>?>(continuation)
+            let resume = { @Sendable (finished: Bool) in
+                pending.withLock { stored in
+                    defer { stored = nil }
+                    return stored
+                }?.resume(returning: finished)
+            }
+            engine.enqueue(.close { resume(true) })
+            Task {
+                try? await Task.sleep(for: timeout)
+                resume(false)
+            }
+        }
+        if !finished {
+            engine.logger.warning(
+                "the connection did not close within \(timeout); leaving it to finish alone",
+                metadata: ["amqp.endpoint": "\(engine.configuration.endpoint)"])
         }
     }
 }

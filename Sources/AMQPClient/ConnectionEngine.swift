@@ -838,6 +838,9 @@ final class ConnectionEngine: @unchecked Sendable {
 
     // MARK: - Stopping
 
+    /// How long each reply of the closing handshake (cancel-ok, close-ok) is waited for.
+    static let closingReplyTimeout: Duration = .seconds(2)
+
     /// A graceful end: waits (bounded) for outstanding confirms, cancels consumers and waits for
     /// cancel-ok, then closes channel and connection, and fails whatever is still queued.
     private func shutDown() {
@@ -849,6 +852,12 @@ final class ConnectionEngine: @unchecked Sendable {
                     var fds = [pollfd(fd: amqp_get_sockfd(state), events: Int16(POLLIN), revents: 0)]
                     _ = poll(&fds, 1, milliseconds(until: deadline))
                 }
+            }
+            // The closing handshake waits for replies that a broker under a resource alarm,
+            // which stops reading from blocked connections, never sends: bound each wait.
+            if let state {
+                var closingTimeout = timeval(duration: Self.closingReplyTimeout)
+                amqp_set_rpc_timeout(state, &closingTimeout)
             }
             for tag in Array(consumers.keys) { cancelConsumer(tag: tag) }
             teardownConnection(graceful: true)

@@ -156,27 +156,10 @@ public final class EventPublisher: Sendable {
     }
 
     /// Waits (a few seconds at most) for outstanding confirms, then closes the connection. Returns
-    /// within 10 s even when the connection's thread is stuck sending to a broker that stopped
-    /// reading (a resource alarm): the process is about to end, and must not wait for it.
+    /// within 10 s even when the broker stopped reading (a resource alarm): see
+    /// ``AMQPConnection/close(timeout:)``.
     public func close() async {
-        let connection = self.connection
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let pending = Mutex<CheckedContinuation<Void, Never>?>(continuation)
-            let resumeOnce = { @Sendable in
-                pending.withLock { stored in
-                    defer { stored = nil }
-                    return stored
-                }?.resume()
-            }
-            Task {
-                await connection.close()
-                resumeOnce()
-            }
-            Task {
-                try? await Task.sleep(for: .seconds(10))
-                resumeOnce()
-            }
-        }
+        await connection.close()
     }
 }
 

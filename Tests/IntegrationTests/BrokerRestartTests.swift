@@ -51,3 +51,47 @@ import Testing
         await connection.close()
     }
 }
+
+extension ScratchBrokerTests {
+    /// Under a memory alarm the broker stops reading from a connection once it publishes, so the
+    /// closing handshake gets no reply (without bounds: 5 s for the confirm, then two waits of
+    /// librabbitmq's 60 s RPC timeout). `close(timeout:)` returns at its bound, and the
+    /// connection's thread ends its own close soon after, each reply waited for 2 s.
+    @Test func closeReturnsWhenTheBrokerStoppedReading() async throws {
+        let configuration = try AMQPConfiguration(
+            url: TestBroker.env("WHSYNC_TEST_SCRATCH_AMQP_URL"), connectionName: "close-blocked-test")
+        let queue = TestBroker.uniqueName("it-close-blocked")
+        let publisher = try await TestBroker.connect(configuration, confirms: true)
+        try await publisher.withChannel { try $0.declareQueue(queue) }
+        try await TestBroker.scratchBroker("ctl", "set_vm_memory_high_watermark", "0")
+        do {
+            let publishing = Task {
+                await publisher.publish([OutboundMessage(
+                    exchange: "", routingKey: queue, body: Array("blocked".utf8),
+                    properties: AMQPProperties(deliveryMode: .persistent, messageId: "blocked"), mandatory: true)])
+            }
+            try await TestBroker.waitUntil("the broker blocks the publishing connection", timeout: .seconds(30)) {
+                publisher.isBlocked
+            }
+            let closing = ContinuousClock.now
+            await publisher.close(timeout: .seconds(3))
+            let waited = closing.duration(to: .now)
+            #expect(waited >= .seconds(3), "close returned after \(waited), before the broker could have answered")
+            #expect(waited < .seconds(6), "close(timeout: 3 s) returned only after \(waited)")
+            // Confirm wait 5 s, then close-ok of the channel and of the connection 2 s each.
+            try await TestBroker.waitUntil("the connection's thread ended its close", timeout: .seconds(30)) {
+                !publisher.isConnected
+            }
+            let results = await publishing.value
+            #expect(results.count == 1)
+            #expect(throws: AMQPError.self, "a publish the broker never confirmed fails at the close") { try results.first?.get() }
+        } catch {
+            try? await TestBroker.scratchBroker("ctl", "set_vm_memory_high_watermark", "0.4")
+            throw error
+        }
+        try await TestBroker.scratchBroker("ctl", "set_vm_memory_high_watermark", "0.4")
+        let admin = try await TestBroker.connect(configuration)
+        _ = try await admin.withChannel { try $0.deleteQueue(queue) }
+        await admin.close()
+    }
+}
