@@ -217,6 +217,18 @@ let package = Package(
             ],
             path: "bench/Sources/gateway-load"
         ),
+        // bench/http-floor: one posting's HTTP exchange with no work behind it, per server stack.
+        .executableTarget(
+            name: "http-floor",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "bench/Sources/http-floor"
+        ),
         .testTarget(
             name: "WarehouseSyncCoreTests",
             dependencies: [
