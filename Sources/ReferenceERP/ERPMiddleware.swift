@@ -93,19 +93,21 @@ struct ERPMiddleware: RouterMiddleware {
     private func log(
         _ request: Request, path: String, status: Int, started: ContinuousClock.Instant, correlationId: String?, isPosting: Bool
     ) {
-        let elapsed = ContinuousClock.now - started
-        let milliseconds = elapsed.wholeMilliseconds
-        var metadata: Logger.Metadata = [
-            "http.method": "\(request.method.rawValue)", "http.path": "\(path)", "http.status": "\(status)",
-            "http.durationMs": "\(milliseconds)",
-        ]
-        if let correlationId { metadata["correlationId"] = "\(correlationId)" }
-        if let key = request.headers[.idempotencyKey] { metadata["erp.idempotencyKey"] = "\(key)" }
+        // Built only for a line that is logged: this runs for every request.
+        func metadata() -> Logger.Metadata {
+            var metadata: Logger.Metadata = [
+                "http.method": "\(request.method.rawValue)", "http.path": "\(path)", "http.status": "\(status)",
+                "http.durationMs": "\((ContinuousClock.now - started).wholeMilliseconds)",
+            ]
+            if let correlationId { metadata["correlationId"] = "\(correlationId)" }
+            if let key = request.headers[.idempotencyKey] { metadata["erp.idempotencyKey"] = "\(key)" }
+            return metadata
+        }
         // Postings that were neither posted nor recognised as duplicates are worth seeing at info.
         if isPosting, status != 201, status != 409 {
-            server.logger.info("posting not accepted", metadata: metadata)
+            server.logger.info("posting not accepted", metadata: metadata())
         } else {
-            server.logger.debug("request", metadata: metadata)
+            server.logger.debug("request", metadata: metadata())
         }
     }
 }

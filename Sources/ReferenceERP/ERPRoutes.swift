@@ -87,25 +87,29 @@ extension ReferenceERPServer {
             return Self.rejection(rejection)
         }
 
-        var logger = logger
-        logger[metadataKey: "erp.idempotencyKey"] = "\(key)"
-        logger[metadataKey: "erp.key"] = "\(posting.key)"
-        logger[metadataKey: "erp.sequence"] = "\(posting.sequence)"
-        if let correlationId = request.headers[.correlationID] {
-            logger[metadataKey: "correlationId"] = "\(correlationId)"
+        // Built only for a line that is logged: this runs for every posting.
+        let correlationId = request.headers[.correlationID]
+        func metadata(_ extra: Logger.Metadata) -> Logger.Metadata {
+            var metadata: Logger.Metadata = [
+                "erp.idempotencyKey": "\(key)", "erp.key": "\(posting.key)", "erp.sequence": "\(posting.sequence)",
+            ]
+            if let correlationId { metadata["correlationId"] = "\(correlationId)" }
+            return metadata.merging(extra) { $1 }
         }
         switch outcome {
         case .posted(let document):
-            logger.info("posted", metadata: ["erp.documentId": "\(document.documentId)", "erp.type": "\(type)"])
+            logger.info("posted", metadata: metadata(["erp.documentId": "\(document.documentId)", "erp.type": "\(type)"]))
             if faults.loseResponse() {
-                logger.notice("answering 503 for a committed posting (injected lost response)")
+                logger.notice("answering 503 for a committed posting (injected lost response)", metadata: metadata([:]))
                 var response = Self.json(503, ["error": "injected-fault", "message": "injected lost response"])
                 response.headers[.injectedFault] = "lost-response"
                 return response
             }
             return Self.json(201, .object(JSONObject(uniqueKeysWithValues: document.jsonMembers)))
         case .duplicate(let document, let payloadMatches):
-            logger.info("duplicate", metadata: ["erp.documentId": "\(document.documentId)", "erp.payloadMatches": "\(payloadMatches)"])
+            logger.info(
+                "duplicate",
+                metadata: metadata(["erp.documentId": "\(document.documentId)", "erp.payloadMatches": "\(payloadMatches)"]))
             var members: [(String, JSONValue)] = [
                 ("error", "duplicate"),
                 ("message", .string("Idempotency-Key '\(key)' was already posted as \(document.documentId)")),
