@@ -191,6 +191,7 @@ let package = Package(
             name: "whsync",
             dependencies: [
                 "WarehouseSyncRuntime",
+                "WarehouseSyncERP",
                 "WarehouseSyncPublisher",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -2,6 +2,7 @@ import AMQPClient
 import ArgumentParser
 import Foundation
 import WarehouseSyncCore
+import WarehouseSyncERP
 import WarehouseSyncRuntime
 import WarehouseSyncStore
 
@@ -18,6 +19,10 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(help: "Topology file. Default: topology/topology.json here or in a parent.") var file: String?
     @Option(name: .customLong("erp-base-url"), help: "The ERP, to ask GET /health. Default: $ERP_BASE_URL, else not asked.")
     var erpBaseURL: String?
+    @Option(
+        name: .customLong("erp-token-file"),
+        help: "File with the ERP's bearer token, sent with GET /health as the workers send it. Default: $ERP_TOKEN_FILE.")
+    var erpTokenFile: String?
     @Flag(help: "One JSON object on stdout.") var json = false
     @OptionGroup var store: StoreOptions
     @OptionGroup var broker: BrokerOptions
@@ -88,9 +93,13 @@ struct StatusCommand: AsyncParsableCommand {
                 pendingDeadLetters: pending?.filter { $0.stream?.rawValue == stream.name }.count)
         }
         let byReason = pending.map { Dictionary(grouping: $0, by: \.reason.rawValue).mapValues(\.count) }
-        let erpURL = erpBaseURL ?? ProcessInfo.processInfo.environment["ERP_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        let environment = ProcessInfo.processInfo.environment
+        let erpURL = erpBaseURL ?? environment["ERP_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
         var erp: String?
-        if let erpURL { erp = await Self.erpIsUp(erpURL) ? "up" : "down" }
+        if let erpURL {
+            let tokenFile = erpTokenFile ?? environment["ERP_TOKEN_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+            erp = try await Self.erpIsUp(erpURL, tokenFile: tokenFile) ? "up" : "down"
+        }
         let status = Status(
             streams: streams, deadLetterQueue: depths[topology.deadLetter.queue]!, pendingDeadLettersByReason: byReason, erp: erp)
         if json { return try printJSON(status) }
@@ -132,12 +141,20 @@ struct StatusCommand: AsyncParsableCommand {
         }
     }
 
-    /// `GET {erp}/health` answers 2xx within 3 s.
-    static func erpIsUp(_ baseURL: String) async -> Bool {
-        guard let url = URL(string: baseURL.hasSuffix("/") ? baseURL + "health" : baseURL + "/health") else { return false }
-        var request = URLRequest(url: url)
-        request.timeoutInterval = 3
-        guard let (_, response) = try? await URLSession.shared.data(for: request) else { return false }
-        return ((response as? HTTPURLResponse)?.statusCode).map { (200..<300).contains($0) } ?? false
+    /// `GET {erp}/health` answers 2xx within 3 s: the workers' own probe (``HTTPERPClient``),
+    /// with their token. A URL or token file the workers would refuse is an error.
+    static func erpIsUp(_ baseURL: String, tokenFile: String?) async throws -> Bool {
+        let configuration: ERPClientConfiguration
+        do throws(ERPClientConfigurationError) {
+            configuration = try ERPClientConfiguration(
+                baseURL: baseURL, token: tokenFile.map(ERPClientConfiguration.readToken), connectTimeout: .seconds(3),
+                healthTimeout: .seconds(3))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let client = HTTPERPClient(configuration: configuration)
+        let isUp = await client.health()
+        try? await client.shutdown()
+        return isUp
     }
 }

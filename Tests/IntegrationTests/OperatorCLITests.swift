@@ -48,6 +48,11 @@ import WarehouseSyncStore
                 try json(await whsync(system, ["status", "--json", "--file", Self.topologyFile, "--erp-base-url", system.erpURL]))
                     as? [String: Any])
             #expect(status["erp"] as? String == "up")
+            // The workers' probe, with their token: a token file they could not read is an error.
+            let unreadable = try await whsync(
+                system, ["status", "--file", Self.topologyFile, "--erp-base-url", system.erpURL, "--erp-token-file", "/nonexistent/erp-token"])
+            #expect(unreadable.status != 0)
+            #expect(unreadable.stderr.contains("ERP_TOKEN_FILE: cannot read '/nonexistent/erp-token'"), "\(unreadable.stderr)")
             let streams = try #require(status["streams"] as? [[String: Any]])
             let inventory = try #require(streams.first { $0["stream"] as? String == "inventory" })
             #expect(inventory["parkedKeys"] as? Int == 1)

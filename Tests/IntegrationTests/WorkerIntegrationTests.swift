@@ -109,9 +109,13 @@ import FoundationNetworking
             try await system.waitUntil("the first half to post", timeout: .seconds(60)) {
                 try await system.erpDocumentCount() >= half
             }
+            #expect(try await system.metricSample(.inventory, "whsync_erp_circuit_open") == 0)
             _ = try await postJSON(system.erpURL + "/admin/faults", #"{"outage": {"seconds": 20}}"#)
             let outageStarted = ContinuousClock.now
             try await system.publish(Array(inventory[half...]))
+            try await system.waitUntil("the circuit-open gauge at 1 during the outage", timeout: .seconds(20)) {
+                try await system.metricSample(.inventory, "whsync_erp_circuit_open") == 1
+            }
             try await system.waitUntil("every event to post after the outage", timeout: .seconds(150)) {
                 // The ERP answers 503 to everything during its outage, /stats included.
                 (try? await system.erpDocumentCount()) ?? 0 >= expected
@@ -120,7 +124,50 @@ import FoundationNetworking
             #expect(try await system.erpDocumentCount() == expected)
             #expect(try await system.queueDepth("whsync.dead-letters") == 0)
             #expect(try await system.metric(.inventory, "whsync_dead_lettered_total", labels: #"reason="retries-exhausted""#) == 0)
-            #expect(try await system.workers[.inventory]!.awaitLog("circuit open").isEmpty == false)
+            // The line says what failed: the outage's 503s.
+            #expect(try await system.workers[.inventory]!.awaitLog(#"circuit open.*erp\.lastFailure=(HTTP 503)"#) == "HTTP 503")
+            #expect(try await system.metricSample(.inventory, "whsync_erp_circuit_open") == 0)
+        }
+    }
+
+    /// A token the ERP refuses stops postings like an outage (nothing is dead-lettered), but
+    /// the worker says what to fix; after the token file is mended and the worker restarted,
+    /// everything posts.
+    @Test func aRefusedTokenOpensTheCircuitAndSaysSo() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("token-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let erpToken = directory.appendingPathComponent("erp-token")
+        let workerToken = directory.appendingPathComponent("worker-token")
+        try Data("the-right-token\n".utf8).write(to: erpToken)
+        try Data("a-rotated-away-token\n".utf8).write(to: workerToken)
+
+        let day = try SimulatedDay(options: SimulationOptions(seed: 21, warehouses: 1, skus: 10, events: 120))
+        let inventory = day.messages.filter { $0.routingKey.hasPrefix("inventory.") }
+        let expected = day.manifest.counts.byStream["inventory"]!.posted
+        try await WorkerSystem.with(
+            masterData: day.catalogue, erpArguments: ["--token-file", erpToken.path],
+            workerEnvironment: ["ERP_TOKEN_FILE": workerToken.path]
+        ) { system in
+            system.erpToken = "the-right-token"
+            let worker = try await system.startWorker(.inventory)
+            try await system.publish(inventory)
+            #expect(try await worker.awaitLog(#"ERP refuses the worker's token.*erp\.lastFailure=(HTTP 401)"#) == "HTTP 401")
+            try await system.waitUntil("the circuit-open gauge at 1", timeout: .seconds(20)) {
+                try await system.metricSample(.inventory, "whsync_erp_circuit_open") == 1
+            }
+            #expect(try await system.queueDepth("whsync.dead-letters") == 0)
+
+            // What it holds waits unacked; a graceful stop hands it back.
+            worker.signal(SIGTERM)
+            #expect(await worker.waitForExit(timeout: .seconds(30)) == 0)
+            try Data("the-right-token\n".utf8).write(to: workerToken)
+            try await system.startWorker(.inventory)
+            try await system.waitUntil("every event to post with the mended token", timeout: .seconds(60)) {
+                try await system.erpDocumentCount() >= expected
+            }
+            #expect(try await system.erpDocumentCount() == expected)
+            #expect(try await system.queueDepth("whsync.dead-letters") == 0)
         }
     }
 

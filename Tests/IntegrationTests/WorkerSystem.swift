@@ -95,6 +95,8 @@ final class WorkerSystem: @unchecked Sendable {
     let vhost: String
     let erp: ChildProcess
     let erpURL: String
+    /// The bearer token the ERP's own queries need, when the test started it with one.
+    var erpToken: String?
     private(set) var workers: [EventStream: ChildProcess] = [:]
     /// Further processes of one stream (``startReplica(_:)``), beside ``workers``.
     private(set) var replicas: [ChildProcess] = []
@@ -238,12 +240,17 @@ final class WorkerSystem: @unchecked Sendable {
 
     /// The value of a counter in the worker's `/metrics` (0 when it has no sample yet).
     func metric(_ stream: EventStream, _ name: String, labels: String = "") async throws -> Double {
+        try await metricSample(stream, name, labels: labels) ?? 0
+    }
+
+    /// The value of a metric in the worker's `/metrics`; `nil` when it has no sample.
+    func metricSample(_ stream: EventStream, _ name: String, labels: String = "") async throws -> Double? {
         let text = String(decoding: try await Self.get(try await metricsURL(stream) + "/metrics"), as: UTF8.self)
         let prefix = name + "{stream=\"\(stream)\"\(labels.isEmpty ? "" : ",\(labels)")} "
         for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
-            return Double(line.dropFirst(prefix.count)) ?? 0
+            return Double(line.dropFirst(prefix.count))
         }
-        return 0
+        return nil
     }
 
     /// Publishes raw messages to `wms.events` with confirms: valid events with the contract's
@@ -272,7 +279,7 @@ final class WorkerSystem: @unchecked Sendable {
 
     /// `GET` on the ERP, parsed as a JSON object.
     func erpJSON(_ path: String) async throws -> [String: Any] {
-        let data = try await Self.get(erpURL + path)
+        let data = try await Self.get(erpURL + path, bearer: erpToken)
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
@@ -326,8 +333,10 @@ final class WorkerSystem: @unchecked Sendable {
         }
     }
 
-    static func get(_ url: String) async throws -> Data {
-        let (data, response) = try await URLSession.shared.data(from: URL(string: url)!)
+    static func get(_ url: String, bearer token: String? = nil) async throws -> Data {
+        var request = URLRequest(url: URL(string: url)!)
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (data, response) = try await URLSession.shared.data(for: request)
         let status = (response as! HTTPURLResponse).statusCode
         guard (200..<300).contains(status) else {
             throw TestBroker.ProcessFailure(description: "GET \(url) answered HTTP \(status)")

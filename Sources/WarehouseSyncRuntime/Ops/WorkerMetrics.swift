@@ -18,6 +18,7 @@ public struct WorkerMetrics: Sendable {
         public static let retries = "whsync_retries_total"
         public static let erpLatency = "whsync_erp_latency_seconds"
         public static let eventAgeAtPosting = "whsync_event_age_at_posting_seconds"
+        public static let erpCircuitOpen = "whsync_erp_circuit_open"
     }
 
     /// Label names.
@@ -38,6 +39,8 @@ public struct WorkerMetrics: Sendable {
     public let erpLatency: Metrics.Timer
     /// Time between the event's occurrence and its posting.
     public let eventAgeAtPosting: Metrics.Timer
+    /// 1 while the ERP circuit is open (consumption paused), else 0.
+    public let erpCircuitOpen: Gauge
     private let factory: any MetricsFactory
 
     public init(stream: String, factory: any MetricsFactory = MetricsSystem.factory) {
@@ -53,6 +56,8 @@ public struct WorkerMetrics: Sendable {
         retries = Counter(label: Name.retries, dimensions: dimensions, factory: factory)
         erpLatency = Metrics.Timer(label: Name.erpLatency, dimensions: dimensions, factory: factory)
         eventAgeAtPosting = Metrics.Timer(label: Name.eventAgeAtPosting, dimensions: dimensions, factory: factory)
+        erpCircuitOpen = Gauge(label: Name.erpCircuitOpen, dimensions: dimensions, factory: factory)
+        erpCircuitOpen.record(0)
     }
 
     /// Counts one message dead-lettered for `reason` (a short, bounded code such as `invalid`).

@@ -12,6 +12,8 @@ actor CircuitGate {
     private var probe: Task<Void, Never>?
     /// After ``shutdown()`` nothing waits any more: the pipeline hands its messages back.
     private var stopped = false
+    /// The failure that last counted against the breaker, for the log line when it opens.
+    private var lastFailure: ERPResponseClass.TransientReason?
     private let erp: any ERPClient
     private let logger: Logger
     private let clock = ContinuousClock()
@@ -41,9 +43,10 @@ actor CircuitGate {
         perform(breaker.recordSuccess())
     }
 
-    /// A posting failed transiently. Returns whether the circuit is open now: the caller then
-    /// waits and posts again at the same attempt instead of spending one of its retries.
-    func recordTransientFailure() -> Bool {
+    /// A posting failed transiently for `reason`. Returns whether the circuit is open now: the
+    /// caller then waits and posts again at the same attempt instead of spending one of its retries.
+    func recordTransientFailure(_ reason: ERPResponseClass.TransientReason) -> Bool {
+        lastFailure = reason
         perform(breaker.recordTransientFailure(at: clock.now))
         return !breaker.allowsPosting
     }
@@ -61,7 +64,17 @@ actor CircuitGate {
         for action in actions {
             switch action {
             case .stopConsuming:
-                logger.warning("ERP unavailable: circuit open, consumption paused until GET /health answers")
+                let failure = lastFailure.map(\.description) ?? "?"
+                if case .status(let status) = lastFailure, status == 401 || status == 403 {
+                    // A refused token does not mend itself the way an outage does: say what to fix.
+                    logger.error(
+                        "ERP refuses the worker's token: circuit open, consumption paused; check ERP_TOKEN_FILE (read at start: restart the worker after changing it)",
+                        metadata: ["erp.lastFailure": "\(failure)"])
+                } else {
+                    logger.warning(
+                        "ERP unavailable: circuit open, consumption paused until GET /health answers",
+                        metadata: ["erp.lastFailure": "\(failure)"])
+                }
                 onChange(true)
             case .probeHealth(let delay):
                 scheduleProbe(after: delay)

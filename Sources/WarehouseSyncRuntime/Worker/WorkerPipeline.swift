@@ -203,7 +203,7 @@ final class WorkerPipeline: Sendable {
             }
             // While the circuit is open the failure says nothing about this event: keep it in
             // hand and post it again at the same attempt once the ERP answers.
-            guard await circuit.recordTransientFailure() else { break }
+            guard case .transient(let reason, _) = answer, await circuit.recordTransientFailure(reason) else { break }
             logger.debug("ERP unavailable; the event waits for the circuit to close", metadata: ["erp.answer": "\(answer)"])
         }
 

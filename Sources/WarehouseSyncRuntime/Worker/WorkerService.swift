@@ -59,6 +59,7 @@ public final class WorkerService: Service, Sendable {
         let flag = circuitOpen
         let gate = CircuitGate(configuration: circuit, erp: dependencies.erp, logger: logger) { open in
             flag.value.store(open, ordering: .releasing)
+            metrics.erpCircuitOpen.record(open ? 1 : 0)
         }
         pipeline = WorkerPipeline(
             settings: .init(
