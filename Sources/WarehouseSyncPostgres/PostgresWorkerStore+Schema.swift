@@ -110,6 +110,9 @@ extension PostgresWorkerStore {
             """,
             "CREATE INDEX audit_log_letter ON audit_log (dead_letter_id, id) WHERE dead_letter_id IS NOT NULL",
         ]),
+        // The gaps an operator skipped (KeyState.skipped, StoredSkippedGaps): a late event of one
+        // is dead-lettered instead of dropped as stale.
+        PostgresMigration(id: "store-4-skipped-gaps", statements: ["ALTER TABLE keys ADD COLUMN skipped TEXT"]),
     ]
 
     /// The table of applied migrations: `id`, `position` (1-based), `applied_at_us`.

@@ -61,7 +61,7 @@ public final class PostgresWorkerStore: WorkerStore {
             let rows = try await connection.rows(
                 """
                 SELECT 'key' AS kind, version AS n1, next_expected AS n2, parked_since_us AS n3, park_reason AS t1,
-                    NULL::text AS t2, NULL::text AS t3
+                    skipped AS t2, NULL::text AS t3
                 FROM keys WHERE stream = \(stream.rawValue) AND key = \(key)
                 UNION ALL
                 SELECT 'held', sequence, held_at_us, NULL, event_id, NULL, NULL
@@ -73,7 +73,7 @@ public final class PostgresWorkerStore: WorkerStore {
                 logger
             )
             var version: Int64 = 0
-            var keyRow: (nextExpected: Int64, parking: KeyState.Parking?)?
+            var keyRow: (nextExpected: Int64, parking: KeyState.Parking?, skipped: [ClosedRange<Int64>])?
             var held: [Int64: KeyState.HeldEvent] = [:]
             var snapshot = KeySnapshot(state: nil, version: 0, record: .notSeen)
             for row in rows {
@@ -83,7 +83,7 @@ public final class PostgresWorkerStore: WorkerStore {
                     let parking = try Self.parking(
                         since: try row.value("n3"), reason: try row.value("t1"), key: key
                     )
-                    keyRow = (try row.value("n2"), parking)
+                    keyRow = (try row.value("n2"), parking, try StoredSkippedGaps.gaps(try row.value("t2"), key: key))
                 case "held":
                     held[try row.value("n1")] = KeyState.HeldEvent(
                         eventId: try row.value("t1"), heldAt: StoreTime.date(microseconds: try row.value("n2"))
@@ -96,7 +96,8 @@ public final class PostgresWorkerStore: WorkerStore {
                 }
             }
             if let keyRow {
-                snapshot.state = KeyState(nextExpected: keyRow.nextExpected, held: held, parked: keyRow.parking)
+                snapshot.state = KeyState(
+                    nextExpected: keyRow.nextExpected, held: held, parked: keyRow.parking, skipped: keyRow.skipped)
                 snapshot.version = version
             }
             return snapshot
@@ -194,12 +195,13 @@ public final class PostgresWorkerStore: WorkerStore {
         if let state = change.newState {
             let parkedSince = state.parked.map { StoreTime.microseconds($0.since) }
             let parkReason = state.parked?.reason.rawValue
+            let skipped = StoredSkippedGaps.text(state.skipped)
             let written: [PostgresRandomAccessRow]
             if change.expectedVersion == 0 {
                 written = try await db.rows(
                     """
-                    INSERT INTO keys (stream, key, version, next_expected, parked_since_us, park_reason, updated_at_us)
-                    VALUES (\(stream), \(key), 1, \(state.nextExpected), \(parkedSince), \(parkReason), \(now))
+                    INSERT INTO keys (stream, key, version, next_expected, parked_since_us, park_reason, skipped, updated_at_us)
+                    VALUES (\(stream), \(key), 1, \(state.nextExpected), \(parkedSince), \(parkReason), \(skipped), \(now))
                     ON CONFLICT (stream, key) DO NOTHING
                     RETURNING version
                     """,
@@ -211,7 +213,7 @@ public final class PostgresWorkerStore: WorkerStore {
                 written = try await db.rows(
                     """
                     UPDATE keys SET version = version + 1, next_expected = \(state.nextExpected),
-                        parked_since_us = \(parkedSince), park_reason = \(parkReason), updated_at_us = \(now)
+                        parked_since_us = \(parkedSince), park_reason = \(parkReason), skipped = \(skipped), updated_at_us = \(now)
                     WHERE stream = \(stream) AND key = \(key) AND version = \(change.expectedVersion)
                     RETURNING version
                     """,

@@ -104,5 +104,8 @@ extension SQLiteWorkerStore {
                 CREATE INDEX audit_log_letter ON audit_log (dead_letter_id, id) WHERE dead_letter_id IS NOT NULL;
                 """
         ),
+        // The gaps an operator skipped (KeyState.skipped, StoredSkippedGaps): a late event of one
+        // is dead-lettered instead of dropped as stale.
+        SQLiteMigration(id: "store-4-skipped-gaps", sql: "ALTER TABLE keys ADD COLUMN skipped TEXT;"),
     ]
 }

@@ -171,22 +171,23 @@ public final class SQLiteWorkerStore: WorkerStore {
         if let state = change.newState {
             let parkedSince = SQLiteValue(state.parked.map { StoreTime.microseconds($0.since) })
             let parkReason = SQLiteValue(state.parked?.reason.rawValue)
+            let skipped = SQLiteValue(StoredSkippedGaps.text(state.skipped))
             if change.expectedVersion == 0 {
                 try db.execute(
                     """
-                    INSERT INTO keys (stream, key, version, next_expected, parked_since_us, park_reason, updated_at_us)
-                    VALUES (?, ?, 1, ?, ?, ?, ?)
+                    INSERT INTO keys (stream, key, version, next_expected, parked_since_us, park_reason, skipped, updated_at_us)
+                    VALUES (?, ?, 1, ?, ?, ?, ?, ?)
                     """,
-                    [stream, key, .integer(state.nextExpected), parkedSince, parkReason, now]
+                    [stream, key, .integer(state.nextExpected), parkedSince, parkReason, skipped, now]
                 )
             } else {
                 try db.execute(
                     """
                     UPDATE keys SET version = version + 1, next_expected = ?, parked_since_us = ?, park_reason = ?,
-                        updated_at_us = ?
+                        skipped = ?, updated_at_us = ?
                     WHERE stream = ? AND key = ? AND version = ?
                     """,
-                    [.integer(state.nextExpected), parkedSince, parkReason, now, stream, key, .integer(change.expectedVersion)]
+                    [.integer(state.nextExpected), parkedSince, parkReason, skipped, now, stream, key, .integer(change.expectedVersion)]
                 )
             }
         }
@@ -276,7 +277,7 @@ public final class SQLiteWorkerStore: WorkerStore {
 
     private static func keyState(_ db: SQLiteConnection, stream: EventStream, key: String) throws -> (KeyState?, Int64) {
         guard let row = try db.queryFirst(
-            "SELECT version, next_expected, parked_since_us, park_reason FROM keys WHERE stream = ? AND key = ?",
+            "SELECT version, next_expected, parked_since_us, park_reason, skipped FROM keys WHERE stream = ? AND key = ?",
             [.text(stream.rawValue), .text(key)]
         ) else { return (nil, 0) }
         var parking: KeyState.Parking?
@@ -288,7 +289,8 @@ public final class SQLiteWorkerStore: WorkerStore {
             parking = KeyState.Parking(since: StoreTime.date(microseconds: since), reason: reason)
         }
         let state = KeyState(
-            nextExpected: try row.int64("next_expected"), held: try heldEvents(db, stream: stream, key: key), parked: parking
+            nextExpected: try row.int64("next_expected"), held: try heldEvents(db, stream: stream, key: key), parked: parking,
+            skipped: try StoredSkippedGaps.gaps(try row.optionalString("skipped"), key: key)
         )
         return (state, try row.int64("version"))
     }

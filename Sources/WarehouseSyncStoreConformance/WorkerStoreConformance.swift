@@ -68,7 +68,8 @@ public enum WorkerStoreConformance {
             let empty = try await store.snapshot(stream: .inventory, key: "WH1/SKU-1", eventId: "e1")
             #expect(empty == KeySnapshot(state: nil, version: 0, record: .notSeen))
 
-            let state = KeyState(nextExpected: 5)
+            // With a skipped gap: the operator's skips survive every later write of the key.
+            let state = KeyState(nextExpected: 5, skipped: [2...3])
             try await store.commit(KeyChange(
                 stream: .inventory, key: "WH1/SKU-1", expectedVersion: 0, newState: state,
                 records: [DedupWrite(eventId: "e1", record: .posting(fingerprint(1)), sequence: 5)], now: t0
@@ -81,7 +82,9 @@ public enum WorkerStoreConformance {
             #expect(otherStream.state == nil && otherStream.version == 0)
             #expect(otherStream.record == .posting(fingerprint(1)), "dedup records are keyed by eventId alone")
 
-            let parked = KeyState(nextExpected: 6, parked: KeyState.Parking(since: t0.addingTimeInterval(1.25), reason: .gapTimeout))
+            let parked = KeyState(
+                nextExpected: 6, parked: KeyState.Parking(since: t0.addingTimeInterval(1.25), reason: .gapTimeout),
+                skipped: [2...3, -4...Int64.max])
             try await store.commit(KeyChange(stream: .inventory, key: "WH1/SKU-1", expectedVersion: 1, newState: parked, now: t0))
             let second = try await store.snapshot(stream: .inventory, key: "WH1/SKU-1", eventId: "e2")
             #expect(second == KeySnapshot(state: parked, version: 2, record: .notSeen))

@@ -103,7 +103,8 @@ struct GapsCommand: AsyncParsableCommand {
             abstract: "Give up on a key's missing sequences: unpark it and resume at its lowest held event.",
             discussion: """
                 The running worker releases the held events in order within seconds. A skipped event that \
-                arrives later is dropped as stale; replay it from the dead letters if it must still be posted.
+                arrives later is dead-lettered with reason gap-timeout; replay it (whsync dlq replay) if it \
+                must still be posted.
                 """)
         @Option(help: "The key's stream.") var stream: EventStream
         @Argument(help: "The sequencing key, e.g. WH1/SKU-0001.") var key: String

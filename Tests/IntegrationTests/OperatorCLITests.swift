@@ -23,7 +23,8 @@ import WarehouseSyncStore
     }
 
     /// A parked key shows in `gaps list` and `status`; `gaps skip` resumes it, the worker
-    /// releases the held events in order, and the missing event arriving late is stale.
+    /// releases the held events in order; the skipped event arriving late is dead-lettered
+    /// (`gap-timeout`), and its replay is posted.
     @Test func gapsListAndSkipResumeAParkedKey() async throws {
         let catalogue = Catalogue(warehouses: 1, skus: 3)
         let sku = catalogue.skus[0]
@@ -70,12 +71,32 @@ import WarehouseSyncStore
             let documents = try await system.erpJSON("/documents")["documents"] as? [[String: Any]] ?? []
             #expect(documents.compactMap { $0["eventId"] as? String } == ["gap-1", "gap-3", "gap-4"])
 
-            try await system.publish([delta(2)])
-            try await system.waitUntil("the late event to be dropped as stale", timeout: .seconds(30)) {
-                try await system.metric(.inventory, "whsync_stale_total") == 1
-            }
             let after = try #require(try json(await whsync(system, ["gaps", "list", "--json"])) as? [[String: Any]])
             #expect(after.isEmpty)
+
+            // The skipped event turns up after all: not dropped as stale, but dead-lettered for a
+            // person, who replays it; the replay is posted behind the key.
+            try await system.withReplayWorker { _ in
+                try await system.publish([delta(2)])
+                var letters: [[String: Any]] = []
+                try await system.waitUntil("the late event among the dead letters", timeout: .seconds(30)) {
+                    letters = try #require(
+                        try json(await whsync(system, ["dlq", "list", "--reason", "gap-timeout", "--json"])) as? [[String: Any]])
+                    return !letters.isEmpty
+                }
+                try #require(letters.count == 1)
+                #expect(letters[0]["eventId"] as? String == "gap-2")
+                let error = letters[0]["error"] as? String ?? ""
+                #expect(error.contains("sequence 2 arrived after `whsync gaps skip` gave up on it"), "\(error)")
+                #expect(try await system.metric(.inventory, "whsync_stale_total") == 0)
+                let id = try #require(letters[0]["id"] as? Int)
+                _ = try json(await whsync(system, ["dlq", "replay", "\(id)", "--json"]))
+                try await system.waitUntil("the replay to post", timeout: .seconds(30)) {
+                    try await system.erpDocumentCount() == 4
+                }
+            }
+            let posted = try await system.erpJSON("/documents")["documents"] as? [[String: Any]] ?? []
+            #expect(posted.compactMap { $0["eventId"] as? String } == ["gap-1", "gap-3", "gap-4", "gap-2"])
         }
     }
 

@@ -169,7 +169,9 @@ struct SQLiteWorkerStoreTests {
         await old.close()
 
         let store = try await SQLiteWorkerStore(path: fixture.path)
-        #expect(try await store.snapshot(stream: .inventory, key: "K", eventId: "e").version == 1)
+        let key = try await store.snapshot(stream: .inventory, key: "K", eventId: "e")
+        #expect(key.version == 1)
+        #expect(key.state == KeyState(nextExpected: 3), "a key from before store-4 has no skipped gaps")
         let letter = NewDeadLetter(
             stream: .inventory, reason: .deliveryLimit, error: "delivery limit", originalExchange: "wms.events",
             originalRoutingKey: "inventory.WH1", body: [1], failedAt: Date(timeIntervalSince1970: 1_800_000_000)
@@ -179,6 +181,28 @@ struct SQLiteWorkerStoreTests {
     }
 
     
+    @Test("skipped gaps the code would never write read back as corrupt, naming the key")
+    func corruptSkippedGaps() async throws {
+        let fixture = try SQLiteStoreFixture()
+        defer { fixture.remove() }
+        let store = try await SQLiteWorkerStore(path: fixture.path)
+        try await store.commit(KeyChange(stream: .receipt, key: "WH1/R-1", expectedVersion: 0, newState: KeyState(nextExpected: 4, skipped: [1...3]), now: Date()))
+        #expect(try await store.snapshot(stream: .receipt, key: "WH1/R-1", eventId: "e").state?.skipped == [1...3])
+        await store.close()
+        for garbage in ["3:1", "1-3", "1:3,", "x:2", "1:2:3"] {
+            let database = try await SQLiteDatabase(path: fixture.path)
+            try await database.write { db in try db.execute("UPDATE keys SET skipped = ?", [.text(garbage)]) }
+            await database.close()
+            let reopened = try await SQLiteWorkerStore(path: fixture.path)
+            let error = await #expect(throws: StoreError.self, "'\(garbage)'") {
+                try await reopened.snapshot(stream: .receipt, key: "WH1/R-1", eventId: "e")
+            }
+            #expect(error?.code == .corrupt)
+            #expect(error?.message.contains("WH1/R-1") == true, "\(error?.message ?? "")")
+            await reopened.close()
+        }
+    }
+
     @Test("a store that cannot be opened is unavailable")
     func unavailable() async throws {
         await #expect {

@@ -6,8 +6,9 @@ import Foundation
 ///
 /// It is enough because everything below ``nextExpected`` is settled for good (posted,
 /// business-rejected, dead-lettered, stale or skipped: per-event facts live in the dedup
-/// records, not here), and everything at or above it that has arrived is in ``held``. The
-/// sequences in between that are not held are, by definition, the gap.
+/// records, not here; only the skipped ranges are kept, in ``skipped``), and everything at or
+/// above it that has arrived is in ``held``. The sequences in between that are not held are, by
+/// definition, the gap.
 ///
 /// Invariant kept by ``SequenceGate``: every held sequence is ≥ ``nextExpected``.
 public struct KeyState: Sendable, Hashable {
@@ -49,12 +50,22 @@ public struct KeyState: Sendable, Hashable {
     public internal(set) var held: [Int64: HeldEvent]
     /// Set while the key is parked: nothing is released until an operator skips the gap.
     public internal(set) var parked: Parking?
+    /// The gaps an operator gave up on (`whsync gaps skip`), oldest first, at most
+    /// ``maxSkippedRanges``: an event of one of them that arrives late is dead-lettered for a
+    /// person instead of being dropped as stale.
+    public internal(set) var skipped: [ClosedRange<Int64>]
+
+    /// How many skipped gaps a key remembers; the oldest are forgotten first.
+    public static let maxSkippedRanges = 16
 
     /// A state as the store persisted it.
-    public init(nextExpected: Int64, held: [Int64: HeldEvent] = [:], parked: Parking? = nil) {
+    public init(
+        nextExpected: Int64, held: [Int64: HeldEvent] = [:], parked: Parking? = nil, skipped: [ClosedRange<Int64>] = []
+    ) {
         self.nextExpected = nextExpected
         self.held = held
         self.parked = parked
+        self.skipped = skipped
     }
 
     /// The lowest held sequence, if any event is held.
@@ -65,5 +76,10 @@ public struct KeyState: Sendable, Hashable {
     public var missingSequences: ClosedRange<Int64>? {
         guard let lowest = lowestHeld, lowest > nextExpected else { return nil }
         return nextExpected...(lowest - 1)
+    }
+
+    /// Whether `sequence` lies in a gap an operator skipped.
+    public func wasSkipped(_ sequence: Int64) -> Bool {
+        skipped.contains { $0.contains(sequence) }
     }
 }

@@ -76,6 +76,10 @@ public enum GateAction: Sendable, Hashable {
     /// The key is past this sequence, and the event is no replay and was never let through: ack,
     /// count as stale.
     case stale
+    /// The key is past this sequence because an operator skipped it (`whsync gaps skip`) before
+    /// it arrived: dead-letter it with reason ``DeadLetterReason/gapTimeout``, so that a person
+    /// sees it and can replay it (a replay is posted out of order). The key does not move.
+    case skipped
     /// Map and post it now (after persisting the decision's record). When it is settled (posted,
     /// rejected or out of retries), call ``SequenceGate/settle(_:sequence:)``; on a transient
     /// failure send it to a delayed retry.
@@ -196,8 +200,9 @@ public struct SequenceGate: Sendable {
             // when its key moves on (DESIGN §5). So is an event let through before (a retry or a
             // redelivery) whose sequence an operator skipped meanwhile: it was not missing.
             let wasLetThrough = record == posting
-            return event.isReplay || wasLetThrough
-                ? GateDecision(action: .apply, updatedRecord: posting) : GateDecision(action: .stale)
+            if event.isReplay || wasLetThrough { return GateDecision(action: .apply, updatedRecord: posting) }
+            // Never seen before and given up on by an operator: not stale, lost unless someone posts it.
+            return GateDecision(action: record == .notSeen && key.wasSkipped(event.sequence) ? .skipped : .stale)
         }
         if let held = key.held[event.sequence] {
             guard held.eventId == event.eventId else {
@@ -264,13 +269,18 @@ public struct SequenceGate: Sendable {
     /// at the lowest held event (released first, its successors after it as they settle). Works
     /// on a key that is not parked too. `nil` when nothing is held: there is nothing to resume.
     ///
-    /// A skipped event that arrives later is stale, unless it is a replay or was let through
-    /// before (an event in a delayed retry looks missing; it is posted when it comes back, out of
-    /// order).
+    /// A skipped event that arrives later is dead-lettered (``GateAction/skipped``), unless it is
+    /// a replay or was let through before (an event in a delayed retry looks missing; it is
+    /// posted when it comes back, out of order). The key remembers the last
+    /// ``KeyState/maxSkippedRanges`` skipped gaps for that.
     public func skip(_ state: KeyState) -> SkipOutcome? {
         guard let lowest = state.lowestHeld, let held = state.held[lowest] else { return nil }
         var key = state
         let skipped = key.missingSequences
+        if let skipped {
+            key.skipped.append(skipped)
+            key.skipped.removeFirst(max(0, key.skipped.count - KeyState.maxSkippedRanges))
+        }
         key.nextExpected = lowest
         key.parked = nil
         return SkipOutcome(updatedState: key, skipped: skipped, release: Release(sequence: lowest, eventId: held.eventId))

@@ -128,6 +128,10 @@ final class WorkerPipeline: Sendable {
             case .conflict(let detail):
                 try await deadLetter(message, reason: .conflict, error: detail.description, attempt: message.attempt, logger: logger)
                 message.ack()
+            case .skipped:
+                let error = "sequence \(event.sequence) arrived after `whsync gaps skip` gave up on it; replay it to post it out of order"
+                try await deadLetter(message, reason: .gapTimeout, error: error, attempt: message.attempt, logger: logger)
+                message.ack()
             case .hold, .holdParked:
                 metrics.held.increment()
                 logger.debug(action == .hold ? "held until its predecessors arrive" : "held: its key is parked")

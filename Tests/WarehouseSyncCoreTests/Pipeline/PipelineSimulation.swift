@@ -197,6 +197,9 @@ struct PipelineSimulation {
         case .conflict:
             store.deadLetters.append((message, .conflict))
             ack()
+        case .skipped:
+            store.deadLetters.append((message, .gapTimeout))
+            ack()
         case .hold, .holdParked:
             store.keys[key] = decision.updatedState
             store.records[event.eventId] = decision.updatedRecord

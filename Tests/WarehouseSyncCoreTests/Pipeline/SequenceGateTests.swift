@@ -263,7 +263,7 @@ struct SequenceGateTests {
         let outcome = gate.skip(parked)
         #expect(outcome?.skipped == 2...3)
         #expect(outcome?.release == Release(sequence: 4, eventId: "e4"))
-        #expect(outcome?.updatedState == KeyState(nextExpected: 4, held: held([4: "e4", 5: "e5", 7: "e7"])))
+        #expect(outcome?.updatedState == KeyState(nextExpected: 4, held: held([4: "e4", 5: "e5", 7: "e7"]), skipped: [2...3]))
         let afterFour = gate.settle(outcome!.updatedState, sequence: 4)
         #expect(afterFour.release == Release(sequence: 5, eventId: "e5"))
         let afterFive = gate.settle(afterFour.updatedState!, sequence: 5)
@@ -279,5 +279,38 @@ struct SequenceGateTests {
         #expect(outcome?.release == Release(sequence: 2, eventId: "e2"))
         #expect(outcome?.updatedState.parked == nil)
         #expect(gate.skip(KeyState(nextExpected: 3)) == nil)
+    }
+
+    @Test("an event of a skipped gap that arrives late is dead-lettered, not dropped; its replay is posted")
+    func lateSkippedEvent() {
+        let parked = KeyState(nextExpected: 2, held: held([5: "e5"]), parked: .init(since: now, reason: .gapTimeout))
+        let resumed = gate.skip(parked)!.updatedState
+        #expect(resumed.skipped == [2...4])
+        let late = PipelineFixtures.incoming("e3", sequence: 3)
+        let decision = gate.decide(resumed, event: late, record: .notSeen, now: now)
+        #expect(decision == GateDecision(action: .skipped), "nothing is written: the dead letter is what keeps it")
+        let replay = PipelineFixtures.incoming("e3", sequence: 3, isReplay: true)
+        #expect(gate.decide(resumed, event: replay, record: .notSeen, now: now).action == .apply)
+        // Below the key but never skipped (sequence 1 was posted, its record pruned): stale.
+        let old = PipelineFixtures.incoming("e1", sequence: 1)
+        #expect(gate.decide(resumed, event: old, record: .notSeen, now: now).action == .stale)
+        // Let through before the skip (it was in a delayed retry): posted when it comes back.
+        #expect(gate.decide(resumed, event: late, record: .posting(late.fingerprint), now: now).action == .apply)
+    }
+
+    @Test("a key remembers its last 16 skipped gaps")
+    func skippedGapsAreBounded() {
+        var state = KeyState(nextExpected: 1)
+        for gap in 0..<20 {
+            let held = Int64(gap * 10 + 5)
+            state = KeyState(nextExpected: state.nextExpected, held: self.held([held: "e\(held)"]), skipped: state.skipped)
+            state = gate.skip(state)!.updatedState
+            state = gate.settle(state, sequence: held).updatedState!
+        }
+        #expect(state.skipped.count == KeyState.maxSkippedRanges)
+        // Gap g is (g - 1) * 10 + 6 ... g * 10 + 4 (the first: 1...4); the oldest four are forgotten.
+        #expect(state.skipped.first == 36...44)
+        #expect(state.skipped.last == 186...194)
+        #expect(state.wasSkipped(190) && !state.wasSkipped(3) && !state.wasSkipped(195))
     }
 }
