@@ -174,6 +174,36 @@ import FoundationNetworking
         }
     }
 
+    /// Letters replayed or purged longer than `DEAD_LETTER_RETENTION` ago are deleted from the
+    /// store; pending ones stay however old they are.
+    @Test func lettersPastTheirRetentionAreDeletedWhilePendingOnesStay() async throws {
+        try await WorkerSystem.with { system in
+            let store = try await system.openStore()
+            do {
+                func letter(_ body: String) -> NewDeadLetter {
+                    NewDeadLetter(
+                        stream: .inventory, reason: .invalid, error: "eventId: is required", originalExchange: "wms.events",
+                        originalRoutingKey: "inventory.WH1", body: Array(body.utf8), failedAt: Date(timeIntervalSinceNow: -3600))
+                }
+                let purged = try await store.recordDeadLetter(letter("purged"))
+                let pending = try await store.recordDeadLetter(letter("pending"))
+                #expect(try await store.purgeDeadLetters(ids: [purged.id], by: "test", at: Date()) == 1)
+                let policy = Self.fastPolicy.merging(["DEAD_LETTER_RETENTION": "1s"]) { $1 }
+                try await system.withReplayWorker(environment: policy) { replay in
+                    try await system.waitForReplay(replay, "the purged letter to be deleted", timeout: .seconds(30)) {
+                        try await store.deadLetter(id: purged.id) == nil
+                    }
+                    #expect(try await store.deadLetter(id: pending.id)?.status == .pending)
+                    _ = try await replay.awaitLog(#"deleted replayed and purged letters past DEAD_LETTER_RETENTION.*pruned=(1)"#)
+                }
+            } catch {
+                await store.close()
+                throw error
+            }
+            await store.close()
+        }
+    }
+
     /// A bad policy setting stops the start with one line naming it; a flag overrides its variable.
     @Test func aBadPolicySettingFailsTheStartWithOneLineNamingIt() async throws {
         let environment = [

@@ -1,8 +1,9 @@
 import WarehouseSyncCore
 
-/// The replay worker's automatic replay policy (DESIGN §6, docs/replay.md): `retries-exhausted`
-/// letters go back to their queue once the ERP answers `/health` again, at most ``maxReplays``
-/// times each and ``rate`` letters a second; every other reason waits for a person.
+/// The replay worker's policy (DESIGN §6, docs/replay.md): `retries-exhausted` letters go back to
+/// their queue once the ERP answers `/health` again, at most ``maxReplays`` times each and
+/// ``rate`` letters a second; every other reason waits for a person. Letters replayed or purged
+/// longer than ``retention`` ago are deleted from the store.
 ///
 /// Read like ``WorkerConfiguration``: flags (`overrides`, by variable name) > environment >
 /// defaults, empty values count as unset, every unusable setting reported at once.
@@ -13,6 +14,7 @@ public struct AutoReplaySettings: Sendable, Hashable, CustomStringConvertible {
         case rate = "AUTO_REPLAY_RATE"
         case delay = "AUTO_REPLAY_DELAY"
         case interval = "AUTO_REPLAY_INTERVAL"
+        case retention = "DEAD_LETTER_RETENTION"
     }
 
     public static let defaultMaxReplays = 3
@@ -21,6 +23,7 @@ public struct AutoReplaySettings: Sendable, Hashable, CustomStringConvertible {
     public static let defaultInterval: Duration = .seconds(10)
     /// Below this a pass would spin on the store for nothing.
     public static let minimumInterval: Duration = .milliseconds(100)
+    public static let defaultRetention: Duration = .seconds(30 * 24 * 3600)
 
     /// `AUTO_REPLAY`: `false` leaves every letter to a person (the worker still drains).
     public var enabled: Bool
@@ -34,16 +37,20 @@ public struct AutoReplaySettings: Sendable, Hashable, CustomStringConvertible {
     public var delay: Duration
     /// `AUTO_REPLAY_INTERVAL`: how often the worker checks the ERP and looks for letters.
     public var interval: Duration
+    /// `DEAD_LETTER_RETENTION`: how long a letter stays in the store after it was replayed or
+    /// purged (for `dlq show` and the audit trail). Pending letters are never deleted.
+    public var retention: Duration
 
     public init(
         enabled: Bool = true, maxReplays: Int = defaultMaxReplays, rate: Double = defaultRate,
-        delay: Duration = defaultDelay, interval: Duration = defaultInterval
+        delay: Duration = defaultDelay, interval: Duration = defaultInterval, retention: Duration = defaultRetention
     ) {
         self.enabled = enabled
         self.maxReplays = maxReplays
         self.rate = rate
         self.delay = delay
         self.interval = interval
+        self.retention = retention
     }
 
     public init(environment: [String: String], overrides: [String: String] = [:]) throws(ConfigurationError) {
@@ -69,8 +76,9 @@ public struct AutoReplaySettings: Sendable, Hashable, CustomStringConvertible {
         let interval = reader.duration(
             Key.interval.rawValue, default: Self.defaultInterval, atLeast: Self.minimumInterval,
             accepted: "at least \(DurationParser.format(Self.minimumInterval))")
+        let retention = reader.duration(Key.retention.rawValue, default: Self.defaultRetention, atLeast: .seconds(1), accepted: "at least 1s")
         try reader.finish()
-        self.init(enabled: enabled, maxReplays: maxReplays, rate: rate, delay: delay, interval: interval)
+        self.init(enabled: enabled, maxReplays: maxReplays, rate: rate, delay: delay, interval: interval, retention: retention)
     }
 
     /// For the start-up line.
@@ -81,6 +89,7 @@ public struct AutoReplaySettings: Sendable, Hashable, CustomStringConvertible {
             "autoReplayRate=\(rate)",
             "autoReplayDelay=\(DurationParser.format(delay))",
             "autoReplayInterval=\(DurationParser.format(interval))",
+            "deadLetterRetention=\(DurationParser.format(retention))",
         ].joined(separator: " ")
     }
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 
-/// The flags of `replay-worker`: the workers' flags (``WorkerOptions``) plus the auto-replay
-/// policy (``AutoReplaySettings``), each overriding its environment variable.
+/// The flags of `replay-worker`: the workers' flags (``WorkerOptions``) plus its policy
+/// (``AutoReplaySettings``: automatic replay, retention), each overriding its environment variable.
 public struct ReplayWorkerOptions: ParsableArguments {
     @OptionGroup var worker: WorkerOptions
 
@@ -15,6 +15,8 @@ public struct ReplayWorkerOptions: ParsableArguments {
     var autoReplayDelay: String?
     @Option(help: "How often to check the ERP and look for letters. Default: $AUTO_REPLAY_INTERVAL, else 10s")
     var autoReplayInterval: String?
+    @Option(help: "How long replayed and purged letters stay in the store. Default: $DEAD_LETTER_RETENTION, else 720h")
+    var deadLetterRetention: String?
 
     public init() {}
 
@@ -22,7 +24,7 @@ public struct ReplayWorkerOptions: ParsableArguments {
     public var overrides: [String: String] {
         let values: [AutoReplaySettings.Key: String?] = [
             .enabled: autoReplay, .maxReplays: autoReplayMax, .rate: autoReplayRate, .delay: autoReplayDelay,
-            .interval: autoReplayInterval,
+            .interval: autoReplayInterval, .retention: deadLetterRetention,
         ]
         var overrides = worker.overrides
         for case let (key, value?) in values { overrides[key.rawValue] = value }

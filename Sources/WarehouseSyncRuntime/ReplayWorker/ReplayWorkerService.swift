@@ -77,6 +77,7 @@ public final class ReplayWorkerService: Service, Sendable {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.drain(consumer) }
+                group.addTask { await self.retentionLoop() }
                 if self.settings.enabled {
                     group.addTask { await self.autoReplayLoop() }
                 }
@@ -163,6 +164,31 @@ public final class ReplayWorkerService: Service, Sendable {
             }
             try await clock.sleep(for: delay)
             delay = min(delay * 2, .seconds(5))
+        }
+    }
+
+    // MARK: Retention
+
+    /// Deletes letters replayed or purged longer than `DEAD_LETTER_RETENTION` ago, every tenth of
+    /// the retention (at most every 10 minutes, at least every second).
+    private func retentionLoop() async {
+        let clock = ContinuousClock()
+        let interval = max(.seconds(1), min(.seconds(600), settings.retention / 10))
+        while !Task.isCancelled, !stopping.isSet {
+            do {
+                let cutoff = Date().addingTimeInterval(-settings.retention.timeInterval)
+                let pruned = try await dependencies.store.pruneDeadLetters(olderThan: cutoff)
+                if pruned > 0 {
+                    logger.info("deleted replayed and purged letters past DEAD_LETTER_RETENTION", metadata: ["pruned": "\(pruned)"])
+                }
+            } catch {
+                logger.warning("pruning dead letters failed; trying again later", metadata: ["error": "\(error)"])
+            }
+            do {
+                try await clock.sleep(for: interval)
+            } catch {
+                return
+            }
         }
     }
 
