@@ -242,7 +242,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "WarehouseSyncRuntime", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation", "WarehouseSyncStore",
-                "WarehouseSyncPublisher",
+                "WarehouseSyncPublisher", "WarehouseSyncSQLite",
             ]
         ),
         // Deterministic WMS event simulator for the demo, integration tests and benchmarks.

@@ -4,6 +4,7 @@ import Testing
 import WarehouseSyncCore
 import WarehouseSyncRuntime
 import WarehouseSyncSimulation
+import WarehouseSyncSQLite
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -168,6 +169,44 @@ import FoundationNetworking
             }
             #expect(try await system.erpDocumentCount() == expected)
             #expect(try await system.queueDepth("whsync.dead-letters") == 0)
+        }
+    }
+
+    /// A store that stays unavailable (here: another connection holds SQLite's write lock) for
+    /// longer than the 30 s a failed publish is retried: the messages wait in hand, readiness
+    /// names the store, nothing is handed back or dead-lettered, and everything posts once the
+    /// store answers again.
+    @Test func anUnavailableStoreIsWaitedOutNotHandedBack() async throws {
+        let day = try SimulatedDay(options: SimulationOptions(seed: 23, warehouses: 1, skus: 10, events: 200))
+        let inventory = day.messages.filter { $0.routingKey.hasPrefix("inventory.") }
+        let expected = day.manifest.counts.byStream["inventory"]!.posted
+        try await WorkerSystem.with(masterData: day.catalogue) { system in
+            let worker = try await system.startWorker(.inventory)
+            let locker = try await SQLiteDatabase(path: String(system.storeURL.dropFirst("sqlite:".count)))
+            do {
+                try await locker.withConnection { try $0.executeScript("BEGIN EXCLUSIVE") }
+                try await system.publish(inventory)
+                try await system.waitUntil("readiness to name the store", timeout: .seconds(30)) {
+                    try await system.readiness(.inventory).failing.contains("store")
+                }
+                #expect(try await worker.awaitLog("(store unavailable): messages wait in hand") == "store unavailable")
+                try await Task.sleep(for: .seconds(32))
+                #expect(try await system.readiness(.inventory).status == 503)
+                #expect(try await system.erpDocumentCount() == 0)
+                try await locker.withConnection { try $0.executeScript("COMMIT") }
+            } catch {
+                await locker.close()
+                throw error
+            }
+            await locker.close()
+            try await system.waitUntil("every event to post once the store answers", timeout: .seconds(60)) {
+                try await system.erpDocumentCount() >= expected
+            }
+            #expect(try await system.erpDocumentCount() == expected)
+            #expect(try await system.readiness(.inventory).status == 200)
+            #expect(try await system.queueDepth("whsync.dead-letters") == 0)
+            #expect(!worker.log.contains("handed back"), "\(worker.log.suffix(2000))")
+            _ = try await worker.awaitLog("store available again")
         }
     }
 

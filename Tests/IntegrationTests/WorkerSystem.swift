@@ -238,6 +238,14 @@ final class WorkerSystem: @unchecked Sendable {
         return "http://" + (try await worker.awaitLog(#"ops\.address=([0-9.]+:[0-9]+)"#))
     }
 
+    /// The worker's `/readyz`: its status and the checks it names as failing.
+    func readiness(_ stream: EventStream) async throws -> (status: Int, failing: [String]) {
+        let url = URL(string: try await metricsURL(stream) + "/readyz")!
+        let (data, response) = try await URLSession.shared.data(from: url)
+        let body = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        return ((response as! HTTPURLResponse).statusCode, body?["failing"] as? [String] ?? [])
+    }
+
     /// The value of a counter in the worker's `/metrics` (0 when it has no sample yet).
     func metric(_ stream: EventStream, _ name: String, labels: String = "") async throws -> Double {
         try await metricSample(stream, name, labels: labels) ?? 0

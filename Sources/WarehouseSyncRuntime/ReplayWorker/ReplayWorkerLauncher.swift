@@ -56,8 +56,10 @@ public enum ReplayWorkerLauncher {
             statusMapping: configuration.statusMapping,
             dependencies: .init(consumer: process.consumer, publisher: process.publisher, store: process.store, erp: process.erp),
             actor: WorkerProcess.actor(executable), metrics: ReplayWorkerMetrics(), logger: logger)
-        // Readiness is the broker's alone: the drain works whether the ERP is up or not.
+        // The broker and the store: the drain works whether the ERP is up or not.
+        let readiness = ReadinessChecks()
+        readiness.register("store") { !worker.storeOutage.isOngoing }
         try await process.serve(
-            worker, verify: worker.verifyTopology, readiness: ReadinessChecks(), configuration: configuration, registry: registry)
+            worker, verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
     }
 }

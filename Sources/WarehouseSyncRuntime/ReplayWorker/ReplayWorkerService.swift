@@ -27,10 +27,10 @@ public final class ReplayWorkerService: Service, Sendable {
     private let replayer: DeadLetterReplayer
     private let metrics: ReplayWorkerMetrics
     private let logger: Logger
-    /// How long a store that is unavailable is retried before the letter is handed back. Long:
-    /// draining is not latency-bound, and each hand-back is a redelivery for nothing (the one
-    /// store is the same for every replica).
-    private let patience: Duration
+    /// An unavailable store is waited out, not answered by handing letters back: each hand-back
+    /// counts towards the dead-letter queue's delivery limit (RabbitMQ 4 sets one by default),
+    /// beyond which a letter would be lost.
+    let storeOutage: StoreOutage
     /// Letters read from the store at a time while looking for replays (bounds memory: bodies).
     private let pageSize: Int
     private let stopping = StopFlag()
@@ -39,7 +39,7 @@ public final class ReplayWorkerService: Service, Sendable {
     public init(
         topology: Topology, settings: AutoReplaySettings, prefetch: Int, statusMapping: StatusMapping = .default,
         dependencies: Dependencies, actor: String, metrics: ReplayWorkerMetrics, logger: Logger,
-        patience: Duration = .seconds(60), pageSize: Int = 100
+        pageSize: Int = 100
     ) {
         self.topology = topology
         self.settings = settings
@@ -49,7 +49,7 @@ public final class ReplayWorkerService: Service, Sendable {
         replayer = DeadLetterReplayer(store: dependencies.store, publisher: dependencies.publisher, actor: actor)
         self.metrics = metrics
         self.logger = logger
-        self.patience = patience
+        storeOutage = StoreOutage(logger: logger)
         self.pageSize = max(1, pageSize)
     }
 
@@ -123,7 +123,7 @@ public final class ReplayWorkerService: Service, Sendable {
         }
         let record: DeadLetterRecord
         do {
-            record = try await patiently(logger: logger) { [store = dependencies.store] in
+            record = try await patiently { [store = dependencies.store] in
                 try await store.recordDeadLetter(letter)
             }
         } catch {
@@ -145,25 +145,17 @@ public final class ReplayWorkerService: Service, Sendable {
             ])
     }
 
-    /// Runs `operation`, retrying an unavailable store with backoff for up to ``patience`` (not
-    /// while stopping). Other store errors will not heal by waiting: they are thrown after a
-    /// pause, so a letter the store refuses does not spin through the broker.
-    private func patiently<T: Sendable>(logger: Logger, _ operation: @Sendable () async throws -> T) async throws -> T {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: patience)
-        var delay = Duration.milliseconds(100)
-        while true {
-            do {
-                return try await operation()
-            } catch let error as StoreError where error.code == .unavailable {
-                guard clock.now < deadline, !stopping.isSet else { throw error }
-                logger.warning("store unavailable; retrying", metadata: ["error": "\(error)"])
-            } catch {
-                if !stopping.isSet { try? await clock.sleep(for: .seconds(1)) }
-                throw error
-            }
-            try await clock.sleep(for: delay)
-            delay = min(delay * 2, .seconds(5))
+    /// Runs `operation`, waiting out an unavailable store for as long as it lasts (until
+    /// stopping; ``StoreOutage``). Other store errors will not heal by waiting: they are thrown
+    /// after a pause, so a letter the store refuses does not spin through the broker.
+    private func patiently<T: Sendable>(_ operation: @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await storeOutage.waitOut(maximumDelay: .seconds(5), isStopping: { stopping.isSet }, operation)
+        } catch let error as StoreError where error.code == .unavailable {
+            throw error  // stopping
+        } catch {
+            if !stopping.isSet { try? await ContinuousClock().sleep(for: .seconds(1)) }
+            throw error
         }
     }
 

@@ -22,8 +22,9 @@ final class WorkerPipeline: Sendable {
         var topology: Topology
         var sequencing: SequencingPolicy
         var retryPolicy: RetryPolicy
-        /// How long a store or broker hiccup is retried in place before the message is handed
-        /// back to the broker.
+        /// How long a failed publish (dead letter, retry copy) is retried in place before the
+        /// message is handed back to the broker. An unavailable store is waited out for as long
+        /// as it lasts (``StoreOutage``).
         var patience: Duration = .seconds(30)
     }
 
@@ -34,6 +35,7 @@ final class WorkerPipeline: Sendable {
     private let erp: any ERPClient
     private let publisher: AMQPConnection
     let circuit: CircuitGate
+    let storeOutage: StoreOutage
     private let metrics: WorkerMetrics
     private let logger: Logger
     let chain = KeyedTaskChain()
@@ -56,6 +58,7 @@ final class WorkerPipeline: Sendable {
         self.circuit = circuit
         self.metrics = metrics
         self.logger = logger
+        storeOutage = StoreOutage(logger: logger)
     }
 
     private var stream: EventStream { settings.stream }
@@ -421,8 +424,9 @@ final class WorkerPipeline: Sendable {
         message.handBack()
     }
 
-    /// Runs `operation`, retrying store unavailability and broker failures with backoff for up to
-    /// ``Settings/patience``: a short outage delays messages instead of cycling them through the
+    /// Runs `operation`, waiting out an unavailable store for as long as it lasts
+    /// (``StoreOutage``) and retrying broker failures with backoff for up to
+    /// ``Settings/patience``: an outage delays messages instead of cycling them through the
     /// broker (each hand-back counts towards the queue's delivery limit). Version conflicts and
     /// caller errors are not retried here.
     private func patiently<T: Sendable>(_ operation: @Sendable () async throws -> T) async throws -> T {
@@ -430,10 +434,7 @@ final class WorkerPipeline: Sendable {
         var delay = Duration.milliseconds(50)
         while true {
             do {
-                return try await operation()
-            } catch let error as StoreError where error.code == .unavailable {
-                guard clock.now < deadline, !isStopping else { throw error }
-                logger.warning("store unavailable; retrying", metadata: ["error": "\(error)"])
+                return try await storeOutage.waitOut(isStopping: { isStopping }, operation)
             } catch let error as AMQPError {
                 guard clock.now < deadline, !isStopping else { throw error }
                 logger.warning("publish failed; retrying", metadata: ["error": "\(error)"])

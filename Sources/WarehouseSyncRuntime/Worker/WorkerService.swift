@@ -81,6 +81,9 @@ public final class WorkerService: Service, Sendable {
     /// Whether the ERP circuit is open (consumption paused): for readiness and status.
     public var isCircuitOpen: Bool { circuitOpen.value.load(ordering: .acquiring) }
 
+    /// Whether messages wait in hand for an unavailable store: for readiness.
+    public var isWaitingForStore: Bool { pipeline.storeOutage.isOngoing }
+
     /// The queues this worker consumes.
     public var queues: [String] { pipeline.settings.topology.workQueues(for: stream.rawValue) }
 
