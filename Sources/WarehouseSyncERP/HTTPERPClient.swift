@@ -65,6 +65,56 @@ public final class HTTPERPClient: ERPClient {
         }
     }
 
+    /// The ERP's balances of `warehouse` (`GET /balances?warehouse=`, DESIGN §3), for
+    /// reconciliation. The answer must be a JSON object whose `balances` array holds objects with
+    /// `warehouse`, `sku`, `status` and `quantity` (a JSON number or a decimal string), as the
+    /// reference ERP answers. Throws ``ERPQueryError`` for anything else.
+    public func balances(warehouse: String) async throws -> [StockBalance] {
+        var query = URLComponents()
+        query.queryItems = [URLQueryItem(name: "warehouse", value: warehouse)]
+        let url = configuration.baseURL + "/balances" + (query.percentEncodedQuery.map { "?" + $0 } ?? "")
+        var request = HTTPClientRequest(url: url)
+        request.method = .GET
+        addAuthorization(to: &request)
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await httpClient.execute(request, deadline: deadline(configuration.requestTimeout))
+            body = try await response.body.collect(upTo: Self.maxBalancesBytes)
+        } catch {
+            throw ERPQueryError("GET /balances?warehouse=\(warehouse) failed: \(Self.describe(error))")
+        }
+        let status = Int(response.status.code)
+        guard (200..<300).contains(status) else {
+            let message = ERPResponseClass.rejectionMessage(status: status, body: body.readableBytesView)
+            throw ERPQueryError("GET /balances?warehouse=\(warehouse) answered HTTP \(status): \(message)")
+        }
+        return try Self.balances(in: body.readableBytesView, warehouse: warehouse)
+    }
+
+    /// The most of a `GET /balances` answer read (one warehouse's rows).
+    static let maxBalancesBytes = 64 << 20
+
+    static func balances(in bytes: some Collection<UInt8>, warehouse: String) throws(ERPQueryError) -> [StockBalance] {
+        let context = "GET /balances?warehouse=\(warehouse)"
+        guard let document = try? JSONValue(parsing: bytes), let rows = document.objectValue?["balances"]?.arrayValue else {
+            throw ERPQueryError("\(context): the answer is not a JSON object with a balances array")
+        }
+        return try rows.enumerated().map { (index, row) throws(ERPQueryError) in
+            let fields = row.objectValue
+            let quantityText: String? = switch fields?["quantity"] {
+            case .number(let text), .string(let text): text
+            default: nil
+            }
+            guard let warehouse = fields?["warehouse"]?.stringValue, let sku = fields?["sku"]?.stringValue,
+                  let status = fields?["status"]?.stringValue, let quantity = quantityText.flatMap(Quantity.init(parsing:))
+            else {
+                throw ERPQueryError("\(context): balances[\(index)] lacks a warehouse, sku, status or decimal quantity")
+            }
+            return StockBalance(warehouse: warehouse, sku: sku, status: status, quantity: quantity)
+        }
+    }
+
     private func send(_ document: PostingDocument) async -> ERPResponseClass {
         var request = HTTPClientRequest(url: configuration.baseURL + document.endpoint.path)
         request.method = .POST
@@ -165,5 +215,14 @@ public final class HTTPERPClient: ERPClient {
         let nanoseconds = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         guard !nanoseconds.overflow else { return .nanoseconds(Int64.max) }
         return .nanoseconds(nanoseconds.partialValue + attoseconds / 1_000_000_000)
+    }
+}
+
+/// A query to the ERP (not a posting) that failed; the description is one line for an operator.
+public struct ERPQueryError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
     }
 }

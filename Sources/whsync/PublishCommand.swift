@@ -27,15 +27,7 @@ struct PublishCommand: AsyncParsableCommand {
         if let text = statusMap ?? ProcessInfo.processInfo.environment["STATUS_MAP"] {
             mapping = try mapping.merging(StatusMapping(parsing: text))
         }
-        let handle: FileHandle
-        if input == "-" {
-            handle = .standardInput
-        } else {
-            guard let file = FileHandle(forReadingAtPath: input) else {
-                throw ValidationError("cannot open \(input) for reading")
-            }
-            handle = file
-        }
+        let handle = try openInput(input)
         let progress = ProgressLine()
         let publisher = try await EventPublisher.connect(
             .init(

@@ -17,12 +17,7 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Queue depths and consumers, parked keys and pending dead letters, per stream.")
     @Option(help: "Topology file. Default: topology/topology.json here or in a parent.") var file: String?
-    @Option(name: .customLong("erp-base-url"), help: "The ERP, to ask GET /health. Default: $ERP_BASE_URL, else not asked.")
-    var erpBaseURL: String?
-    @Option(
-        name: .customLong("erp-token-file"),
-        help: "File with the ERP's bearer token, sent with GET /health as the workers send it. Default: $ERP_TOKEN_FILE.")
-    var erpTokenFile: String?
+    @OptionGroup var erp: ERPOptions
     @Flag(help: "One JSON object on stdout.") var json = false
     @OptionGroup var store: StoreOptions
     @OptionGroup var broker: BrokerOptions
@@ -93,15 +88,13 @@ struct StatusCommand: AsyncParsableCommand {
                 pendingDeadLetters: pending?.filter { $0.stream?.rawValue == stream.name }.count)
         }
         let byReason = pending.map { Dictionary(grouping: $0, by: \.reason.rawValue).mapValues(\.count) }
-        let environment = ProcessInfo.processInfo.environment
-        let erpURL = erpBaseURL ?? environment["ERP_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
-        var erp: String?
-        if let erpURL {
-            let tokenFile = erpTokenFile ?? environment["ERP_TOKEN_FILE"].flatMap { $0.isEmpty ? nil : $0 }
-            erp = try await Self.erpIsUp(erpURL, tokenFile: tokenFile) ? "up" : "down"
+        // Asked only when the ERP is named: GET /health answers 2xx within 3 s, with the workers' token.
+        var erpState: String?
+        if erp.url != nil {
+            erpState = try await erp.withClient(timeout: .seconds(3)) { await $0.health() } ? "up" : "down"
         }
         let status = Status(
-            streams: streams, deadLetterQueue: depths[topology.deadLetter.queue]!, pendingDeadLettersByReason: byReason, erp: erp)
+            streams: streams, deadLetterQueue: depths[topology.deadLetter.queue]!, pendingDeadLettersByReason: byReason, erp: erpState)
         if json { return try printJSON(status) }
 
         // Business terms first.
@@ -116,7 +109,7 @@ struct StatusCommand: AsyncParsableCommand {
             if let letters = stream.pendingDeadLetters { line += ", \(letters) dead letter\(letters == 1 ? "" : "s") to look at" }
             print(line)
         }
-        if let erp { print("ERP: \(erp)") }
+        if let erpState { print("ERP: \(erpState)") }
         print()
         print("stream     queue                          ready  consumers  in retry  parked  waiting  dead letters")
         for stream in streams {
@@ -141,20 +134,4 @@ struct StatusCommand: AsyncParsableCommand {
         }
     }
 
-    /// `GET {erp}/health` answers 2xx within 3 s: the workers' own probe (``HTTPERPClient``),
-    /// with their token. A URL or token file the workers would refuse is an error.
-    static func erpIsUp(_ baseURL: String, tokenFile: String?) async throws -> Bool {
-        let configuration: ERPClientConfiguration
-        do throws(ERPClientConfigurationError) {
-            configuration = try ERPClientConfiguration(
-                baseURL: baseURL, token: tokenFile.map(ERPClientConfiguration.readToken), connectTimeout: .seconds(3),
-                healthTimeout: .seconds(3))
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        let client = HTTPERPClient(configuration: configuration)
-        let isUp = await client.health()
-        try? await client.shutdown()
-        return isUp
-    }
 }

@@ -9,9 +9,12 @@ import WarehouseSyncRuntime
 struct WHSync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "whsync",
-        abstract: "Operate WarehouseSync: topology, publishing, dead letters, gaps and status.",
+        abstract: "Operate WarehouseSync: topology, publishing, dead letters, gaps, status and reconciliation.",
         version: "0.1.0",
-        subcommands: [TopologyCommand.self, PublishCommand.self, DLQCommand.self, GapsCommand.self, StatusCommand.self]
+        subcommands: [
+            TopologyCommand.self, PublishCommand.self, DLQCommand.self, GapsCommand.self, StatusCommand.self,
+            ReconcileCommand.self,
+        ]
     )
 }
 
@@ -54,6 +57,15 @@ struct BrokerOptions: ParsableArguments {
             throw error
         }
     }
+}
+
+/// The file at `path` for reading, or stdin for `-`.
+func openInput(_ path: String) throws -> FileHandle {
+    if path == "-" { return .standardInput }
+    guard let file = FileHandle(forReadingAtPath: path) else {
+        throw ValidationError("cannot open \(path) for reading")
+    }
+    return file
 }
 
 /// Writes to stderr, where progress and diagnostics go so stdout stays clean for data.

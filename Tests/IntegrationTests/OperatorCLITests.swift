@@ -209,4 +209,53 @@ import WarehouseSyncStore
             #expect(!result.stderr.contains("s3cret-pw"))
         }
     }
+
+    /// `whsync reconcile` against the ERP the workers posted a day to: the WMS's balances (the
+    /// simulator's expected ledger) agree, exit 0; a count that differs and a row the ERP lacks
+    /// are reported, exit 1; a malformed line names its line.
+    @Test func reconcileComparesTheWMSBalancesWithTheERPs() async throws {
+        let day = try SimulatedDay(options: SimulationOptions(seed: 31, warehouses: 2, skus: 8, events: 300))
+        let expectedDocuments = day.manifest.expected.documents.values.reduce(0, +)
+        try await WorkerSystem.with(masterData: day.catalogue) { system in
+            for stream in EventStream.allCases { try await system.startWorker(stream) }
+            try await system.publish(day.messages)
+            try await system.waitUntil("every expected document to be booked", timeout: .seconds(120)) {
+                try await system.erpDocumentCount() >= expectedDocuments
+            }
+            let balances = day.manifest.expected.ledger.balances
+            func lines(_ rows: [(String, String, String, String)]) -> Data {
+                Data(rows.map { #"{"warehouse":"\#($0.0)","sku":"\#($0.1)","status":"\#($0.2)","quantity":"\#($0.3)"}"# }
+                    .joined(separator: "\n").utf8)
+            }
+            let agreeing = lines(balances.map { ($0.warehouse, $0.sku, $0.status, $0.quantity) })
+            let reconcile = ["reconcile", "-", "--erp-base-url", system.erpURL]
+            let report = try #require(try json(await whsync(system, reconcile + ["--json"], stdin: agreeing)) as? [String: Any])
+            #expect((report["differences"] as? [Any])?.isEmpty == true, "\(report)")
+            #expect(report["compared"] as? Int == balances.count)
+            #expect(report["warehouses"] as? [String] == Array(Set(balances.map(\.warehouse))).sorted())
+
+            // The WMS counts one more of the first row, and stock the ERP never heard of.
+            var rows = balances.map { ($0.warehouse, $0.sku, $0.status, $0.quantity) }
+            let first = rows[0]
+            rows[0].3 = (Quantity(parsing: first.3)! + 1).description
+            rows.append((first.0, "SKU-NOT-POSTED", "damaged", "2.5"))
+            let differing = try await whsync(system, reconcile + ["--json"], stdin: lines(rows))
+            #expect(differing.status == 1, "\(differing.stderr)")
+            let found = try #require(
+                try JSONSerialization.jsonObject(with: Data(differing.stdout.utf8)) as? [String: Any])["differences"] as? [[String: String]]
+            #expect(found?.count == 2)
+            let changed = found?.first { $0["sku"] == first.1 }
+            #expect(changed?["wms"] == rows[0].3 && changed?["erp"] == first.3 && changed?["difference"] == "-1", "\(found ?? [])")
+            let missing = found?.first { $0["sku"] == "SKU-NOT-POSTED" }
+            #expect(missing?["wms"] == "2.5" && missing?["erp"] == "0" && missing?["difference"] == "-2.5", "\(found ?? [])")
+            let text = try await whsync(system, reconcile, stdin: lines(rows))
+            #expect(text.status == 1)
+            #expect(text.stdout.contains("SKU-NOT-POSTED") && text.stdout.contains("ERP-WMS -2.5"), "\(text.stdout)")
+            #expect(text.stderr.contains("2 differ"), "\(text.stderr)")
+
+            let malformed = try await whsync(system, reconcile, stdin: Data("\n{\"warehouse\":\"WH1\",\"sku\":\"A\",\"quantity\":\"1.2345678\"}".utf8))
+            #expect(malformed.status != 0 && malformed.status != 1)
+            #expect(malformed.stderr.contains("stdin line 2: quantity must be a decimal"), "\(malformed.stderr)")
+        }
+    }
 }
