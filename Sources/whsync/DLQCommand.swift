@@ -74,8 +74,17 @@ struct DLQCommand: AsyncParsableCommand {
         @OptionGroup var broker: BrokerOptions
 
         func run() async throws {
-            let letters = try await store.withStore(logger: broker.logger()) { store in
-                try await DLQCommand.all(store, filter.filter(), limit: limit)
+            guard limit >= 1 else { throw ValidationError("--limit must be at least 1") }
+            // One more than shown, to say when the list is cut short.
+            var letters = try await store.withStore(logger: broker.logger()) { store in
+                try await DLQCommand.all(store, filter.filter(), limit: limit + 1)
+            }
+            let more = letters.count > limit
+            if more {
+                letters.removeLast()
+                printError(
+                    "more than \(limit) letter\(limit == 1 ? "" : "s") match; these are the oldest \(limit): narrow the list "
+                        + "(--status pending, --since 2h, --reason ...) or raise --limit")
             }
             if json { return try printJSON(letters.map(DeadLetterSummary.init)) }
             print("id      status    reason             stream     failed at                 replays  eventId / error")

@@ -126,6 +126,12 @@ import WarehouseSyncStore
 
             let listed = try #require(try json(await whsync(system, ["dlq", "list", "--json"])) as? [[String: Any]])
             try #require(listed.count == 2)
+            // A list cut short says so (on stderr: stdout stays one JSON document).
+            let cut = try await whsync(system, ["dlq", "list", "--json", "--limit", "1"])
+            #expect((try json(cut) as? [[String: Any]])?.count == 1)
+            #expect(cut.stderr.contains("more than 1 letter match; these are the oldest 1"), "\(cut.stderr)")
+            let whole = try await whsync(system, ["dlq", "list", "--json", "--limit", "2"])
+            #expect(!whole.stderr.contains("more than"), "\(whole.stderr)")
             for row in listed {
                 for field in ["id", "stream", "reason", "eventId", "routingKey", "error", "failedAt", "replayCount"] {
                     #expect(row.keys.contains(field), "dlq list --json lacks \(field)")
