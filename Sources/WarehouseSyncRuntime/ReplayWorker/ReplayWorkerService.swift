@@ -64,7 +64,7 @@ public final class ReplayWorkerService: Service, Sendable {
                 try channel.checkExchange(exchange)
             }
         } catch let error as AMQPError where error.code == .notFound {
-            throw WorkerStartError("the broker lacks the topology (\(error.message)); run `whsync topology apply` first")
+            throw WorkerStartError.missingTopology(error)
         }
     }
 

@@ -100,7 +100,7 @@ public final class WorkerService: Service, Sendable {
                 try channel.checkExchange(topology.deadLetter.exchange)
             }
         } catch let error as AMQPError where error.code == .notFound {
-            throw WorkerStartError("the broker lacks the topology (\(error.message)); run `whsync topology apply` first")
+            throw WorkerStartError.missingTopology(error)
         }
     }
 
@@ -180,4 +180,11 @@ private final class CircuitFlag: Sendable {
 public struct WorkerStartError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+
+    /// The broker lacks a queue or exchange the worker needs.
+    static func missingTopology(_ error: AMQPError) -> WorkerStartError {
+        WorkerStartError(
+            "the broker lacks the topology (\(error.message)); apply it first: `whsync topology apply`, "
+                + "or in Kubernetes deploy/k8s/topology.yaml (docs/deploy.md)")
+    }
 }
