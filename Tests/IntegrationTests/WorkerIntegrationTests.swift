@@ -210,6 +210,28 @@ import FoundationNetworking
         }
     }
 
+    /// Without the topology on the broker a worker refuses to start (exit 1), its last line saying
+    /// how to apply it, here and in Kubernetes.
+    @Test func withoutTheTopologyAWorkerRefusesToStartSayingHowToApplyIt() async throws {
+        let vhost = try await TestBroker.makeVirtualHost()
+        defer { Task { await TestBroker.deleteVirtualHost(vhost.name) } }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("no-topology-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try await TestBroker.run(
+            try TestBroker.executablePath("inventory-worker"), [],
+            environment: [
+                "AMQP_URL": vhost.url, "STORE_URL": "sqlite:" + directory.appendingPathComponent("store.db").path,
+                "ERP_BASE_URL": "http://127.0.0.1:1", "METRICS_PORT": "0", "LOG_LEVEL": "critical", "PATH": "/usr/bin:/bin",
+                "TOPOLOGY_FILE": TestBroker.repoRoot().appendingPathComponent("topology/topology.json").path,
+            ])
+        #expect(result.status == 1)
+        // The log's critical line, then the plain one for whoever reads the container's exit.
+        let last = result.stderr.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.hasPrefix("inventory-worker: the broker lacks the topology ("), "\(result.stderr)")
+        #expect(last.contains("apply it first: `whsync topology apply`, or in Kubernetes deploy/k8s/topology.yaml"), "\(result.stderr)")
+    }
+
     /// Malformed events are dead-lettered with reason `invalid` and the field at fault; the
     /// good events around them post.
     @Test func malformedEventsAreDeadLetteredWithTheFieldWhileGoodOnesPost() async throws {
