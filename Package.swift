@@ -179,6 +179,7 @@ let package = Package(
                 "WarehouseSyncPublisher",
                 "WarehouseSyncLogging",
                 "WarehouseSyncERP",
+                "WarehouseSyncStore",
                 "AMQPClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

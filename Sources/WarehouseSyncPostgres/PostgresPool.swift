@@ -94,7 +94,7 @@ final class PostgresPool: Sendable {
                             code: .unavailable,
                             message: "\(operation): no connection to \(configuration) within \(configuration.leaseTimeout)"
                         ),
-                        retryable: false
+                        retryable: false, isOutage: true
                     )
                 } else {
                     failure = Self.classify(error, operation: operation, transientCode: transientCode)
@@ -102,7 +102,8 @@ final class PostgresPool: Sendable {
             }
             let mayReplay = failure.retryable && (replay == .idempotent || !failure.commitOutcomeUnknown)
             guard mayReplay, attempt < configuration.attempts, !Task.isCancelled, !isClosed else {
-                throw failure.error
+                let error = failure.error
+                throw StoreError(code: error.code, message: error.message, isOutage: error.code == .unavailable && failure.isOutage)
             }
             let delay = configuration.delay(beforeRetry: attempt)
             logger.warning(
@@ -247,19 +248,30 @@ final class PostgresPool: Sendable {
         var error: StoreError
         var retryable: Bool
         var commitOutcomeUnknown = false
+        /// Waiting mends it (the server is down, restarting, unreachable or out of connections):
+        /// the error thrown says so (``StoreError/isOutage``).
+        var isOutage: Bool
+
+        init(error: StoreError, retryable: Bool, commitOutcomeUnknown: Bool = false, isOutage: Bool? = nil) {
+            self.error = error
+            self.retryable = retryable
+            self.commitOutcomeUnknown = commitOutcomeUnknown
+            self.isOutage = isOutage ?? retryable
+        }
     }
 
     static func classify(_ error: any Error, operation: String, transientCode: StoreError.Code) -> Failure {
         switch error {
         case let error as StoreError:
-            return Failure(error: error, retryable: false)
+            return Failure(error: error, retryable: false, isOutage: error.isOutage)
         case let error as CommitOutcomeUnknown:
             var failure = classify(error.underlying, operation: operation, transientCode: transientCode)
             failure.commitOutcomeUnknown = true
             failure.error = StoreError(code: failure.error.code, message: failure.error.message + " (during COMMIT: it may have applied)")
             return failure
         case is LeaseTimedOut:
-            return Failure(error: StoreError(code: .unavailable, message: "\(operation): no connection in time"), retryable: false)
+            return Failure(
+                error: StoreError(code: .unavailable, message: "\(operation): no connection in time"), retryable: false, isOutage: true)
         case let error as PSQLError:
             return classify(error, operation: operation, transientCode: transientCode)
         case let error as PostgresDecodingError:

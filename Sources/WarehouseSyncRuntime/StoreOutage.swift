@@ -2,12 +2,14 @@ import Logging
 import Synchronization
 import WarehouseSyncStore
 
-/// Waits out an unavailable store (SQLite locked or full, PostgreSQL unreachable) for a worker:
-/// the operations that meet it wait in place, with backoff, for as long as it lasts, instead of
-/// handing their messages back to the broker, where every hand-back counts towards the queue's
-/// delivery limit and a long outage would end in dead letters. Readiness reports it meanwhile
-/// (``isOngoing``), and one line is logged when the first operation meets it and one when the
-/// last got through.
+/// Waits out a store outage (SQLite locked or its disk full, PostgreSQL down or unreachable:
+/// ``StoreError/isOutage``) for a worker: the operations that meet it wait in place, with
+/// backoff, for as long as it lasts, instead of handing their messages back to the broker, where
+/// every hand-back counts towards the queue's delivery limit and a long outage would end in dead
+/// letters. Readiness reports it meanwhile (``isOngoing``), and one line is logged when the first
+/// operation meets it and one when the last got through. An unavailability that waiting does not
+/// mend (a refused login, a read-only file) is thrown at once: the caller's own bounded retry
+/// and the delivery limit make it visible.
 final class StoreOutage: Sendable {
     private let waiting = Mutex(0)
     private let logger: Logger
@@ -19,31 +21,35 @@ final class StoreOutage: Sendable {
     /// Whether some operation is waiting for the store right now.
     var isOngoing: Bool { waiting.withLock { $0 > 0 } }
 
-    /// Runs `operation` until it does not fail with ``StoreError/Code-swift.struct/unavailable``,
-    /// sleeping 50 ms, doubling to `maximumDelay`, between attempts. Any other error is thrown
-    /// at once, and so is the store's error once `isStopping` says so (the caller then hands its
-    /// message back: the process is going away).
+    /// Runs `operation` until it does not fail with an outage, sleeping 50 ms, doubling to
+    /// `maximumDelay`, between attempts. Any other error is thrown at once. Once `isStopping`
+    /// says so, the outage's error is thrown instead of another attempt, and an operation that
+    /// starts while others wait for the store does not try at all (each attempt can take the
+    /// store's whole timeout): the caller hands its message back, the process is going away.
     func waitOut<T: Sendable>(
         maximumDelay: Duration = .seconds(2), isStopping: () -> Bool, _ operation: () async throws -> T
     ) async throws -> T {
+        if isStopping(), isOngoing {
+            throw StoreError(code: .unavailable, message: "stopping while the store is unavailable", isOutage: true)
+        }
         var delay = Duration.milliseconds(50)
         var isWaiting = false
         defer { if isWaiting { leave() } }
         while true {
             do {
                 return try await operation()
-            } catch let error as StoreError where error.code == .unavailable {
+            } catch let error as StoreError where error.code == .unavailable && error.isOutage {
                 guard !isStopping() else { throw error }
                 if !isWaiting {
                     isWaiting = true
                     enter(error)
                 }
+                try await Task.sleep(for: delay)
+                guard !isStopping() else { throw error }
             }
-            try await Task.sleep(for: delay)
             delay = min(delay * 2, maximumDelay)
         }
     }
-
     private func enter(_ error: StoreError) {
         let first = waiting.withLock { count in
             count += 1

@@ -304,6 +304,11 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
     }
 
+    /// Primary result codes that waiting mends: SQLITE_BUSY, SQLITE_LOCKED (another connection
+    /// holds the lock), SQLITE_NOMEM, SQLITE_IOERR, SQLITE_FULL (the disk), SQLITE_CANTOPEN,
+    /// SQLITE_PROTOCOL. Not SQLITE_READONLY, SQLITE_PERM, SQLITE_ERROR and the like.
+    static let outageCodes: Set<Int32> = [5, 6, 7, 10, 13, 14, 15]
+
     static func storeError(_ error: any Error) -> StoreError {
         switch error {
         case let error as StoreError:
@@ -321,7 +326,7 @@ public final class SQLiteWorkerStore: WorkerStore {
             } else {
                 code = .unavailable
             }
-            return StoreError(code: code, message: error.description)
+            return StoreError(code: code, message: error.description, isOutage: code == .unavailable && outageCodes.contains(primary))
         default:
             return StoreError(code: .unavailable, message: "\(type(of: error))")
         }

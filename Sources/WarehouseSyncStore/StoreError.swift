@@ -25,10 +25,16 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public let code: Code
     public let message: String
+    /// For ``Code-swift.struct/unavailable``: the database is down, locked, full or unreachable
+    /// for now, and waiting will see it answer again. `false` for an unavailability that waiting
+    /// does not mend (a refused login, a permission, a read-only file, an error the store does
+    /// not know).
+    public let isOutage: Bool
 
-    public init(code: Code, message: String) {
+    public init(code: Code, message: String, isOutage: Bool = false) {
         self.code = code
         self.message = message
+        self.isOutage = isOutage
     }
 
     public var description: String { "\(code): \(message)" }

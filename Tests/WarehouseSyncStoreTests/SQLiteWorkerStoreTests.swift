@@ -203,6 +203,16 @@ struct SQLiteWorkerStoreTests {
         }
     }
 
+    @Test("a locked, busy or full database is an outage to wait out; a read-only or refused one is not")
+    func outages() {
+        for (resultCode, isOutage) in [(5, true), (6, true), (13, true), (10 | (3 << 8), true), (8, false), (3, false), (1, false)] {
+            let error = SQLiteWorkerStore.storeError(SQLiteError(code: .step, resultCode: Int32(resultCode), message: "result \(resultCode)"))
+            #expect(error.code == .unavailable)
+            #expect(error.isOutage == isOutage, "result code \(resultCode)")
+        }
+        #expect(!SQLiteWorkerStore.storeError(SQLiteError(code: .step, resultCode: 19, message: "constraint")).isOutage)
+    }
+
     @Test("a store that cannot be opened is unavailable")
     func unavailable() async throws {
         await #expect {

@@ -75,14 +75,15 @@ public final class ReplayWorkerService: Service, Sendable {
             metadata: ["queue": "\(queue)", "prefetch": "\(prefetch)", "policy": "\(settings)"])
         let consumer = try await dependencies.consumer.consume(queue: queue, prefetch: prefetch)
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.drain(consumer) }
-                group.addTask { await self.retentionLoop() }
+            await withTaskGroup(of: Bool.self) { group in
+                group.addTask { await self.drain(consumer); return true }
+                group.addTask { await self.retentionLoop(); return false }
                 if self.settings.enabled {
-                    group.addTask { await self.autoReplayLoop() }
+                    group.addTask { await self.autoReplayLoop(); return false }
                 }
-                // The drain ends when the consumer is cancelled; then stop replaying.
-                await group.next()
+                // The drain ends when the consumer is cancelled (the loops may end before it, once
+                // stopping): wait for the drain, then stop the loops.
+                while let drained = await group.next(), !drained {}
                 group.cancelAll()
             }
         } onGracefulShutdown: { [stopping, logger] in
@@ -145,14 +146,12 @@ public final class ReplayWorkerService: Service, Sendable {
             ])
     }
 
-    /// Runs `operation`, waiting out an unavailable store for as long as it lasts (until
-    /// stopping; ``StoreOutage``). Other store errors will not heal by waiting: they are thrown
-    /// after a pause, so a letter the store refuses does not spin through the broker.
+    /// Runs `operation`, waiting out a store outage for as long as it lasts (until stopping;
+    /// ``StoreOutage``). Other store errors will not heal by waiting: they are thrown after a
+    /// pause, so a letter the store refuses does not spin through the broker.
     private func patiently<T: Sendable>(_ operation: @Sendable () async throws -> T) async throws -> T {
         do {
             return try await storeOutage.waitOut(maximumDelay: .seconds(5), isStopping: { stopping.isSet }, operation)
-        } catch let error as StoreError where error.code == .unavailable {
-            throw error  // stopping
         } catch {
             if !stopping.isSet { try? await ContinuousClock().sleep(for: .seconds(1)) }
             throw error

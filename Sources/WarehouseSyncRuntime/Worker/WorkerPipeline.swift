@@ -22,9 +22,9 @@ final class WorkerPipeline: Sendable {
         var topology: Topology
         var sequencing: SequencingPolicy
         var retryPolicy: RetryPolicy
-        /// How long a failed publish (dead letter, retry copy) is retried in place before the
-        /// message is handed back to the broker. An unavailable store is waited out for as long
-        /// as it lasts (``StoreOutage``).
+        /// How long a failed publish (dead letter, retry copy) or a store error that is not an
+        /// outage is retried in place before the message is handed back to the broker. A store
+        /// outage is waited out for as long as it lasts (``StoreOutage``).
         var patience: Duration = .seconds(30)
     }
 
@@ -424,8 +424,8 @@ final class WorkerPipeline: Sendable {
         message.handBack()
     }
 
-    /// Runs `operation`, waiting out an unavailable store for as long as it lasts
-    /// (``StoreOutage``) and retrying broker failures with backoff for up to
+    /// Runs `operation`, waiting out a store outage for as long as it lasts (``StoreOutage``),
+    /// and retrying other store unavailability and broker failures with backoff for up to
     /// ``Settings/patience``: an outage delays messages instead of cycling them through the
     /// broker (each hand-back counts towards the queue's delivery limit). Version conflicts and
     /// caller errors are not retried here.
@@ -435,6 +435,11 @@ final class WorkerPipeline: Sendable {
         while true {
             do {
                 return try await storeOutage.waitOut(isStopping: { isStopping }, operation)
+            } catch let error as StoreError where error.code == .unavailable {
+                // Not an outage (waitOut waits those out), or stopping: a bounded retry, then the
+                // broker's delivery limit makes an error that persists visible.
+                guard clock.now < deadline, !isStopping else { throw error }
+                logger.warning("store failed; retrying", metadata: ["error": "\(error)"])
             } catch let error as AMQPError {
                 guard clock.now < deadline, !isStopping else { throw error }
                 logger.warning("publish failed; retrying", metadata: ["error": "\(error)"])

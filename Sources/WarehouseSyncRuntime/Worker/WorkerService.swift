@@ -132,6 +132,9 @@ public final class WorkerService: Service, Sendable {
                 for consumer in consuming { await consumer.cancel() }
             }
         }
+        // Also when the service group cancels instead of asking gracefully: the work in hand
+        // hands its message back rather than wait for a store or an ERP that may not come back.
+        pipeline.beginStopping()
         await pipeline.chain.drain()
         await pipeline.circuit.shutdown()
         await dependencies.consumer.close()
