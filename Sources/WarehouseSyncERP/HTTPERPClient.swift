@@ -70,9 +70,10 @@ public final class HTTPERPClient: ERPClient {
     /// `warehouse`, `sku`, `status` and `quantity` (a JSON number or a decimal string), as the
     /// reference ERP answers. Throws ``ERPQueryError`` for anything else.
     public func balances(warehouse: String) async throws -> [StockBalance] {
-        var query = URLComponents()
-        query.queryItems = [URLQueryItem(name: "warehouse", value: warehouse)]
-        let url = configuration.baseURL + "/balances" + (query.percentEncodedQuery.map { "?" + $0 } ?? "")
+        // Unreserved characters only: URLComponents would leave '+', which servers read as a space.
+        let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        let encoded = warehouse.addingPercentEncoding(withAllowedCharacters: unreserved) ?? warehouse
+        let url = configuration.baseURL + "/balances?warehouse=" + encoded
         var request = HTTPClientRequest(url: url)
         request.method = .GET
         addAuthorization(to: &request)

@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
 import WarehouseSyncCore
+import WarehouseSyncERP
 import WarehouseSyncRuntime
 
 /// `whsync reconcile FILE`: the WMS's stock balances against the ERP's `GET /balances`
 /// (DESIGN §3), row by row (``BalanceReconciliation``). Exit 0 when they agree, 1 when they
-/// differ, as `topology verify` does on drift.
+/// differ (as `topology verify` does on drift), 2 when the ERP could not be asked, 64 for a
+/// FILE or an option that cannot be used: a script can tell "the books differ" from "no answer".
 struct ReconcileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile",
@@ -13,9 +15,11 @@ struct ReconcileCommand: AsyncParsableCommand {
         discussion: """
             FILE holds the WMS's balances, one JSON object per line: \
             {"warehouse": "WH1", "sku": "SKU-0001", "status": "available", "quantity": "12.5"} \
-            (status defaults to available; quantity is a decimal number or string). The ERP is asked \
-            for every warehouse in FILE, or those given with --warehouse; a row on one side only \
-            counts as zero on the other. The differing rows go to stdout, the summary to stderr.
+            (status: a canonical inventory status, available when left out; quantity: a decimal \
+            number or string). The ERP is asked for every warehouse in FILE, or those given with \
+            --warehouse; a row on one side only counts as zero on the other. The differing rows go \
+            to stdout, the summary to stderr. Exit 0: the books agree; 1: they differ; 2: the ERP \
+            could not be asked or its answer not read; 64: FILE or an option is unusable.
             """)
 
     @Argument(help: "The WMS's balances as JSON lines; '-' reads stdin.") var file: String
@@ -33,8 +37,22 @@ struct ReconcileCommand: AsyncParsableCommand {
             /// Decimal strings: exact, as the quantities on the wire.
             let wms: String
             let erp: String
-            /// ERP minus WMS; `nil` beyond the range of a quantity.
+            /// ERP minus WMS; `null` beyond the range of a quantity.
             let difference: String?
+
+            enum CodingKeys: String, CodingKey {
+                case warehouse, sku, status, wms, erp, difference
+            }
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(warehouse, forKey: .warehouse)
+                try container.encode(sku, forKey: .sku)
+                try container.encode(status, forKey: .status)
+                try container.encode(wms, forKey: .wms)
+                try container.encode(erp, forKey: .erp)
+                try container.encode(difference, forKey: .difference)  // null, not left out
+            }
         }
 
         let warehouses: [String]
@@ -50,13 +68,19 @@ struct ReconcileCommand: AsyncParsableCommand {
         let asked = wanted.isEmpty ? Set(expected.map(\.warehouse)).sorted() : wanted.sorted()
         guard !asked.isEmpty else { throw ValidationError("\(file) names no warehouse: nothing to compare") }
 
-        let actual = try await erp.withClient(timeout: .seconds(timeout)) { client in
-            var rows: [StockBalance] = []
-            for warehouse in asked {
-                // Only the warehouse asked for: an ERP that ignores the filter adds no noise.
-                rows += try await client.balances(warehouse: warehouse).filter { $0.warehouse == warehouse }
+        let actual: [StockBalance]
+        do {
+            actual = try await erp.withClient(timeout: .seconds(timeout)) { client in
+                var rows: [StockBalance] = []
+                for warehouse in asked {
+                    // Only the warehouse asked for: an ERP that ignores the filter adds no noise.
+                    rows += try await client.balances(warehouse: warehouse).filter { $0.warehouse == warehouse }
+                }
+                return rows
             }
-            return rows
+        } catch let error as ERPQueryError {
+            printError("whsync reconcile: \(error)")
+            throw ExitCode(2)
         }
         let differences: [BalanceReconciliation.Difference]
         do {
@@ -102,6 +126,10 @@ struct ReconcileCommand: AsyncParsableCommand {
                 return value
             }
             let status = object["status"] == nil ? InventoryStatus.available.rawValue : try text("status")
+            guard InventoryStatus(rawValue: status) != nil else {
+                let names = InventoryStatus.allCases.map(\.rawValue).joined(separator: ", ")
+                throw failure("status '\(status.prefix(64))' is not one of \(names) (the ERP books canonical statuses)")
+            }
             let quantity: Quantity? = switch object["quantity"] {
             case .number(let value), .string(let value): Quantity(parsing: value)
             default: nil

@@ -260,8 +260,16 @@ import WarehouseSyncStore
             #expect(text.stderr.contains("2 differ"), "\(text.stderr)")
 
             let malformed = try await whsync(system, reconcile, stdin: Data("\n{\"warehouse\":\"WH1\",\"sku\":\"A\",\"quantity\":\"1.2345678\"}".utf8))
-            #expect(malformed.status != 0 && malformed.status != 1)
+            #expect(malformed.status == 64)
             #expect(malformed.stderr.contains("stdin line 2: quantity must be a decimal"), "\(malformed.stderr)")
+            let wmsCode = try await whsync(system, reconcile, stdin: Data(#"{"warehouse":"WH1","sku":"A","status":"QC","quantity":"1"}"#.utf8))
+            #expect(wmsCode.status == 64)
+            #expect(wmsCode.stderr.contains("stdin line 1: status 'QC' is not one of available,"), "\(wmsCode.stderr)")
+            // No answer is not a difference: exit 2, not 1.
+            let unreachable = try await whsync(
+                system, ["reconcile", "-", "--erp-base-url", "http://127.0.0.1:1", "--timeout", "3"], stdin: agreeing)
+            #expect(unreachable.status == 2, "\(unreachable.stderr)")
+            #expect(unreachable.stderr.contains("whsync reconcile: GET /balances?warehouse="), "\(unreachable.stderr)")
         }
     }
 }
