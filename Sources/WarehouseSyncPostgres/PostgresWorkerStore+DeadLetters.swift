@@ -229,18 +229,32 @@ extension PostgresWorkerStore {
         )
     }
 
+    /// Letters deleted per statement by ``pruneDeadLetters(olderThan:)``.
+    static let pruneBatch = 1000
+
     public func pruneDeadLetters(olderThan cutoff: Date) async throws -> Int {
-        let pruned = try await pool.run("pruneDeadLetters") { connection, logger in
-            try await connection.count(
-                """
-                WITH pruned AS (
-                    DELETE FROM dead_letters WHERE status <> 'pending' AND status_changed_at_us < \(StoreTime.microseconds(cutoff))
-                    RETURNING 1
+        // In batches, each its own statement: a first prune of a long backlog of bodies must
+        // not be one statement that outlives the pool's answer timeout again and again.
+        var pruned = 0
+        while true {
+            let batch = try await pool.run("pruneDeadLetters") { connection, logger in
+                try await connection.count(
+                    """
+                    WITH pruned AS (
+                        DELETE FROM dead_letters WHERE id IN (
+                            SELECT id FROM dead_letters
+                            WHERE status <> 'pending' AND status_changed_at_us < \(StoreTime.microseconds(cutoff))
+                            LIMIT \(Self.pruneBatch)
+                        )
+                        RETURNING 1
+                    )
+                    SELECT count(*) AS n FROM pruned
+                    """,
+                    logger
                 )
-                SELECT count(*) AS n FROM pruned
-                """,
-                logger
-            )
+            }
+            pruned += batch
+            if batch < Self.pruneBatch { break }
         }
         if pruned > 0 {
             logger.debug("pruned dead letters", metadata: ["store.pruned": "\(pruned)"])

@@ -188,14 +188,27 @@ extension SQLiteWorkerStore {
             ])
     }
 
+    /// Letters deleted per transaction by ``pruneDeadLetters(olderThan:)``.
+    static let pruneBatch = 1000
+
     public func pruneDeadLetters(olderThan cutoff: Date) async throws -> Int {
-        let pruned = try await mapped {
-            try await database.write { db in
-                try db.execute(
-                    "DELETE FROM dead_letters WHERE status <> 'pending' AND status_changed_at_us < ?",
-                    [.integer(StoreTime.microseconds(cutoff))]
-                )
+        // In batches, each its own transaction: the one writer is not held by a long backlog.
+        var pruned = 0
+        while true {
+            let batch = try await mapped {
+                try await database.write { db in
+                    try db.execute(
+                        """
+                        DELETE FROM dead_letters WHERE id IN (
+                            SELECT id FROM dead_letters WHERE status <> 'pending' AND status_changed_at_us < ? LIMIT ?
+                        )
+                        """,
+                        [.integer(StoreTime.microseconds(cutoff)), .integer(Int64(Self.pruneBatch))]
+                    )
+                }
             }
+            pruned += batch
+            if batch < Self.pruneBatch { break }
         }
         if pruned > 0 {
             logger.debug("pruned dead letters", metadata: ["store.pruned": "\(pruned)"])

@@ -250,6 +250,22 @@ extension WorkerStoreConformance {
     // MARK: Helpers
 
     /// A decodable letter with every field set.
+    static func pruneBacklog(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            // More than two batches of 1000 (the stores prune in batches), plus one pending letter.
+            let count = 2_345
+            var ids: [Int64] = []
+            for index in 0..<count {
+                ids.append(try await store.recordDeadLetter(deadLetter(eventId: "b\(index)", failedAt: t0)).id)
+            }
+            let pending = try await store.recordDeadLetter(deadLetter(eventId: "still-pending", failedAt: t0))
+            #expect(try await store.purgeDeadLetters(ids: ids, by: "bob", at: t0.addingTimeInterval(10)) == count)
+            #expect(try await store.pruneDeadLetters(olderThan: t0.addingTimeInterval(11)) == count)
+            #expect(try await store.deadLetters(matching: .all, limit: 10).map(\.id) == [pending.id])
+            #expect(try await store.pruneDeadLetters(olderThan: t0.addingTimeInterval(11)) == 0)
+        }
+    }
+
     static func deadLetter(
         stream: EventStream = .inventory,
         eventId: String,

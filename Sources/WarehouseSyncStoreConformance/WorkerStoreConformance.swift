@@ -36,6 +36,7 @@ public enum WorkerStoreConformance {
         case deadLetterDedup = "the same letter drained twice is one row; a later failure bumps it, a redelivery does not"
         case deadLetterFilters = "dead letters filter by stream, reason, warehouse, key, eventId, time and status, paged by id"
         case deadLetterLifecycle = "dead letters are replayed, edited, purged and pruned; unknown ids and purged letters are refused"
+        case pruneBacklog = "pruning a backlog of letters larger than one batch deletes all of it, and only it"
 
         public var description: String { rawValue }
     }
@@ -58,6 +59,7 @@ public enum WorkerStoreConformance {
         case .deadLetterDedup: try await deadLetterDedup(fixture)
         case .deadLetterFilters: try await deadLetterFilters(fixture)
         case .deadLetterLifecycle: try await deadLetterLifecycle(fixture)
+        case .pruneBacklog: try await pruneBacklog(fixture)
         }
     }
 

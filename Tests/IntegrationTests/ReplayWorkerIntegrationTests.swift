@@ -187,8 +187,9 @@ import FoundationNetworking
                 }
                 let purged = try await store.recordDeadLetter(letter("purged"))
                 let pending = try await store.recordDeadLetter(letter("pending"))
-                #expect(try await store.purgeDeadLetters(ids: [purged.id], by: "test", at: Date()) == 1)
-                let policy = Self.fastPolicy.merging(["DEAD_LETTER_RETENTION": "1s"]) { $1 }
+                // Purged two hours ago, past the shortest retention there is.
+                #expect(try await store.purgeDeadLetters(ids: [purged.id], by: "test", at: Date(timeIntervalSinceNow: -7200)) == 1)
+                let policy = Self.fastPolicy.merging(["DEAD_LETTER_RETENTION": "1h"]) { $1 }
                 try await system.withReplayWorker(environment: policy) { replay in
                     try await system.waitForReplay(replay, "the purged letter to be deleted", timeout: .seconds(30)) {
                         try await store.deadLetter(id: purged.id) == nil
@@ -220,6 +221,11 @@ import FoundationNetworking
             executable, ["--auto-replay-rate", "fast"], environment: environment.merging(["AUTO_REPLAY_RATE": "5"]) { $1 })
         #expect(badRate.status == 1)
         #expect(badRate.stderr.contains("AUTO_REPLAY_RATE: 'fast'"), "stderr: \(badRate.stderr)")
+
+        let shortRetention = try await TestBroker.run(
+            executable, [], environment: environment.merging(["DEAD_LETTER_RETENTION": "10m"]) { $1 })
+        #expect(shortRetention.status == 1)
+        #expect(shortRetention.stderr.contains("DEAD_LETTER_RETENTION: '10m' is not at least 1h"), "stderr: \(shortRetention.stderr)")
     }
 }
 

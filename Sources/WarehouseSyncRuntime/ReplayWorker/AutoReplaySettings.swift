@@ -24,6 +24,10 @@ public struct AutoReplaySettings: Sendable, Hashable, CustomStringConvertible {
     /// Below this a pass would spin on the store for nothing.
     public static let minimumInterval: Duration = .milliseconds(100)
     public static let defaultRetention: Duration = .seconds(30 * 24 * 3600)
+    /// A replayed letter must outlive its replay's trip through the retry tiers: deleted
+    /// earlier, a replay that fails again would come back as a new letter with no replays
+    /// counted, and AUTO_REPLAY_MAX would never stop it.
+    public static let minimumRetention: Duration = .seconds(3600)
 
     /// `AUTO_REPLAY`: `false` leaves every letter to a person (the worker still drains).
     public var enabled: Bool
@@ -76,7 +80,9 @@ public struct AutoReplaySettings: Sendable, Hashable, CustomStringConvertible {
         let interval = reader.duration(
             Key.interval.rawValue, default: Self.defaultInterval, atLeast: Self.minimumInterval,
             accepted: "at least \(DurationParser.format(Self.minimumInterval))")
-        let retention = reader.duration(Key.retention.rawValue, default: Self.defaultRetention, atLeast: .seconds(1), accepted: "at least 1s")
+        let retention = reader.duration(
+            Key.retention.rawValue, default: Self.defaultRetention, atLeast: Self.minimumRetention,
+            accepted: "at least \(DurationParser.format(Self.minimumRetention))")
         try reader.finish()
         self.init(enabled: enabled, maxReplays: maxReplays, rate: rate, delay: delay, interval: interval, retention: retention)
     }

@@ -160,11 +160,11 @@ public final class ReplayWorkerService: Service, Sendable {
 
     // MARK: Retention
 
-    /// Deletes letters replayed or purged longer than `DEAD_LETTER_RETENTION` ago, every tenth of
-    /// the retention (at most every 10 minutes, at least every second).
+    /// Deletes letters replayed or purged longer than `DEAD_LETTER_RETENTION` ago: at start, then
+    /// every tenth of the retention, at most every 10 minutes.
     private func retentionLoop() async {
         let clock = ContinuousClock()
-        let interval = max(.seconds(1), min(.seconds(600), settings.retention / 10))
+        let interval = min(.seconds(600), settings.retention / 10)
         while !Task.isCancelled, !stopping.isSet {
             do {
                 let cutoff = Date().addingTimeInterval(-settings.retention.timeInterval)
