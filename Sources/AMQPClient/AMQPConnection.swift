@@ -27,6 +27,8 @@ public final class AMQPConnection: Sendable {
     }
 
     let engine: ConnectionEngine
+    /// A ``close(timeout:)`` returned before the engine finished closing.
+    private let closeGaveUp = Atomic<Bool>(false)
 
     private init(engine: ConnectionEngine) {
         self.engine = engine
@@ -131,12 +133,15 @@ public final class AMQPConnection: Sendable {
     }
 
     /// Waits (up to 5 s) for outstanding confirms, cancels consumers (waiting for cancel-ok),
-    /// then closes the channel and connection (each reply waited for up to 2 s). Idempotent.
+    /// then closes the channel and connection (each reply waited for up to 2 s while the broker
+    /// blocks the connection). Idempotent.
     ///
     /// Returns after `timeout` at the latest, even when the connection's thread is stuck in a
     /// call it cannot leave (a send to a broker that stopped reading): the thread then finishes
-    /// alone, and a program that is shutting down is not held by it.
+    /// alone, and a program that is shutting down is not held by it. Once a close gave up, a
+    /// later one returns at once instead of waiting for the same stuck thread again.
     public func close(timeout: Duration = .seconds(10)) async {
+        guard !closeGaveUp.load(ordering: .acquiring) else { return }
         let engine = self.engine
         let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let pending = Mutex<CheckedContinuation<Bool, Never>?>(continuation)
@@ -153,6 +158,7 @@ public final class AMQPConnection: Sendable {
             }
         }
         if !finished {
+            closeGaveUp.store(true, ordering: .releasing)
             engine.logger.warning(
                 "the connection did not close within \(timeout); leaving it to finish alone",
                 metadata: ["amqp.endpoint": "\(engine.configuration.endpoint)"])

@@ -838,7 +838,8 @@ final class ConnectionEngine: @unchecked Sendable {
 
     // MARK: - Stopping
 
-    /// How long each reply of the closing handshake (cancel-ok, close-ok) is waited for.
+    /// How long each reply of the closing handshake (cancel-ok, close-ok) is waited for while the
+    /// broker blocks the connection.
     static let closingReplyTimeout: Duration = .seconds(2)
 
     /// A graceful end: waits (bounded) for outstanding confirms, cancels consumers and waits for
@@ -853,9 +854,11 @@ final class ConnectionEngine: @unchecked Sendable {
                     _ = poll(&fds, 1, milliseconds(until: deadline))
                 }
             }
-            // The closing handshake waits for replies that a broker under a resource alarm,
-            // which stops reading from blocked connections, never sends: bound each wait.
-            if let state {
+            // A broker under a resource alarm stops reading from the connections it blocked, so
+            // it sends none of the closing handshake's replies: bound each wait then. Otherwise
+            // keep the usual timeout: a cancel-ok that comes late under load still proves the
+            // acks before it arrived.
+            if let state, blocked.load(ordering: .acquiring) {
                 var closingTimeout = timeval(duration: Self.closingReplyTimeout)
                 amqp_set_rpc_timeout(state, &closingTimeout)
             }
