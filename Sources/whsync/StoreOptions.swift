@@ -7,14 +7,18 @@ import WarehouseSyncStore
 
 /// Options of the commands that read the workers' store (`dlq`, `gaps`, `status`).
 struct StoreOptions: ParsableArguments {
-    @Option(name: .customLong("store-url"), help: "The workers' store: sqlite:/abs/path.db. Default: $STORE_URL")
+    @Option(
+        name: .customLong("store-url"),
+        help: "The workers' store: sqlite:/abs/path.db or postgres://user:pass@host:port/db. Default: $STORE_URL")
     var storeURL: String?
 
     var url: String? { storeURL ?? ProcessInfo.processInfo.environment["STORE_URL"].flatMap { $0.isEmpty ? nil : $0 } }
 
     /// Runs `body` with the store open and closes it whatever happens.
     func withStore<T>(logger: Logger, _ body: (any WorkerStore) async throws -> T) async throws -> T {
-        guard let url else { throw ValidationError("STORE_URL: not set (pass --store-url sqlite:/abs/path.db)") }
+        guard let url else {
+            throw ValidationError("STORE_URL: not set (pass --store-url sqlite:/abs/path.db or postgres://user:pass@host:port/db)")
+        }
         let store = try await StoreLocation(url: url).open(logger: logger)
         do {
             let result = try await body(store)
