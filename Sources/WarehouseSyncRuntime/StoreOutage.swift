@@ -50,6 +50,7 @@ final class StoreOutage: Sendable {
             delay = min(delay * 2, maximumDelay)
         }
     }
+
     private func enter(_ error: StoreError) {
         let first = waiting.withLock { count in
             count += 1
