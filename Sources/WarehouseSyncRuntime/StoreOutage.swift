@@ -13,9 +13,13 @@ import WarehouseSyncStore
 final class StoreOutage: Sendable {
     private let waiting = Mutex(0)
     private let logger: Logger
+    /// Called with `true` when the first operation meets the outage, `false` when the last got
+    /// through (for a gauge).
+    private let onChange: @Sendable (Bool) -> Void
 
-    init(logger: Logger) {
+    init(logger: Logger, onChange: @escaping @Sendable (Bool) -> Void = { _ in }) {
         self.logger = logger
+        self.onChange = onChange
     }
 
     /// Whether some operation is waiting for the store right now.
@@ -59,6 +63,7 @@ final class StoreOutage: Sendable {
         if first {
             logger.error(
                 "store unavailable: messages wait in hand until it answers (readiness: store)", metadata: ["error": "\(error)"])
+            onChange(true)
         }
     }
 
@@ -69,6 +74,7 @@ final class StoreOutage: Sendable {
         }
         if last {
             logger.notice("store available again")
+            onChange(false)
         }
     }
 }

@@ -190,6 +190,7 @@ import FoundationNetworking
                     try await system.readiness(.inventory).failing.contains("store")
                 }
                 #expect(try await worker.awaitLog("(store unavailable): messages wait in hand") == "store unavailable")
+                #expect(try await system.metricSample(.inventory, "whsync_store_unavailable") == 1)
                 try await Task.sleep(for: .seconds(32))
                 #expect(try await system.readiness(.inventory).status == 503)
                 #expect(try await system.erpDocumentCount() == 0)
@@ -204,6 +205,7 @@ import FoundationNetworking
             }
             #expect(try await system.erpDocumentCount() == expected)
             #expect(try await system.readiness(.inventory).status == 200)
+            #expect(try await system.metricSample(.inventory, "whsync_store_unavailable") == 0)
             #expect(try await system.queueDepth("whsync.dead-letters") == 0)
             #expect(!worker.log.contains("handed back"), "\(worker.log.suffix(2000))")
             _ = try await worker.awaitLog("store available again")

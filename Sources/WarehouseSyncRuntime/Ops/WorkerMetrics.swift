@@ -19,6 +19,7 @@ public struct WorkerMetrics: Sendable {
         public static let erpLatency = "whsync_erp_latency_seconds"
         public static let eventAgeAtPosting = "whsync_event_age_at_posting_seconds"
         public static let erpCircuitOpen = "whsync_erp_circuit_open"
+        public static let storeUnavailable = "whsync_store_unavailable"
     }
 
     /// Label names.
@@ -41,6 +42,8 @@ public struct WorkerMetrics: Sendable {
     public let eventAgeAtPosting: Metrics.Timer
     /// 1 while the ERP circuit is open (consumption paused), else 0.
     public let erpCircuitOpen: Gauge
+    /// 1 while messages wait in hand for a store outage to end, else 0.
+    public let storeUnavailable: Gauge
     private let factory: any MetricsFactory
 
     public init(stream: String, factory: any MetricsFactory = MetricsSystem.factory) {
@@ -58,6 +61,8 @@ public struct WorkerMetrics: Sendable {
         eventAgeAtPosting = Metrics.Timer(label: Name.eventAgeAtPosting, dimensions: dimensions, factory: factory)
         erpCircuitOpen = Gauge(label: Name.erpCircuitOpen, dimensions: dimensions, factory: factory)
         erpCircuitOpen.record(0)
+        storeUnavailable = Gauge(label: Name.storeUnavailable, dimensions: dimensions, factory: factory)
+        storeUnavailable.record(0)
     }
 
     /// Counts one message dead-lettered for `reason` (a short, bounded code such as `invalid`).

@@ -58,7 +58,7 @@ final class WorkerPipeline: Sendable {
         self.circuit = circuit
         self.metrics = metrics
         self.logger = logger
-        storeOutage = StoreOutage(logger: logger)
+        storeOutage = StoreOutage(logger: logger) { metrics.storeUnavailable.record($0 ? 1 : 0) }
     }
 
     private var stream: EventStream { settings.stream }
