@@ -12,7 +12,7 @@ struct StoreOptions: ParsableArguments {
         help: "The workers' store: sqlite:/abs/path.db or postgres://user:pass@host:port/db. Default: $STORE_URL")
     var storeURL: String?
 
-    var url: String? { storeURL ?? ProcessInfo.processInfo.environment["STORE_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+    var url: String? { storeURL ?? environmentValue("STORE_URL") }
 
     /// Runs `body` with the store open and closes it whatever happens.
     func withStore<T>(logger: Logger, _ body: (any WorkerStore) async throws -> T) async throws -> T {
@@ -20,14 +20,7 @@ struct StoreOptions: ParsableArguments {
             throw ValidationError("STORE_URL: not set (pass --store-url sqlite:/abs/path.db or postgres://user:pass@host:port/db)")
         }
         let store = try await StoreLocation(url: url).open(logger: logger)
-        do {
-            let result = try await body(store)
-            await store.close()
-            return result
-        } catch {
-            await store.close()
-            throw error
-        }
+        return try await using(store, close: { await $0.close() }, body)
     }
 }
 
@@ -38,7 +31,7 @@ struct ActorOptions: ParsableArguments {
 
     var name: String {
         if let actor, !actor.isEmpty { return actor }
-        let user = ProcessInfo.processInfo.environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? NSUserName()
+        let user = environmentValue("USER") ?? NSUserName()
         return "\(user)@\(ProcessInfo.processInfo.hostName)"
     }
 }

@@ -32,13 +32,7 @@ struct BrokerOptions: ParsableArguments {
     }
 
     func logger() throws -> Logger {
-        let text = logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "warning"
-        guard let level = Logger.Level(rawValue: text.lowercased()) else {
-            throw ValidationError("LOG_LEVEL: '\(text)' is not one of trace, debug, info, notice, warning, error, critical")
-        }
-        var logger = Logger(label: "whsync") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = level
-        return logger
+        try commandLogger(level: logLevel)
     }
 
     /// Runs `body` with a connection and closes it gracefully whatever happens. Publishing
@@ -48,14 +42,37 @@ struct BrokerOptions: ParsableArguments {
             configuration(connectionName: name),
             options: .init(publisherConfirms: confirms, reconnect: confirms ? .default : nil),
             logger: logger())
-        do {
-            let result = try await body(connection)
-            await connection.close()
-            return result
-        } catch {
-            await connection.close()
-            throw error
-        }
+        return try await using(connection, close: { await $0.close() }, body)
+    }
+}
+
+/// The logger of a command, on stderr: at `level` (a flag), else `$LOG_LEVEL`, else `warning`.
+func commandLogger(level: String?) throws -> Logger {
+    let text = level ?? environmentValue("LOG_LEVEL") ?? "warning"
+    guard let level = Logger.Level(rawValue: text.lowercased()) else {
+        throw ValidationError("LOG_LEVEL: '\(text)' is not one of trace, debug, info, notice, warning, error, critical")
+    }
+    var logger = Logger(label: "whsync") { StreamLogHandler.standardError(label: $0) }
+    logger.logLevel = level
+    return logger
+}
+
+/// The environment variable `name`; `nil` when unset or empty.
+func environmentValue(_ name: String) -> String? {
+    ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
+}
+
+/// Runs `body` with `resource`, then `close`s it, whether `body` threw or not.
+func using<Resource, T>(
+    _ resource: Resource, close: (Resource) async -> Void, _ body: (Resource) async throws -> T
+) async throws -> T {
+    do {
+        let result = try await body(resource)
+        await close(resource)
+        return result
+    } catch {
+        await close(resource)
+        throw error
     }
 }
 
