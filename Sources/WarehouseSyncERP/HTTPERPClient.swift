@@ -70,9 +70,7 @@ public final class HTTPERPClient: ERPClient {
     /// `warehouse`, `sku`, `status` and `quantity` (a JSON number or a decimal string), as the
     /// reference ERP answers. Throws ``ERPQueryError`` for anything else.
     public func balances(warehouse: String) async throws -> [StockBalance] {
-        // Unreserved characters only: URLComponents would leave '+', which servers read as a space.
-        let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-        let encoded = warehouse.addingPercentEncoding(withAllowedCharacters: unreserved) ?? warehouse
+        let encoded = warehouse.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? warehouse
         let url = configuration.baseURL + "/balances?warehouse=" + encoded
         var request = HTTPClientRequest(url: url)
         request.method = .GET
@@ -92,6 +90,10 @@ public final class HTTPERPClient: ERPClient {
         }
         return try Self.balances(in: body.readableBytesView, warehouse: warehouse)
     }
+
+    /// RFC 3986's unreserved characters, all a query value keeps unencoded: URLComponents would
+    /// leave '+', which servers read as a space.
+    private static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
     /// The most of a `GET /balances` answer read (one warehouse's rows).
     static let maxBalancesBytes = 64 << 20

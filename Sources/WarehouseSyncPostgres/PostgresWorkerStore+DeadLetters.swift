@@ -229,12 +229,7 @@ extension PostgresWorkerStore {
         )
     }
 
-    /// Letters deleted per statement by ``pruneDeadLetters(olderThan:)``.
-    static let pruneBatch = 1000
-
     public func pruneDeadLetters(olderThan cutoff: Date) async throws -> Int {
-        // In batches, each its own statement: a first prune of a long backlog of bodies must
-        // not be one statement that outlives the pool's answer timeout again and again.
         var pruned = 0
         while true {
             let batch = try await pool.run("pruneDeadLetters") { connection, logger in
@@ -244,7 +239,7 @@ extension PostgresWorkerStore {
                         DELETE FROM dead_letters WHERE id IN (
                             SELECT id FROM dead_letters
                             WHERE status <> 'pending' AND status_changed_at_us < \(StoreTime.microseconds(cutoff))
-                            LIMIT \(Self.pruneBatch)
+                            LIMIT \(DeadLetterPruning.batchSize)
                         )
                         RETURNING 1
                     )
@@ -254,7 +249,7 @@ extension PostgresWorkerStore {
                 )
             }
             pruned += batch
-            if batch < Self.pruneBatch { break }
+            if batch < DeadLetterPruning.batchSize { break }
         }
         if pruned > 0 {
             logger.debug("pruned dead letters", metadata: ["store.pruned": "\(pruned)"])

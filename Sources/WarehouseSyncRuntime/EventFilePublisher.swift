@@ -80,7 +80,7 @@ public struct EventFilePublisher: Sendable {
                 group.addTask { await send(items, report: report) }
             }
             for try await (number, bytes) in lines {
-                if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+                if LineReader.isBlank(bytes) { continue }
                 switch Result(catching: { () throws(PublishError) in try publisher.validate(bytes) }) {
                 case .success(let event):
                     batch.append(Pending(line: number, event: event))

@@ -10,6 +10,11 @@ public struct LineReader: AsyncSequence {
         self.handle = handle
     }
 
+    /// Whether `line` holds nothing but spaces and tabs: the line-oriented inputs skip those.
+    public static func isBlank(_ line: [UInt8]) -> Bool {
+        line.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+    }
+
     public struct AsyncIterator: AsyncIteratorProtocol {
         let handle: FileHandle
         var buffer: [UInt8] = []

@@ -188,11 +188,7 @@ extension SQLiteWorkerStore {
             ])
     }
 
-    /// Letters deleted per transaction by ``pruneDeadLetters(olderThan:)``.
-    static let pruneBatch = 1000
-
     public func pruneDeadLetters(olderThan cutoff: Date) async throws -> Int {
-        // In batches, each its own transaction: the one writer is not held by a long backlog.
         var pruned = 0
         while true {
             let batch = try await mapped {
@@ -203,12 +199,12 @@ extension SQLiteWorkerStore {
                             SELECT id FROM dead_letters WHERE status <> 'pending' AND status_changed_at_us < ? LIMIT ?
                         )
                         """,
-                        [.integer(StoreTime.microseconds(cutoff)), .integer(Int64(Self.pruneBatch))]
+                        [.integer(StoreTime.microseconds(cutoff)), .integer(Int64(DeadLetterPruning.batchSize))]
                     )
                 }
             }
             pruned += batch
-            if batch < Self.pruneBatch { break }
+            if batch < DeadLetterPruning.batchSize { break }
         }
         if pruned > 0 {
             logger.debug("pruned dead letters", metadata: ["store.pruned": "\(pruned)"])

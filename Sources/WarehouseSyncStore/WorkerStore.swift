@@ -104,7 +104,9 @@ public protocol WorkerStore: Sendable {
     func auditTrail(deadLetterId: Int64?, limit: Int) async throws -> [AuditEntry]
 
     /// Deletes `replayed` and `purged` letters whose status last changed before `olderThan`
-    /// (retention) and returns how many. `pending` letters are kept.
+    /// (retention) and returns how many. `pending` letters are kept. Deletes at most
+    /// ``DeadLetterPruning/batchSize`` per statement, so that a long backlog neither holds the
+    /// store's writer nor outlives an operation's timeout.
     func pruneDeadLetters(olderThan: Date) async throws -> Int
 
     /// Releases the store's connections. Calls afterwards throw
@@ -231,4 +233,10 @@ public struct KeyChange: Sendable, Hashable {
         self.deleteHeldSequence = deleteHeldSequence
         self.now = now
     }
+}
+
+/// How ``WorkerStore/pruneDeadLetters(olderThan:)`` deletes.
+public enum DeadLetterPruning {
+    /// Letters deleted per statement (per transaction in SQLite).
+    public static let batchSize = 1000
 }

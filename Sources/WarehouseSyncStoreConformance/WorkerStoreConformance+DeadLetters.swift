@@ -252,8 +252,8 @@ extension WorkerStoreConformance {
     /// A decodable letter with every field set.
     static func pruneBacklog(_ fixture: some WorkerStoreFixture) async throws {
         try await withStore(fixture) { store in
-            // More than two batches of 1000 (the stores prune in batches), plus one pending letter.
-            let count = 2_345
+            // More than two of the stores' pruning batches, plus one pending letter.
+            let count = 2 * DeadLetterPruning.batchSize + 345
             var ids: [Int64] = []
             for index in 0..<count {
                 ids.append(try await store.recordDeadLetter(deadLetter(eventId: "b\(index)", failedAt: t0)).id)

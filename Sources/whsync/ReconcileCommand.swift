@@ -82,13 +82,13 @@ struct ReconcileCommand: AsyncParsableCommand {
             printError("whsync reconcile: \(error)")
             throw ExitCode(2)
         }
-        let differences: [BalanceReconciliation.Difference]
+        let outcome: BalanceReconciliation.Outcome
         do {
-            differences = try BalanceReconciliation.differences(expected: expected, actual: actual)
+            outcome = try BalanceReconciliation.compare(expected: expected, actual: actual)
         } catch {
             throw ValidationError("\(file): \(error)")
         }
-        let compared = Set(expected.map(\.key)).union(actual.map(\.key)).count
+        let (compared, differences) = (outcome.rowsCompared, outcome.differences)
         let report = Report(
             warehouses: asked, compared: compared,
             differences: differences.map {
@@ -114,7 +114,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     static func readBalances(_ handle: FileHandle, name: String) async throws -> [StockBalance] {
         var balances: [StockBalance] = []
         for try await (number, bytes) in LineReader(handle: handle) {
-            if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            if LineReader.isBlank(bytes) { continue }
             func failure(_ problem: String) -> ValidationError { ValidationError("\(name) line \(number): \(problem)") }
             guard let object = (try? JSONValue(parsing: bytes))?.objectValue else {
                 throw failure("not a JSON object")

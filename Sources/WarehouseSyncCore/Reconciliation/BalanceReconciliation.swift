@@ -54,10 +54,17 @@ public enum BalanceReconciliation {
         }
     }
 
-    /// The rows where `actual` differs from `expected`, sorted by warehouse, SKU and status.
-    /// Throws when `expected` names a row twice (the WMS's counts must be one per row); the
-    /// ERP's rows are summed per row.
-    public static func differences(expected: [StockBalance], actual: [StockBalance]) throws(InputError) -> [Difference] {
+    /// What a comparison found.
+    public struct Outcome: Sendable, Hashable {
+        /// Distinct rows on either side.
+        public var rowsCompared: Int
+        /// Sorted by warehouse, SKU and status.
+        public var differences: [Difference]
+    }
+
+    /// Compares `expected` with `actual` row by row. Throws when `expected` names a row twice
+    /// (the WMS's counts must be one per row); the ERP's rows are summed per row.
+    public static func compare(expected: [StockBalance], actual: [StockBalance]) throws(InputError) -> Outcome {
         var wanted: [StockBalance.Key: Quantity] = [:]
         for balance in expected {
             guard wanted.updateValue(balance.quantity, forKey: balance.key) == nil else {
@@ -73,10 +80,12 @@ public enum BalanceReconciliation {
             }
             have[balance.key] = sum
         }
-        return Set(wanted.keys).union(have.keys).sorted().compactMap { key in
+        let rows = Set(wanted.keys).union(have.keys)
+        let differences = rows.sorted().compactMap { key in
             let expected = wanted[key] ?? .zero
             let actual = have[key] ?? .zero
             return expected == actual ? nil : Difference(key: key, expected: expected, actual: actual)
         }
+        return Outcome(rowsCompared: rows.count, differences: differences)
     }
 }
