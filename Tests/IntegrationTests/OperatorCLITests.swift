@@ -115,7 +115,7 @@ import WarehouseSyncStore
             let letters = try await system.deadLetters(count: 2)
             try #require(letters.count == 2)
             let topology = try Topology.load(contentsOf: URL(fileURLWithPath: Self.topologyFile))
-            let storePath = String(system.storeURL.dropFirst("sqlite:".count))
+            let storePath = try system.storePath()
             let store = try await SQLiteWorkerStore(path: storePath)
             for letter in letters {
                 _ = try await store.recordDeadLetter(DeadLetterIntake.letter(

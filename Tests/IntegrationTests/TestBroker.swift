@@ -93,11 +93,17 @@ enum TestBroker {
         let stderr: String
     }
 
+    /// A new directory under the temp dir, named `prefix-…`; the caller removes it.
+    static func temporaryDirectory(_ prefix: String) throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
     /// Runs a program to completion. Output goes to temp files, not pipes: a daemon the program
     /// starts (a broker) could inherit a pipe and keep it open, and a read to EOF would never end.
     static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) async throws -> ProcessResult {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try temporaryDirectory("run")
         defer { try? FileManager.default.removeItem(at: directory) }
         let paths = ["in", "out", "err"].map { directory.appendingPathComponent($0) }
         try (stdin ?? Data()).write(to: paths[0])

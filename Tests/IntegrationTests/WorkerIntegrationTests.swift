@@ -126,7 +126,7 @@ import FoundationNetworking
             #expect(try await system.queueDepth("whsync.dead-letters") == 0)
             #expect(try await system.metric(.inventory, "whsync_dead_lettered_total", labels: #"reason="retries-exhausted""#) == 0)
             // The line says what failed: the outage's 503s.
-            #expect(try await system.workers[.inventory]!.awaitLog(#"circuit open.*erp\.lastFailure=(HTTP 503)"#) == "HTTP 503")
+            #expect(try await system.workers[.inventory]!.awaitLog(#"circuit open.*erp\.lastFailure=(HTTP [0-9]+)"#) == "HTTP 503")
             #expect(try await system.metricSample(.inventory, "whsync_erp_circuit_open") == 0)
         }
     }
@@ -135,8 +135,7 @@ import FoundationNetworking
     /// the worker says what to fix; after the token file is mended and the worker restarted,
     /// everything posts.
     @Test func aRefusedTokenOpensTheCircuitAndSaysSo() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("token-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try TestBroker.temporaryDirectory("token")
         defer { try? FileManager.default.removeItem(at: directory) }
         let erpToken = directory.appendingPathComponent("erp-token")
         let workerToken = directory.appendingPathComponent("worker-token")
@@ -153,7 +152,7 @@ import FoundationNetworking
             system.erpToken = "the-right-token"
             let worker = try await system.startWorker(.inventory)
             try await system.publish(inventory)
-            #expect(try await worker.awaitLog(#"ERP refuses the worker's token.*erp\.lastFailure=(HTTP 401)"#) == "HTTP 401")
+            #expect(try await worker.awaitLog(#"ERP refuses the worker's token.*erp\.lastFailure=(HTTP [0-9]+)"#) == "HTTP 401")
             try await system.waitUntil("the circuit-open gauge at 1", timeout: .seconds(20)) {
                 try await system.metricSample(.inventory, "whsync_erp_circuit_open") == 1
             }
@@ -182,14 +181,14 @@ import FoundationNetworking
         let expected = day.manifest.counts.byStream["inventory"]!.posted
         try await WorkerSystem.with(masterData: day.catalogue) { system in
             let worker = try await system.startWorker(.inventory)
-            let locker = try await SQLiteDatabase(path: String(system.storeURL.dropFirst("sqlite:".count)))
+            let locker = try await SQLiteDatabase(path: try system.storePath())
             do {
                 try await locker.withConnection { try $0.executeScript("BEGIN EXCLUSIVE") }
                 try await system.publish(inventory)
                 try await system.waitUntil("readiness to name the store", timeout: .seconds(30)) {
                     try await system.readiness(.inventory).failing.contains("store")
                 }
-                #expect(try await worker.awaitLog("(store unavailable): messages wait in hand") == "store unavailable")
+                _ = try await worker.awaitLog("store unavailable: messages wait in hand")
                 #expect(try await system.metricSample(.inventory, "whsync_store_unavailable") == 1)
                 try await Task.sleep(for: .seconds(32))
                 #expect(try await system.readiness(.inventory).status == 503)
@@ -217,8 +216,7 @@ import FoundationNetworking
     @Test func withoutTheTopologyAWorkerRefusesToStartSayingHowToApplyIt() async throws {
         let vhost = try await TestBroker.makeVirtualHost()
         defer { Task { await TestBroker.deleteVirtualHost(vhost.name) } }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("no-topology-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try TestBroker.temporaryDirectory("no-topology")
         defer { try? FileManager.default.removeItem(at: directory) }
         let result = try await TestBroker.run(
             try TestBroker.executablePath("inventory-worker"), [],

@@ -107,6 +107,12 @@ final class WorkerSystem: @unchecked Sendable {
     /// directory, as on one machine, unless the system was made with a PostgreSQL URL.
     let storeURL: String
 
+    /// The SQLite file of the system's store (every test store but PostgreSQL's is one).
+    func storePath() throws -> String {
+        guard storeURL.hasPrefix("sqlite:") else { throw TestBroker.ProcessFailure(description: "not a SQLite store: \(storeURL)") }
+        return String(storeURL.dropFirst("sqlite:".count))
+    }
+
     /// Starts everything but the workers, runs `body`, and always shuts everything down (an
     /// unstructured cleanup task could outlive the test process and leave children behind).
     static func with(

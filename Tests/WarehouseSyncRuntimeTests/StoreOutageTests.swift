@@ -66,7 +66,11 @@ struct StoreOutageTests {
                 throw Self.outage
             }
         }
-        while !outage.isOngoing { try await Task.sleep(for: .milliseconds(5)) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !outage.isOngoing {
+            try #require(ContinuousClock.now < deadline, "the operation never met the outage")
+            try await Task.sleep(for: .milliseconds(5))
+        }
         stopping.set()
         let newcomer = Attempts()
         await #expect(throws: StoreError.self) {
