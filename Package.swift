@@ -223,6 +223,10 @@ let package = Package(
         .executableTarget(
             name: "http-floor",
             dependencies: [
+                "AMQPClient",
+                "WarehouseSyncCore",
+                "WarehouseSyncERP",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

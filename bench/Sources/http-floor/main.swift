@@ -9,18 +9,35 @@
 //
 //   http-floor serve --mode nio            # prints "listening PORT", serves until killed
 //   http-floor load --url http://127.0.0.1:PORT --count 40000 [--concurrency 32]
+//   http-floor relay --amqp-url URL --queue erp.inventory --url http://127.0.0.1:PORT --count N \
+//       [--prefetch 100] [--map] [--pids beam=PID,...]
 //
 // `load` warms up, then sends `count` POSTs of about 300 bytes over `concurrency` keep-alive
 // connections (one request in flight on each) and prints one machine-readable line:
 // `RESULT requests_per_s=… client_ms_per_request=… server_ms_per_request=…`. CPU is process CPU
 // time (CLOCK_PROCESS_CPUTIME_ID) over the timed part; the server reports its own on `GET /cpu`.
+//
+// `relay` is a skeleton of the worker under the fixed contracts and nothing else (the floors of
+// bench/e2e-throughput): it consumes `count` messages from a queue, POSTs each once over as many
+// connections as the worker's ERP client keeps, waits for the answer, then acks. No sequencing,
+// no store. Plain, it posts the body as it came to a floor server: what one event costs the
+// consumer, the broker and the server with no work on either side. With `--map` it decodes and
+// maps each event as the worker does and posts it with the worker's own ERP client, to
+// reference-erp: the worker without its store, against the real stand-in. It prints
+// `RESULT events_per_s=… relay_ms_per_event=… LABEL_ms_per_event=…` (CPU per event of each
+// `--pids` process), timed from the first delivery to the last ack.
+import AMQPClient
 import AsyncHTTPClient
 import Dispatch
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
+import WarehouseSyncCore
+import WarehouseSyncERP
 
 /// The body every server answers with: the size of a reference-erp 201.
 let answer = ByteBuffer(string: #"{"documentId":"IM-00000001","type":"inventory-movement","idempotencyKey":"e2e-1-1","eventId":"e2e-1-1","sequence":1,"warehouse":"WH01","key":"WH01/SKU-00001","hasDiscrepancy":false,"postedAt":"2026-11-23T08:00:00.000Z"}"# + "\n")
@@ -117,13 +134,33 @@ func serveNIO(hop: Bool) async throws {
 
 // MARK: Load
 
-func load(url: String, count: Int, concurrency: Int) async throws {
+/// The client as HTTPERPClient configures it, with `connections` keep-alive connections.
+func makeClient(connections: Int) -> HTTPClient {
     var configuration = HTTPClient.Configuration()
-    configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency + 1)
+    configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections + 1)
     configuration.redirectConfiguration = .disallow
     configuration.decompression = .disabled
     configuration.tracing.tracer = nil
-    let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+}
+
+/// The server's CPU time so far (its `GET /cpu`), in microseconds.
+func serverCPU(_ client: HTTPClient, url: String) async throws -> Int64 {
+    let response = try await client.execute(HTTPClientRequest(url: url + "/cpu"), deadline: .now() + .seconds(10))
+    let text = String(buffer: try await response.body.collect(upTo: 1024))
+    guard let value = Int64(text) else { fail("GET /cpu answered '\(text)'") }
+    return value
+}
+
+/// Milliseconds per item of `microseconds` spread over `count` items.
+func perItem(_ microseconds: Int64, _ count: Int) -> String { String(format: "%.4f", Double(microseconds) / 1000 / Double(count)) }
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func load(url: String, count: Int, concurrency: Int) async throws {
+    let client = makeClient(connections: concurrency)
     let body = ByteBuffer(string: #"{"eventId":"e2e-1-00000001","sequence":1,"warehouse":"WH01","sku":"SKU-00001","quantity":"5","uom":"EA","status":"available","reason":"adjustment","occurredAt":"2026-11-23T08:00:00.000Z","correlationId":"bench-correlation-0001","lot":null,"source":"wms-simulator"}"#)
 
     func post(_ number: Int) async throws {
@@ -137,12 +174,6 @@ func load(url: String, count: Int, concurrency: Int) async throws {
         guard response.status == .created else { fail("POST answered \(response.status)") }
         for try await _ in response.body {}
     }
-    func serverCPU() async throws -> Int64 {
-        let response = try await client.execute(HTTPClientRequest(url: url + "/cpu"), deadline: .now() + .seconds(10))
-        let text = String(buffer: try await response.body.collect(upTo: 1024))
-        guard let value = Int64(text) else { fail("GET /cpu answered '\(text)'") }
-        return value
-    }
     func run(_ total: Int) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in 0..<concurrency {
@@ -155,20 +186,118 @@ func load(url: String, count: Int, concurrency: Int) async throws {
     }
 
     try await run(min(count, 2000))  // warm-up: connections open, caches warm
-    let serverBefore = try await serverCPU()
+    let serverBefore = try await serverCPU(client, url: url)
     let clientBefore = processCPUMicroseconds()
     let started = ContinuousClock.now
     try await run(count)
     let elapsed = ContinuousClock.now - started
     let clientAfter = processCPUMicroseconds()
-    let serverAfter = try await serverCPU()
+    let serverAfter = try await serverCPU(client, url: url)
     try await client.shutdown()
-
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    func perRequest(_ microseconds: Int64) -> String { String(format: "%.4f", Double(microseconds) / 1000 / Double(count)) }
     print(
-        "RESULT requests_per_s=\(Int(Double(count) / seconds)) client_ms_per_request=\(perRequest(clientAfter - clientBefore))"
-            + " server_ms_per_request=\(perRequest(serverAfter - serverBefore))")
+        "RESULT requests_per_s=\(Int(Double(count) / seconds(elapsed))) client_ms_per_request=\(perItem(clientAfter - clientBefore, count))"
+            + " server_ms_per_request=\(perItem(serverAfter - serverBefore, count))")
+}
+
+/// CPU time (utime + stime) of process `pid` so far, in microseconds, from /proc.
+func processCPUMicroseconds(pid: Int32) -> Int64 {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let afterName = stat.lastIndex(of: ")")
+    else { fail("cannot read /proc/\(pid)/stat") }
+    // Fields after the name start at field 3 (state); utime and stime are fields 14 and 15.
+    let fields = stat[stat.index(after: afterName)...].split(separator: " ")
+    guard fields.count > 13, let user = Int64(fields[11]), let system = Int64(fields[12]) else { fail("unexpected /proc/\(pid)/stat") }
+    let ticksPerSecond = Int64(sysconf(Int32(_SC_CLK_TCK)))
+    return (user + system) * 1_000_000 / ticksPerSecond
+}
+
+/// How the relay posts a delivery.
+enum RelayPosting {
+    /// The body as it came, with the worker's headers, to `/inventory-movements` of a floor server.
+    case raw(HTTPClient, url: String)
+    /// Decoded and mapped as the worker does (EventDecoder, PostingDocument) and posted with the
+    /// worker's own ERP client, to reference-erp.
+    case mapped(HTTPERPClient)
+
+    func post(_ delivery: AMQPDelivery) async {
+        switch self {
+        case .raw(let client, let url):
+            var request = HTTPClientRequest(url: url + "/inventory-movements")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "Idempotency-Key", value: delivery.properties.messageId ?? "relay")
+            request.headers.add(name: "X-Correlation-ID", value: delivery.properties.correlationId ?? "relay")
+            request.body = .bytes(delivery.body)
+            do {
+                let response = try await client.execute(request, deadline: .now() + .seconds(30))
+                for try await _ in response.body {}
+                guard response.status == .created else { fail("POST answered \(response.status)") }
+            } catch {
+                fail("POST failed: \(error)")
+            }
+        case .mapped(let erp):
+            let event: WarehouseEvent
+            do {
+                event = try EventDecoder().decode(delivery.body, routingKey: delivery.routingKey)
+            } catch {
+                fail("invalid event: \(error)")
+            }
+            switch await erp.post(PostingDocument(event: event)) {
+            case .posted: break
+            case let answer: fail("the ERP answered \(answer)")
+            }
+        }
+    }
+
+    func shutdown() async throws {
+        switch self {
+        case .raw(let client, _): try await client.shutdown()
+        case .mapped(let erp): try await erp.shutdown()
+        }
+    }
+}
+
+/// Consume → POST → 201 → ack for `count` messages of `queue`, every delivery in flight at once
+/// (the broker's `prefetch` bounds them, as it bounds a worker's). A failed POST stops the relay
+/// at once: its delivery would stay unacked and stall the consumer at `prefetch`. `others` are
+/// processes (label, pid) whose CPU per event over the same window is reported too.
+@concurrent
+func relay(amqpURL: String, queue: String, count: Int, prefetch: UInt16, posting: RelayPosting, others: [(String, Int32)]) async throws {
+    let configuration = try AMQPConfiguration(url: amqpURL, connectionName: "http-floor-relay")
+    let connection = try await AMQPConnection.connect(configuration, options: .init(reconnect: nil), logger: Logger(label: "relay"))
+    let consumer = try await connection.consume(queue: queue, prefetch: prefetch)
+    final class Acked: Sendable { let count = Atomic<Int>(0) }
+    let acked = Acked()
+    var received = 0
+    var started: (clock: ContinuousClock.Instant, cpu: Int64, others: [Int64])?
+    await withDiscardingTaskGroup { group in
+        for await delivery in consumer.deliveries {
+            if started == nil {
+                started = (.now, processCPUMicroseconds(), others.map { processCPUMicroseconds(pid: $0.1) })
+            }
+            received += 1
+            group.addTask {
+                await posting.post(delivery)
+                delivery.ack()
+                acked.count.add(1, ordering: .relaxed)
+            }
+            if received == count { break }
+        }
+    }
+    guard let started else { fail("no delivery from \(queue)") }
+    let elapsed = ContinuousClock.now - started.clock
+    let cpu = processCPUMicroseconds() - started.cpu
+    let othersCPU = zip(others, started.others).map { processCPUMicroseconds(pid: $0.0.1) - $0.1 }
+    await consumer.cancel()
+    await connection.close()
+    try await posting.shutdown()
+    let posted = acked.count.load(ordering: .relaxed)
+    guard posted == count else { fail("relayed \(posted) of \(count)") }
+    var line = "RESULT events_per_s=\(Int(Double(count) / seconds(elapsed))) relay_ms_per_event=\(perItem(cpu, count))"
+    for ((label, _), microseconds) in zip(others, othersCPU) {
+        line += " \(label)_ms_per_event=\(perItem(microseconds, count))"
+    }
+    print(line)
 }
 
 // MARK: Main
@@ -192,6 +321,26 @@ case "load":
           let concurrency = Int(option("concurrency") ?? "32"), concurrency > 0
     else { fail("load --url URL [--count N] [--concurrency N]") }
     try await load(url: url, count: count, concurrency: concurrency)
+case "relay":
+    let usage = "relay --amqp-url URL --queue NAME --url URL --count N [--prefetch N] [--map] [--pids LABEL=PID,...]"
+    guard let amqpURL = option("amqp-url"), let queue = option("queue"), let url = option("url"),
+          let count = Int(option("count") ?? ""), count > 0, let prefetch = UInt16(option("prefetch") ?? "100"), prefetch > 0
+    else { fail(usage) }
+    let others: [(String, Int32)] = (option("pids") ?? "").split(separator: ",").map { entry in
+        let parts = entry.split(separator: "=")
+        guard parts.count == 2, let pid = Int32(parts[1]) else { fail(usage) }
+        return (String(parts[0]), pid)
+    }
+    // As many connections as the worker's ERP client keeps (one per posting slot).
+    let connections = ERPClientConfiguration.defaultMaxConcurrentPosts
+    let posting: RelayPosting
+    if arguments.contains("--map") {
+        posting = .mapped(HTTPERPClient(configuration: try ERPClientConfiguration(baseURL: url, maxConcurrentPosts: connections)))
+    } else {
+        posting = .raw(makeClient(connections: connections), url: url)
+    }
+    try await relay(amqpURL: amqpURL, queue: queue, count: count, prefetch: prefetch, posting: posting, others: others)
 default:
-    fail("usage: http-floor serve --mode hummingbird|nio|nio-task | http-floor load --url URL [--count N] [--concurrency N]")
+    fail("usage: http-floor serve --mode hummingbird|nio|nio-task | http-floor load --url URL [--count N] [--concurrency N]"
+        + " | http-floor relay --amqp-url URL --queue NAME --url URL --count N [--prefetch N] [--map] [--pids LABEL=PID,...]")
 }
