@@ -225,56 +225,19 @@ struct SQLiteWorkerStoreTests {
 
 /// A store that forgets optimistic concurrency: it commits against whatever version is current.
 /// The suite must catch it, or its concurrency cases prove nothing.
-struct VersionIgnoringStore: WorkerStore {
-    let base: any WorkerStore
-
-    func snapshot(stream: EventStream, key: String, eventId: String) async throws -> KeySnapshot {
-        try await base.snapshot(stream: stream, key: key, eventId: eventId)
-    }
-
-    func commit(_ change: KeyChange) async throws {
+func versionIgnoringStore(_ base: any WorkerStore) -> InterceptingStore {
+    InterceptingStore(base: base, commit: { change in
         var change = change
         change.expectedVersion = try await base.snapshot(stream: change.stream, key: change.key, eventId: "").version
         try await base.commit(change)
-    }
-
-    func heldMessage(stream: EventStream, key: String, sequence: Int64) async throws -> HeldMessage? {
-        try await base.heldMessage(stream: stream, key: key, sequence: sequence)
-    }
-
-    func keysWithHeldEvents(stream: EventStream) async throws -> [String] { try await base.keysWithHeldEvents(stream: stream) }
-    func parkedKeys(stream: EventStream) async throws -> [String] { try await base.parkedKeys(stream: stream) }
-    func pruneProcessed(olderThan: Date) async throws -> Int { try await base.pruneProcessed(olderThan: olderThan) }
-    func recordDeadLetter(_ letter: NewDeadLetter) async throws -> DeadLetterRecord { try await base.recordDeadLetter(letter) }
-    func deadLetters(matching filter: DeadLetterFilter, limit: Int) async throws -> [DeadLetterRecord] {
-        try await base.deadLetters(matching: filter, limit: limit)
-    }
-    func deadLetter(id: Int64) async throws -> DeadLetterRecord? { try await base.deadLetter(id: id) }
-    func markReplayed(id: Int64, by replayedBy: String, at: Date) async throws -> DeadLetterRecord {
-        try await base.markReplayed(id: id, by: replayedBy, at: at)
-    }
-    func updateDeadLetterBody(id: Int64, body: [UInt8], by editedBy: String, at: Date) async throws -> DeadLetterRecord {
-        try await base.updateDeadLetterBody(id: id, body: body, by: editedBy, at: at)
-    }
-    func purgeDeadLetters(ids: [Int64], by purgedBy: String, at: Date) async throws -> Int {
-        try await base.purgeDeadLetters(ids: ids, by: purgedBy, at: at)
-    }
-    func recordAudit(_ entry: NewAuditEntry) async throws { try await base.recordAudit(entry) }
-    func auditTrail(deadLetterId: Int64?, limit: Int) async throws -> [AuditEntry] {
-        try await base.auditTrail(deadLetterId: deadLetterId, limit: limit)
-    }
-    func purgeDeadLetters(matching filter: DeadLetterFilter, by purgedBy: String, at: Date) async throws -> Int {
-        try await base.purgeDeadLetters(matching: filter, by: purgedBy, at: at)
-    }
-    func pruneDeadLetters(olderThan: Date) async throws -> Int { try await base.pruneDeadLetters(olderThan: olderThan) }
-    func close() async { await base.close() }
+    })
 }
 
 struct VersionIgnoringFixture: WorkerStoreFixture {
     let base: SQLiteStoreFixture
 
     func open() async throws -> any WorkerStore {
-        VersionIgnoringStore(base: try await base.open())
+        versionIgnoringStore(try await base.open())
     }
 }
 
