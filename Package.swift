@@ -247,7 +247,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "WarehouseSyncRuntime", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation", "WarehouseSyncStore",
-                "WarehouseSyncPublisher", "WarehouseSyncSQLite",
+                "WarehouseSyncPublisher", "WarehouseSyncSQLite", "WarehouseSyncERP", "WarehouseSyncStoreConformance",
             ]
         ),
         // Deterministic WMS event simulator for the demo, integration tests and benchmarks.

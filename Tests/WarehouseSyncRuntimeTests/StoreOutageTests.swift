@@ -55,6 +55,26 @@ struct StoreOutageTests {
         }
     }
 
+    @Test("waiting out any unavailability also waits out one that only a person mends, and still throws other errors")
+    func anyUnavailability() async throws {
+        let outage = StoreOutage(logger: Logger(label: "test"))
+        let attempts = Attempts()
+        let value = try await outage.waitOut(
+            maximumDelay: .milliseconds(5), waitingOut: StoreOutage.anyUnavailability, isStopping: { false }
+        ) {
+            guard attempts.next() > 3 else { throw Self.lasting }
+            return "stored"
+        }
+        #expect(value == "stored")
+        #expect(attempts.count == 4)
+        let conflict = StoreError(code: .invalidChange, message: "refused")
+        await #expect(throws: conflict) {
+            try await outage.waitOut(waitingOut: StoreOutage.anyUnavailability, isStopping: { false }) { () async throws -> Int in
+                throw conflict
+            }
+        }
+    }
+
     @Test("stopping ends the wait with the outage's error; a new operation during it does not even try")
     func stopping() async throws {
         let outage = StoreOutage(logger: Logger(label: "test"))

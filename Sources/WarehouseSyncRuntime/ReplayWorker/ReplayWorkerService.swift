@@ -146,12 +146,16 @@ public final class ReplayWorkerService: Service, Sendable {
             ])
     }
 
-    /// Runs `operation`, waiting out a store outage for as long as it lasts (until stopping;
-    /// ``StoreOutage``). Other store errors will not heal by waiting: they are thrown after a
-    /// pause, so a letter the store refuses does not spin through the broker.
+    /// Runs `operation`, waiting out any unavailable store for as long as it lasts (until
+    /// stopping; ``StoreOutage``), also the kinds only a person mends (a refused login, a
+    /// read-only file): the dead-letter queue has no dead-letter exchange, and on RabbitMQ 4 a
+    /// quorum queue drops a message handed back 20 times, so a letter in hand stays in hand.
+    /// Other store errors concern the letter itself and are thrown after a pause, so that a letter
+    /// the store refuses does not spin through the broker.
     private func patiently<T: Sendable>(_ operation: @Sendable () async throws -> T) async throws -> T {
         do {
-            return try await storeOutage.waitOut(maximumDelay: .seconds(5), isStopping: { stopping.isSet }, operation)
+            return try await storeOutage.waitOut(
+                maximumDelay: .seconds(5), waitingOut: StoreOutage.anyUnavailability, isStopping: { stopping.isSet }, operation)
         } catch {
             if !stopping.isSet { try? await ContinuousClock().sleep(for: .seconds(1)) }
             throw error
