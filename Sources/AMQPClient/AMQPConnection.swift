@@ -151,11 +151,14 @@ public final class AMQPConnection: Sendable {
                     return stored
                 }?.resume(returning: finished)
             }
-            engine.enqueue(.close { resume(true) })
-            Task {
-                try? await Task.sleep(for: timeout)
+            let timer = Task {
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
                 resume(false)
             }
+            engine.enqueue(.close {
+                resume(true)
+                timer.cancel()
+            })
         }
         if !finished {
             closeGaveUp.store(true, ordering: .releasing)
