@@ -204,13 +204,13 @@ final class WorkerPipeline: Sendable {
             let started = clock.now
             answer = await erp.post(document)
             metrics.recordERPLatency(clock.now - started)
-            guard answer.isTransient else {
+            guard case .transient(let reason, _) = answer else {
                 await circuit.recordAnswer()
                 break
             }
             // While the circuit is open the failure says nothing about this event: keep it in
             // hand and post it again at the same attempt once the ERP answers.
-            guard case .transient(let reason, _) = answer, await circuit.recordTransientFailure(reason) else { break }
+            guard await circuit.recordTransientFailure(reason) else { break }
             logger.debug("ERP unavailable; the event waits for the circuit to close", metadata: ["erp.answer": "\(answer)"])
         }
 
@@ -426,11 +426,18 @@ final class WorkerPipeline: Sendable {
 
     /// Runs `operation`, waiting out a store outage for as long as it lasts (``StoreOutage``),
     /// and retrying other store unavailability and broker failures with backoff for up to
-    /// ``Settings/patience``: an outage delays messages instead of cycling them through the
-    /// broker (each hand-back counts towards the queue's delivery limit). Version conflicts and
-    /// caller errors are not retried here.
+    /// ``Settings/patience`` from the first of them: an outage delays messages instead of cycling
+    /// them through the broker (each hand-back counts towards the queue's delivery limit).
+    /// Version conflicts and caller errors are not retried here.
     private func patiently<T: Sendable>(_ operation: @Sendable () async throws -> T) async throws -> T {
-        let deadline = clock.now.advanced(by: settings.patience)
+        // Counted from the first failure retried here, so that time spent waiting out an outage
+        // does not use up the patience of an error that follows it.
+        var deadline: ContinuousClock.Instant?
+        func mayRetry() -> Bool {
+            let giveUpAt = deadline ?? clock.now.advanced(by: settings.patience)
+            deadline = giveUpAt
+            return clock.now < giveUpAt && !isStopping
+        }
         var delay = Duration.milliseconds(50)
         while true {
             do {
@@ -438,10 +445,10 @@ final class WorkerPipeline: Sendable {
             } catch let error as StoreError where error.code == .unavailable {
                 // Not an outage (waitOut waits those out), or stopping: a bounded retry, then the
                 // broker's delivery limit makes an error that persists visible.
-                guard clock.now < deadline, !isStopping else { throw error }
+                guard mayRetry() else { throw error }
                 logger.warning("store failed; retrying", metadata: ["error": "\(error)"])
             } catch let error as AMQPError {
-                guard clock.now < deadline, !isStopping else { throw error }
+                guard mayRetry() else { throw error }
                 logger.warning("publish failed; retrying", metadata: ["error": "\(error)"])
             }
             try await clock.sleep(for: delay)
