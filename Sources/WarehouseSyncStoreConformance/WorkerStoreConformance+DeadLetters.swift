@@ -247,13 +247,11 @@ extension WorkerStoreConformance {
         }
     }
 
-    // MARK: Helpers
-
-    /// A decodable letter with every field set.
+    /// Pruning deletes in batches: more than two batches of replayed letters go, a pending one stays.
     static func pruneBacklog(_ fixture: some WorkerStoreFixture) async throws {
         try await withStore(fixture) { store in
             // More than two of the stores' pruning batches, plus one pending letter.
-            let count = 2 * DeadLetterPruning.batchSize + 345
+            let count = 2 * StorePruning.batchSize + 345
             var ids: [Int64] = []
             for index in 0..<count {
                 ids.append(try await store.recordDeadLetter(deadLetter(eventId: "b\(index)", failedAt: t0)).id)
@@ -266,6 +264,9 @@ extension WorkerStoreConformance {
         }
     }
 
+    // MARK: Helpers
+
+    /// A decodable letter with every field set.
     static func deadLetter(
         stream: EventStream = .inventory,
         eventId: String,
