@@ -230,16 +230,15 @@ extension PostgresWorkerStore {
     }
 
     public func pruneDeadLetters(olderThan cutoff: Date) async throws -> Int {
-        var pruned = 0
-        while true {
-            let batch = try await pool.run("pruneDeadLetters") { connection, logger in
+        let pruned = try await StorePruning.inBatches { limit in
+            try await pool.run("pruneDeadLetters") { connection, logger in
                 try await connection.count(
                     """
                     WITH pruned AS (
                         DELETE FROM dead_letters WHERE id IN (
                             SELECT id FROM dead_letters
                             WHERE status <> 'pending' AND status_changed_at_us < \(StoreTime.microseconds(cutoff))
-                            LIMIT \(DeadLetterPruning.batchSize)
+                            LIMIT \(limit)
                         )
                         RETURNING 1
                     )
@@ -248,8 +247,6 @@ extension PostgresWorkerStore {
                     logger
                 )
             }
-            pruned += batch
-            if batch < DeadLetterPruning.batchSize { break }
         }
         if pruned > 0 {
             logger.debug("pruned dead letters", metadata: ["store.pruned": "\(pruned)"])

@@ -164,17 +164,23 @@ public final class PostgresWorkerStore: WorkerStore {
     }
 
     public func pruneProcessed(olderThan cutoff: Date) async throws -> Int {
-        let pruned = try await pool.run("pruneProcessed") { connection, logger in
-            try await connection.count(
-                """
-                WITH pruned AS (
-                    DELETE FROM dedup_records WHERE state = 'posted' AND updated_at_us < \(StoreTime.microseconds(cutoff))
-                    RETURNING 1
+        let pruned = try await StorePruning.inBatches { limit in
+            try await pool.run("pruneProcessed") { connection, logger in
+                try await connection.count(
+                    """
+                    WITH pruned AS (
+                        DELETE FROM dedup_records WHERE event_id IN (
+                            SELECT event_id FROM dedup_records
+                            WHERE state = 'posted' AND updated_at_us < \(StoreTime.microseconds(cutoff))
+                            LIMIT \(limit)
+                        )
+                        RETURNING 1
+                    )
+                    SELECT count(*) AS n FROM pruned
+                    """,
+                    logger
                 )
-                SELECT count(*) AS n FROM pruned
-                """,
-                logger
-            )
+            }
         }
         if pruned > 0 {
             logger.debug("pruned posted dedup records", metadata: ["store.pruned": "\(pruned)"])

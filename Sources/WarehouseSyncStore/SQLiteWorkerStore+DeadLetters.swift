@@ -189,9 +189,8 @@ extension SQLiteWorkerStore {
     }
 
     public func pruneDeadLetters(olderThan cutoff: Date) async throws -> Int {
-        var pruned = 0
-        while true {
-            let batch = try await mapped {
+        let pruned = try await StorePruning.inBatches { limit in
+            try await mapped {
                 try await database.write { db in
                     try db.execute(
                         """
@@ -199,12 +198,10 @@ extension SQLiteWorkerStore {
                             SELECT id FROM dead_letters WHERE status <> 'pending' AND status_changed_at_us < ? LIMIT ?
                         )
                         """,
-                        [.integer(StoreTime.microseconds(cutoff)), .integer(Int64(DeadLetterPruning.batchSize))]
+                        [.integer(StoreTime.microseconds(cutoff)), .integer(Int64(limit))]
                     )
                 }
             }
-            pruned += batch
-            if batch < DeadLetterPruning.batchSize { break }
         }
         if pruned > 0 {
             logger.debug("pruned dead letters", metadata: ["store.pruned": "\(pruned)"])

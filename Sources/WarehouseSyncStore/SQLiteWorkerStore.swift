@@ -124,12 +124,18 @@ public final class SQLiteWorkerStore: WorkerStore {
     }
 
     public func pruneProcessed(olderThan cutoff: Date) async throws -> Int {
-        let pruned = try await mapped {
-            try await database.write { db in
-                try db.execute(
-                    "DELETE FROM dedup_records WHERE state = 'posted' AND updated_at_us < ?",
-                    [.integer(StoreTime.microseconds(cutoff))]
-                )
+        let pruned = try await StorePruning.inBatches { limit in
+            try await mapped {
+                try await database.write { db in
+                    try db.execute(
+                        """
+                        DELETE FROM dedup_records WHERE event_id IN (
+                            SELECT event_id FROM dedup_records WHERE state = 'posted' AND updated_at_us < ? LIMIT ?
+                        )
+                        """,
+                        [.integer(StoreTime.microseconds(cutoff)), .integer(Int64(limit))]
+                    )
+                }
             }
         }
         if pruned > 0 {

@@ -47,7 +47,8 @@ public protocol WorkerStore: Sendable {
     func parkedKeys(stream: EventStream) async throws -> [String]
 
     /// Deletes `posted` dedup records last written before `olderThan` and returns how many.
-    /// Records in any other state (`posting`, `held`, `deadLettered`) are kept.
+    /// Records in any other state (`posting`, `held`, `deadLettered`) are kept. Deletes in
+    /// batches (``StorePruning``).
     func pruneProcessed(olderThan: Date) async throws -> Int
 
     // MARK: Dead letters (DESIGN §6)
@@ -104,9 +105,8 @@ public protocol WorkerStore: Sendable {
     func auditTrail(deadLetterId: Int64?, limit: Int) async throws -> [AuditEntry]
 
     /// Deletes `replayed` and `purged` letters whose status last changed before `olderThan`
-    /// (retention) and returns how many. `pending` letters are kept. Deletes at most
-    /// ``DeadLetterPruning/batchSize`` per statement, so that a long backlog neither holds the
-    /// store's writer nor outlives an operation's timeout.
+    /// (retention) and returns how many. `pending` letters are kept. Deletes in batches
+    /// (``StorePruning``).
     func pruneDeadLetters(olderThan: Date) async throws -> Int
 
     /// Releases the store's connections. Calls afterwards throw
@@ -235,8 +235,21 @@ public struct KeyChange: Sendable, Hashable {
     }
 }
 
-/// How ``WorkerStore/pruneDeadLetters(olderThan:)`` deletes.
-public enum DeadLetterPruning {
-    /// Letters deleted per statement (per transaction in SQLite).
+/// How ``WorkerStore/pruneProcessed(olderThan:)`` and ``WorkerStore/pruneDeadLetters(olderThan:)``
+/// delete: at most ``batchSize`` rows per statement (per transaction in SQLite), so that a long
+/// backlog neither holds the store's writer nor outlives an operation's timeout.
+public enum StorePruning {
+    /// Rows deleted per statement.
     public static let batchSize = 1000
+
+    /// Calls `deleteBatch` with ``batchSize`` (it deletes at most that many rows and returns how
+    /// many) until a batch comes back short; returns the total.
+    public static func inBatches(_ deleteBatch: (Int) async throws -> Int) async throws -> Int {
+        var pruned = 0
+        while true {
+            let batch = try await deleteBatch(batchSize)
+            pruned += batch
+            if batch < batchSize { return pruned }
+        }
+    }
 }
