@@ -105,12 +105,8 @@ public final class HTTPERPClient: ERPClient {
         }
         return try rows.enumerated().map { (index, row) throws(ERPQueryError) in
             let fields = row.objectValue
-            let quantityText: String? = switch fields?["quantity"] {
-            case .number(let text), .string(let text): text
-            default: nil
-            }
             guard let warehouse = fields?["warehouse"]?.stringValue, let sku = fields?["sku"]?.stringValue,
-                  let status = fields?["status"]?.stringValue, let quantity = quantityText.flatMap(Quantity.init(parsing:))
+                  let status = fields?["status"]?.stringValue, let quantity = Quantity(json: fields?["quantity"])
             else {
                 throw ERPQueryError("\(context): balances[\(index)] lacks a warehouse, sku, status or decimal quantity")
             }

@@ -130,11 +130,7 @@ struct ReconcileCommand: AsyncParsableCommand {
                 let names = InventoryStatus.allCases.map(\.rawValue).joined(separator: ", ")
                 throw failure("status '\(status.prefix(64))' is not one of \(names) (the ERP books canonical statuses)")
             }
-            let quantity: Quantity? = switch object["quantity"] {
-            case .number(let value), .string(let value): Quantity(parsing: value)
-            default: nil
-            }
-            guard let quantity else { throw failure("quantity must be a decimal with at most 6 fraction digits") }
+            guard let quantity = Quantity(json: object["quantity"]) else { throw failure("quantity must be a decimal with at most 6 fraction digits") }
             balances.append(StockBalance(warehouse: try text("warehouse"), sku: try text("sku"), status: status, quantity: quantity))
         }
         return balances

@@ -40,6 +40,15 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible 
         self = value
     }
 
+    /// A quantity as JSON carries it, a number or a decimal string (``init(parsing:)``); `nil`
+    /// for anything else, and for no value.
+    public init?(json value: JSONValue?) {
+        switch value {
+        case .number(let text), .string(let text): self.init(parsing: text)
+        default: return nil
+        }
+    }
+
     /// ``init(parsing:)`` with the reason for a failure.
     public static func parse(_ text: String) throws(QuantityParseError) -> Quantity {
         var text = text

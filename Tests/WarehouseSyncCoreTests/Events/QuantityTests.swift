@@ -138,4 +138,14 @@ struct QuantityTests {
         #expect(Quantity.max.adding(-b)?.description == "9223372036854.775806")
         #expect(Quantity.min == -Quantity.max)
     }
+
+    @Test("from JSON: a number or a decimal string, nothing else")
+    func fromJSON() throws {
+        #expect(Quantity(json: .number("1.5"))?.description == "1.5")
+        #expect(Quantity(json: .string("-0.000001"))?.description == "-0.000001")
+        #expect(Quantity(json: .string("1.0000001")) == nil, "more than six fraction digits")
+        #expect(Quantity(json: .bool(true)) == nil)
+        #expect(Quantity(json: .null) == nil)
+        #expect(Quantity(json: nil) == nil)
+    }
 }
