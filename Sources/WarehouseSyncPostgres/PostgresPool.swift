@@ -103,7 +103,7 @@ final class PostgresPool: Sendable {
             let mayReplay = failure.retryable && (replay == .idempotent || !failure.commitOutcomeUnknown)
             guard mayReplay, attempt < configuration.attempts, !Task.isCancelled, !isClosed else {
                 let error = failure.error
-                throw StoreError(code: error.code, message: error.message, isOutage: error.code == .unavailable && failure.isOutage)
+                throw StoreError(code: error.code, message: error.message, isOutage: failure.isOutage)
             }
             let delay = configuration.delay(beforeRetry: attempt)
             logger.warning(

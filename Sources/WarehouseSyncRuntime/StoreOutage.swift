@@ -28,7 +28,7 @@ final class StoreOutage: Sendable {
     var isOngoing: Bool { waiting.withLock { $0 > 0 } }
 
     /// The errors ``waitOut(maximumDelay:waitingOut:isStopping:_:)`` waits out by default.
-    static let outages: @Sendable (StoreError) -> Bool = { $0.code == .unavailable && $0.isOutage }
+    static let outages: @Sendable (StoreError) -> Bool = { $0.isOutage }
     /// Every unavailability, also those that only a person mends (a refused login, a read-only
     /// file, a permission): for callers whose messages must not go back to the broker.
     static let anyUnavailability: @Sendable (StoreError) -> Bool = { $0.code == .unavailable }

@@ -332,7 +332,7 @@ public final class SQLiteWorkerStore: WorkerStore {
             } else {
                 code = .unavailable
             }
-            return StoreError(code: code, message: error.description, isOutage: code == .unavailable && outageCodes.contains(primary))
+            return StoreError(code: code, message: error.description, isOutage: outageCodes.contains(primary))
         default:
             return StoreError(code: .unavailable, message: "\(type(of: error))")
         }

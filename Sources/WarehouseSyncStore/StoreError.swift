@@ -28,13 +28,14 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// For ``Code-swift.struct/unavailable``: the database is down, locked, full or unreachable
     /// for now, and waiting will see it answer again. `false` for an unavailability that waiting
     /// does not mend (a refused login, a permission, a read-only file, an error the store does
-    /// not know).
+    /// not know). Always `false` for the other codes.
     public let isOutage: Bool
 
+    /// `isOutage` counts only with ``Code-swift.struct/unavailable``.
     public init(code: Code, message: String, isOutage: Bool = false) {
         self.code = code
         self.message = message
-        self.isOutage = isOutage
+        self.isOutage = isOutage && code == .unavailable
     }
 
     public var description: String { "\(code): \(message)" }

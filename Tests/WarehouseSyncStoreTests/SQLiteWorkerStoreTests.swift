@@ -211,6 +211,7 @@ struct SQLiteWorkerStoreTests {
             #expect(error.isOutage == isOutage, "result code \(resultCode)")
         }
         #expect(!SQLiteWorkerStore.storeError(SQLiteError(code: .step, resultCode: 19, message: "constraint")).isOutage)
+        #expect(!StoreError(code: .corrupt, message: "unreadable", isOutage: true).isOutage, "an outage is an unavailability")
     }
 
     @Test("a store that cannot be opened is unavailable")
