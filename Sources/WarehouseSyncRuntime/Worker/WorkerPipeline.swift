@@ -232,7 +232,7 @@ final class WorkerPipeline: Sendable {
             return next
         case .retry(let tier, let nextAttempt):
             let copy = message.retryCopy(stream: stream, tier: tier, nextAttempt: nextAttempt, topology: settings.topology)
-            try await patiently { [publisher] in try await publisher.publish(copy) }
+            try await patiently(publishing: true) { [publisher] in try await publisher.publish(copy) }
             if message.delivery == nil {
                 // A released event: mark it in flight, so the maintenance pass does not release
                 // it again while its copy waits in the retry queue.
@@ -405,7 +405,7 @@ final class WorkerPipeline: Sendable {
         let headers = DeadLetterHeaders(
             reason: reason, error: error, worker: settings.workerName, failedAt: Date(), attempt: attempt)
         let letter = message.deadLetter(headers, topology: settings.topology)
-        try await patiently { [publisher] in try await publisher.publish(letter) }
+        try await patiently(publishing: true) { [publisher] in try await publisher.publish(letter) }
         metrics.deadLettered(reason: reason.rawValue)
         logger.warning("dead-lettered", metadata: [LogMetadataKey.reason.rawValue: "\(reason)", "deadLetter.error": "\(error.prefix(256))"])
     }
@@ -428,8 +428,11 @@ final class WorkerPipeline: Sendable {
     /// and retrying other store unavailability and broker failures with backoff for up to
     /// ``Settings/patience`` from the first of them: an outage delays messages instead of cycling
     /// them through the broker (each hand-back counts towards the queue's delivery limit).
-    /// Version conflicts and caller errors are not retried here.
-    private func patiently<T: Sendable>(_ operation: @Sendable () async throws -> T) async throws -> T {
+    /// Version conflicts and caller errors are not retried here. A publish (`publishing`) does not
+    /// touch the store, so it does not go through ``StoreOutage``.
+    private func patiently<T: Sendable>(
+        publishing: Bool = false, _ operation: @Sendable () async throws -> T
+    ) async throws -> T {
         // Counted from the first failure retried here, so that time spent waiting out an outage
         // does not use up the patience of an error that follows it.
         var deadline: ContinuousClock.Instant?
@@ -441,6 +444,7 @@ final class WorkerPipeline: Sendable {
         var delay = Duration.milliseconds(50)
         while true {
             do {
+                if publishing { return try await operation() }
                 return try await storeOutage.waitOut(isStopping: { isStopping }, operation)
             } catch let error as StoreError where error.code == .unavailable {
                 // Not an outage (waitOut waits those out), or stopping: a bounded retry, then the
