@@ -15,17 +15,22 @@ struct ERPOptions: ParsableArguments {
     var url: String? { erpBaseURL ?? environmentValue("ERP_BASE_URL") }
 
     /// Runs `body` with a client for the ERP (requests time out after `timeout`) and shuts it
-    /// down afterwards. A URL or token file the workers would refuse is an error naming it.
+    /// down afterwards. The flags override the environment the workers read
+    /// (``ERPClientConfiguration/init(environment:)``), so a URL or token file they would refuse
+    /// is an error naming it.
     func withClient<T>(timeout: Duration, _ body: (HTTPERPClient) async throws -> T) async throws -> T {
-        guard let url else { throw ValidationError("ERP_BASE_URL: not set (pass --erp-base-url http://host:port)") }
-        let configuration: ERPClientConfiguration
+        var environment = ProcessInfo.processInfo.environment
+        if let erpBaseURL { environment["ERP_BASE_URL"] = erpBaseURL }
+        if let erpTokenFile { environment["ERP_TOKEN_FILE"] = erpTokenFile }
+        var configuration: ERPClientConfiguration
         do throws(ERPClientConfigurationError) {
-            configuration = try ERPClientConfiguration(
-                baseURL: url, token: (erpTokenFile ?? environmentValue("ERP_TOKEN_FILE")).map(ERPClientConfiguration.readToken),
-                connectTimeout: timeout, requestTimeout: timeout, healthTimeout: timeout)
+            configuration = try ERPClientConfiguration(environment: environment)
         } catch {
-            throw ValidationError("\(error)")
+            throw ValidationError("\(error) (or pass --erp-base-url, --erp-token-file)")
         }
+        configuration.connectTimeout = timeout
+        configuration.requestTimeout = timeout
+        configuration.healthTimeout = timeout
         let client = HTTPERPClient(configuration: configuration, logger: try commandLogger(level: nil))
         return try await using(client, close: { try? await $0.shutdown() }, body)
     }

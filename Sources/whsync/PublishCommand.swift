@@ -24,7 +24,7 @@ struct PublishCommand: AsyncParsableCommand {
 
     func run() async throws {
         var mapping = StatusMapping.default
-        if let text = statusMap ?? ProcessInfo.processInfo.environment["STATUS_MAP"] {
+        if let text = statusMap ?? environmentValue("STATUS_MAP") {
             mapping = try mapping.merging(StatusMapping(parsing: text))
         }
         let handle = try openInput(input)

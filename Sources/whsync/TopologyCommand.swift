@@ -63,7 +63,7 @@ struct TopologyCommand: AsyncParsableCommand {
             let plan = try topology.load().plan
             let configuration = try broker.configuration(connectionName: "whsync topology verify")
             var management: ManagementClient?
-            if let text = managementURL ?? ProcessInfo.processInfo.environment["RABBITMQ_MANAGEMENT_URL"] {
+            if let text = managementURL ?? environmentValue("RABBITMQ_MANAGEMENT_URL") {
                 guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https" else {
                     throw ValidationError("--management-url: '\(text)' is not an http(s) URL")
                 }

@@ -27,7 +27,7 @@ struct BrokerOptions: ParsableArguments {
     var logLevel: String?
 
     func configuration(connectionName: String) throws -> AMQPConfiguration {
-        let url = amqpURL ?? ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
+        let url = amqpURL ?? environmentValue("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672/"
         return try AMQPConfiguration(url: url, connectionName: connectionName)
     }
 
