@@ -170,15 +170,9 @@ public final class ReplayWorkerService: Service, Sendable {
         let clock = ContinuousClock()
         let interval = min(.seconds(600), settings.retention / 10)
         while !Task.isCancelled, !stopping.isSet {
-            do {
-                let cutoff = Date().addingTimeInterval(-settings.retention.timeInterval)
-                let pruned = try await dependencies.store.pruneDeadLetters(olderThan: cutoff)
-                if pruned > 0 {
-                    logger.info("deleted replayed and purged letters past DEAD_LETTER_RETENTION", metadata: ["pruned": "\(pruned)"])
-                }
-            } catch {
-                logger.warning("pruning dead letters failed; trying again later", metadata: ["error": "\(error)"])
-            }
+            await pruneExpired(
+                "replayed and purged letters", setting: "DEAD_LETTER_RETENTION", retention: settings.retention, logger: logger,
+                dependencies.store.pruneDeadLetters(olderThan:))
             do {
                 try await clock.sleep(for: interval)
             } catch {

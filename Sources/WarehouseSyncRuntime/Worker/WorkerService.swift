@@ -163,13 +163,9 @@ public final class WorkerService: Service, Sendable {
             await pipeline.maintain()
             if clock.now - lastPrune >= .seconds(600) {
                 lastPrune = clock.now
-                do {
-                    let cutoff = Date().addingTimeInterval(-dedupRetention.timeInterval)
-                    let pruned = try await dependencies.store.pruneProcessed(olderThan: cutoff)
-                    if pruned > 0 { logger.info("pruned posted dedup records past DEDUP_RETENTION", metadata: ["pruned": "\(pruned)"]) }
-                } catch {
-                    logger.warning("pruning dedup records failed", metadata: ["error": "\(error)"])
-                }
+                await pruneExpired(
+                    "posted dedup records", setting: "DEDUP_RETENTION", retention: dedupRetention, logger: logger,
+                    dependencies.store.pruneProcessed(olderThan:))
             }
         }
     }
