@@ -49,32 +49,46 @@ ensure_apt_packages() {
 
 # ---- ports -----------------------------------------------------------------
 # free_port [N]: prints N (default 1) distinct TCP ports that are free on 127.0.0.1 right
-# now, one per line. (All N sockets are held open together so they are distinct.)
+# now, one per line. They lie below the kernel's ephemeral range (ip_local_port_range), so that no
+# outgoing connection (rabbitmqctl, epmd, a test client) can take one between now and the moment
+# its server binds it; port 0 would hand out ports from that very range. (All N sockets are held
+# open together so they are distinct.)
 free_port() {
-    local n="${1:-1}"
+    local n="${1:-1}" low=32768
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
     if command -v python3 >/dev/null 2>&1; then
-        python3 - "$n" <<'PY' && return 0
-import socket, sys
+        python3 - "$n" "$low" <<'PY' && return 0
+import random, socket, sys
+n, low = int(sys.argv[1]), int(sys.argv[2])
+first = 10000 if low > 12000 else 1024
 socks = []
-for _ in range(int(sys.argv[1])):
+for port in random.sample(range(first, low), low - first):
+    if len(socks) == n:
+        break
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
     socks.append(s)
+if len(socks) < n:
+    sys.exit(1)
 for s in socks:
     print(s.getsockname()[1])
 for s in socks:
     s.close()
 PY
     fi
-    # Fallback without python: random ports from a range that is outside Linux's default
-    # ephemeral range (32768-60999), checked against /proc/net/tcp{,6} listeners.
+    # Without python: random ports below the ephemeral range, checked against /proc/net/tcp{,6}
+    # listeners.
     local used picked=() port i tries
     local _sl addr _rest
     used="$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | while read -r _sl addr _rest; do
         [[ "$addr" == *:* ]] && echo $((16#${addr##*:})); done | sort -u)"
     for ((i = 0; i < n; i++)); do
         for ((tries = 0; tries < 1000; tries++)); do
-            port=$((20000 + RANDOM % 12000))
+            port=$((20000 + RANDOM % (low > 20000 ? low - 20000 : 12000)))
             if ! grep -qx "$port" <<<"$used" && [[ " ${picked[*]} " != *" $port "* ]] \
                 && ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
                 picked+=("$port")
