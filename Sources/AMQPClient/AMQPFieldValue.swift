@@ -42,7 +42,13 @@ extension AMQPFieldValue {
 // MARK: - Conversion from librabbitmq's representation
 
 extension AMQPFieldValue {
-    init(_ value: amqp_field_value_t) {
+    /// The deepest nesting of tables and arrays read from the wire; deeper values read as
+    /// ``void``. Headers come from whoever published the message, and what the workers keep of
+    /// them (held messages, dead letters) must stay small and cheap to walk.
+    public static let maxNestingDepth = 8
+
+    init(_ value: amqp_field_value_t, depth: Int = 0) {
+        let nested = depth + 1
         switch Int(value.kind) {
         case Int(UInt8(ascii: "t")): self = .bool(value.value.boolean != 0)
         case Int(UInt8(ascii: "b")): self = .int(Int64(value.value.i8))
@@ -63,12 +69,14 @@ extension AMQPFieldValue {
         case Int(UInt8(ascii: "S")): self = .string(String(amqpBytes: value.value.bytes))
         case Int(UInt8(ascii: "x")): self = .bytes([UInt8](amqpBytes: value.value.bytes))
         case Int(UInt8(ascii: "T")): self = .timestamp(value.value.u64)
-        case Int(UInt8(ascii: "F")): self = .table(AMQPTable(value.value.table))
+        case Int(UInt8(ascii: "F")) where nested > Self.maxNestingDepth, Int(UInt8(ascii: "A")) where nested > Self.maxNestingDepth:
+            self = .void
+        case Int(UInt8(ascii: "F")): self = .table(AMQPTable(value.value.table, depth: nested))
         case Int(UInt8(ascii: "A")):
             let array = value.value.array
             var items: [AMQPFieldValue] = []
             items.reserveCapacity(Int(array.num_entries))
-            for i in 0..<Int(array.num_entries) { items.append(AMQPFieldValue(array.entries[i])) }
+            for i in 0..<Int(array.num_entries) { items.append(AMQPFieldValue(array.entries[i], depth: nested)) }
             self = .array(items)
         default: self = .void
         }
@@ -76,11 +84,12 @@ extension AMQPFieldValue {
 }
 
 extension Dictionary where Key == String, Value == AMQPFieldValue {
-    init(_ table: amqp_table_t) {
+    /// A table read from the wire; `depth` counts the tables and arrays around it.
+    init(_ table: amqp_table_t, depth: Int = 0) {
         self.init(minimumCapacity: Int(table.num_entries))
         for i in 0..<Int(table.num_entries) {
             let entry = table.entries[i]
-            self[String(amqpBytes: entry.key)] = AMQPFieldValue(entry.value)
+            self[String(amqpBytes: entry.key)] = AMQPFieldValue(entry.value, depth: depth)
         }
     }
 }

@@ -61,7 +61,7 @@ public final class PostgresWorkerStore: WorkerStore {
             let rows = try await connection.rows(
                 """
                 SELECT 'key' AS kind, version AS n1, next_expected AS n2, parked_since_us AS n3, park_reason AS t1,
-                    skipped AS t2, NULL::text AS t3
+                    skipped AS t2, claimed_by AS t3
                 FROM keys WHERE stream = \(stream.rawValue) AND key = \(key)
                 UNION ALL
                 SELECT 'held', sequence, held_at_us, NULL, event_id, NULL, NULL
@@ -73,7 +73,7 @@ public final class PostgresWorkerStore: WorkerStore {
                 logger
             )
             var version: Int64 = 0
-            var keyRow: (nextExpected: Int64, parking: KeyState.Parking?, skipped: [ClosedRange<Int64>])?
+            var keyRow: (nextExpected: Int64, parking: KeyState.Parking?, skipped: [ClosedRange<Int64>], claimedBy: String?)?
             var held: [Int64: KeyState.HeldEvent] = [:]
             var snapshot = KeySnapshot(state: nil, version: 0, record: .notSeen)
             for row in rows {
@@ -83,7 +83,9 @@ public final class PostgresWorkerStore: WorkerStore {
                     let parking = try Self.parking(
                         since: try row.value("n3"), reason: try row.value("t1"), key: key
                     )
-                    keyRow = (try row.value("n2"), parking, try StoredSkippedGaps.gaps(try row.value("t2"), key: key))
+                    keyRow = (
+                        try row.value("n2"), parking, try StoredSkippedGaps.gaps(try row.value("t2"), key: key), try row.value("t3")
+                    )
                 case "held":
                     held[try row.value("n1")] = KeyState.HeldEvent(
                         eventId: try row.value("t1"), heldAt: StoreTime.date(microseconds: try row.value("n2"))
@@ -97,7 +99,8 @@ public final class PostgresWorkerStore: WorkerStore {
             }
             if let keyRow {
                 snapshot.state = KeyState(
-                    nextExpected: keyRow.nextExpected, held: held, parked: keyRow.parking, skipped: keyRow.skipped)
+                    nextExpected: keyRow.nextExpected, held: held, parked: keyRow.parking, skipped: keyRow.skipped,
+                    claimedBy: keyRow.claimedBy)
                 snapshot.version = version
             }
             return snapshot
@@ -206,8 +209,8 @@ public final class PostgresWorkerStore: WorkerStore {
             if change.expectedVersion == 0 {
                 written = try await db.rows(
                     """
-                    INSERT INTO keys (stream, key, version, next_expected, parked_since_us, park_reason, skipped, updated_at_us)
-                    VALUES (\(stream), \(key), 1, \(state.nextExpected), \(parkedSince), \(parkReason), \(skipped), \(now))
+                    INSERT INTO keys (stream, key, version, next_expected, parked_since_us, park_reason, skipped, claimed_by, updated_at_us)
+                    VALUES (\(stream), \(key), 1, \(state.nextExpected), \(parkedSince), \(parkReason), \(skipped), \(state.claimedBy), \(now))
                     ON CONFLICT (stream, key) DO NOTHING
                     RETURNING version
                     """,
@@ -219,7 +222,8 @@ public final class PostgresWorkerStore: WorkerStore {
                 written = try await db.rows(
                     """
                     UPDATE keys SET version = version + 1, next_expected = \(state.nextExpected),
-                        parked_since_us = \(parkedSince), park_reason = \(parkReason), skipped = \(skipped), updated_at_us = \(now)
+                        parked_since_us = \(parkedSince), park_reason = \(parkReason), skipped = \(skipped),
+                        claimed_by = \(state.claimedBy), updated_at_us = \(now)
                     WHERE stream = \(stream) AND key = \(key) AND version = \(change.expectedVersion)
                     RETURNING version
                     """,

@@ -70,8 +70,8 @@ public enum WorkerStoreConformance {
             let empty = try await store.snapshot(stream: .inventory, key: "WH1/SKU-1", eventId: "e1")
             #expect(empty == KeySnapshot(state: nil, version: 0, record: .notSeen))
 
-            // With a skipped gap: the operator's skips survive every later write of the key.
-            let state = KeyState(nextExpected: 5, skipped: [2...3])
+            // With a skipped gap and a claimed turn: both survive until a later write changes them.
+            let state = KeyState(nextExpected: 5, skipped: [2...3], claimedBy: "e1")
             try await store.commit(KeyChange(
                 stream: .inventory, key: "WH1/SKU-1", expectedVersion: 0, newState: state,
                 records: [DedupWrite(eventId: "e1", record: .posting(fingerprint(1)), sequence: 5)], now: t0
@@ -569,10 +569,26 @@ public enum WorkerStoreConformance {
             snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: "g1")
             let apply = gate.decide(snapshot.state, event: first, record: snapshot.record, now: t0)
             #expect(apply.action == .apply)
+            // A twin under another eventId, decided by another replica on the same snapshot.
+            let twin = IncomingEvent(eventId: "g1-rescan", sequence: 1, fingerprint: fingerprint(11), isReplay: false)
+            let twinApply = gate.decide(snapshot.state, event: twin, record: .notSeen, now: t0)
+            #expect(twinApply.action == .apply)
             try await store.commit(KeyChange(
                 stream: .inventory, key: key, expectedVersion: snapshot.version, newState: apply.updatedState,
                 records: apply.updatedRecord.map { [DedupWrite(eventId: "g1", record: $0, sequence: 1)] } ?? [], now: t0
             ))
+            // The claim made the first commit move the key: the twin's commit loses, and deciding
+            // again on the key as it is now makes it a conflict.
+            await #expect(throws: StoreError.self) {
+                try await store.commit(KeyChange(
+                    stream: .inventory, key: key, expectedVersion: snapshot.version, newState: twinApply.updatedState,
+                    records: [DedupWrite(eventId: "g1-rescan", record: .posting(fingerprint(11)), sequence: 1)], now: t0
+                ))
+            }
+            let twinSnapshot = try await store.snapshot(stream: .inventory, key: key, eventId: "g1-rescan")
+            #expect(twinSnapshot.record == .notSeen)
+            #expect(gate.decide(twinSnapshot.state, event: twin, record: twinSnapshot.record, now: t0).action
+                == .conflict(.sequenceClaimed(byEventId: "g1")))
             snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: "g1")
             #expect(snapshot.record == .posting(fingerprint(1)))
             let state = try #require(snapshot.state)
@@ -598,7 +614,7 @@ public enum WorkerStoreConformance {
                 deleteHeldSequence: 2, now: t0
             ))
             snapshot = try await store.snapshot(stream: .inventory, key: key, eventId: "g2")
-            #expect(snapshot == KeySnapshot(state: KeyState(nextExpected: 3), version: 3, record: .posted(fingerprint(2)), documentId: "D2"))
+            #expect(snapshot == KeySnapshot(state: KeyState(nextExpected: 3), version: 4, record: .posted(fingerprint(2)), documentId: "D2"))
             #expect(try await store.heldMessage(stream: .inventory, key: key, sequence: 2) == nil)
             #expect(try await store.keysWithHeldEvents(stream: .inventory) == [])
         }

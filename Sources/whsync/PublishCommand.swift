@@ -17,7 +17,7 @@ struct PublishCommand: AsyncParsableCommand {
     @Argument(help: "File of events, or - for stdin.")
     var input: String
     @Option(help: "Exchange to publish to.")
-    var exchange = "wms.events"
+    var exchange = RoutingKey.contractExchange
     @Option(help: "Extra WMS status codes, e.g. inventory.QC=quality-hold,shipment.SHP=shipped (default: $STATUS_MAP)")
     var statusMap: String?
     @OptionGroup var broker: BrokerOptions

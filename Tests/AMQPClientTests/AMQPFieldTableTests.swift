@@ -37,6 +37,28 @@ import Testing
         #expect(try amqpTableRoundTrip(arguments)["hash-header"]?.stringValue == "partition-key")
     }
 
+    @Test func nestingBeyondTheLimitReadsAsVoid() throws {
+        // A table `depth` levels deep: {"n": {"n": ... "leaf" ...}}.
+        func nested(_ depth: Int) -> AMQPFieldValue {
+            depth == 0 ? .string("leaf") : .table(["n": nested(depth - 1)])
+        }
+        let limit = AMQPFieldValue.maxNestingDepth
+        #expect(try amqpTableRoundTrip(["h": nested(limit)]) == ["h": nested(limit)])
+        // One level more: the innermost table is cut off.
+        var cut: AMQPFieldValue = .void
+        for _ in 0..<limit { cut = .table(["n": cut]) }
+        #expect(try amqpTableRoundTrip(["h": nested(limit + 1)]) == ["h": cut])
+        // Arrays count as levels too, and a deep header does not take its siblings with it.
+        var deepArray: AMQPFieldValue = .string("leaf")
+        for _ in 0..<50 { deepArray = .array([deepArray]) }
+        let read = try amqpTableRoundTrip(["deep": deepArray, "plain": "x"])
+        #expect(read["plain"] == "x")
+        var depth = 0
+        var value = read["deep"]
+        while case .array(let items)? = value { depth += 1; value = items.first }
+        #expect(depth == limit && value == .void)
+    }
+
     @Test func emptyTable() throws {
         #expect(try amqpTableRoundTrip([:]).isEmpty)
     }

@@ -2,19 +2,26 @@
 /// violation rather than stopping at the first.
 ///
 /// Unknown fields are ignored (forward compatibility); a `null` optional field counts as absent.
-/// Required strings must be non-empty; ids, SKUs, units and other strings are at most 256
-/// characters, `eventId` at most 128 and `occurredAt` at most 64. Quantities are JSON numbers or
-/// decimal strings, exact, with at most 6 fraction digits. Status codes go through the
-/// ``StatusMapping``.
+/// Required strings must be non-empty and no string may hold a control character. Lengths are
+/// counted in UTF-8 bytes (what a store index and a header hold): ids, SKUs, units and other
+/// strings at most 256, `eventId` and `correlationId` at most 128 and `occurredAt` at most 64.
+/// `eventId` and `correlationId` travel as HTTP and AMQP headers, so they are visible ASCII
+/// (`!` to `~`) only. The ids a key or a dedup record is made of (`sku`, `shipmentId`,
+/// `receiptId`) must be in Unicode NFC, so that one id cannot arrive as two byte strings. A
+/// `sequence` is at most 2^53 − 1, the largest integer every JSON reader keeps exactly.
+/// Quantities are JSON numbers or decimal strings, exact, with at most 6 fraction digits. Status
+/// codes go through the ``StatusMapping``.
 public struct EventDecoder: Sendable {
     /// The largest body accepted: 256 KiB.
     public static let maxBodyBytes = 262_144
-    /// The longest `eventId`, in characters.
+    /// The longest `eventId` and `correlationId`, in bytes (visible ASCII: one byte a character).
     public static let maxEventIdLength = 128
-    /// The longest other string field, in characters.
+    /// The longest other string field, in UTF-8 bytes.
     public static let maxStringLength = 256
-    /// The longest `occurredAt`, in characters.
+    /// The longest `occurredAt`, in bytes.
     public static let maxTimestampLength = 64
+    /// The largest `sequence`: 2^53 − 1.
+    public static let maxSequence: Int64 = 9_007_199_254_740_991
 
     public let statusMapping: StatusMapping
 
@@ -102,7 +109,7 @@ private struct FieldReader {
                 fail("schema", "must be one of " + EventStream.allCases.map(\.schema).joined(separator: ", "))
             }
         }
-        let eventId = string(object, "eventId", maxLength: EventDecoder.maxEventIdLength)
+        let eventId = string(object, "eventId", maxLength: EventDecoder.maxEventIdLength, kind: .headerSafe)
         var occurredAt: Timestamp?
         if let text = string(object, "occurredAt", maxLength: EventDecoder.maxTimestampLength) {
             do throws(TimestampParseError) {
@@ -117,7 +124,7 @@ private struct FieldReader {
             warehouse = nil
         }
         let sequence = sequence(object)
-        let correlationId = string(object, "correlationId", required: false)
+        let correlationId = string(object, "correlationId", required: false, maxLength: EventDecoder.maxEventIdLength, kind: .headerSafe)
         let source = string(object, "source", required: false)
 
         var result = HeaderResult(stream: stream, warehouse: warehouse)
@@ -140,8 +147,8 @@ private struct FieldReader {
                 fail("sequence", rule)
                 return nil
             }
-            guard let value = Int64(literal) else {
-                fail("sequence", "must be an integer from 1 to \(Int64.max)")
+            guard let value = Int64(literal), value <= EventDecoder.maxSequence else {
+                fail("sequence", "must be an integer from 1 to \(EventDecoder.maxSequence)")
                 return nil
             }
             guard value >= 1 else {
@@ -172,7 +179,7 @@ private struct FieldReader {
     // MARK: Streams
 
     mutating func inventory(_ object: JSONObject, header: EventHeader?) -> InventoryDelta? {
-        let sku = string(object, "sku")
+        let sku = string(object, "sku", kind: .identifier)
         var quantity = quantity(object, "quantity")
         if let value = quantity, value.isZero {
             fail("quantity", "must not be zero")
@@ -197,7 +204,7 @@ private struct FieldReader {
     }
 
     mutating func shipment(_ object: JSONObject, header: EventHeader?) -> ShipmentEvent? {
-        let shipmentId = string(object, "shipmentId")
+        let shipmentId = string(object, "shipmentId", kind: .identifier)
         let orderRef = string(object, "orderRef")
         let status: (ShipmentStatus, String)? = status(object)
         let lines: Lines<ShipmentLine> = self.lines(object) { $0.shipmentLine($1, prefix: $2) }
@@ -224,7 +231,7 @@ private struct FieldReader {
     }
 
     mutating func receipt(_ object: JSONObject, header: EventHeader?) -> ReceiptEvent? {
-        let receiptId = string(object, "receiptId")
+        let receiptId = string(object, "receiptId", kind: .identifier)
         let purchaseOrderRef = string(object, "purchaseOrderRef")
         let supplier = string(object, "supplier")
         let status: (ReceiptStatus, String)? = status(object)
@@ -270,10 +277,20 @@ private struct FieldReader {
 
     // MARK: Field kinds
 
+    /// What a string field may hold beyond its length.
+    enum StringKind {
+        /// Any text without control characters.
+        case text
+        /// Text without control characters, in Unicode NFC: part of a sequencing key.
+        case identifier
+        /// Visible ASCII, `!` to `~`: sent as an HTTP and AMQP header.
+        case headerSafe
+    }
+
     /// A string field. Absent or `null`: a violation when `required`, else `nil` quietly.
     mutating func string(
         _ object: JSONObject, _ key: String, prefix: String = "", required: Bool = true,
-        maxLength: Int = EventDecoder.maxStringLength
+        maxLength: Int = EventDecoder.maxStringLength, kind: StringKind = .text
     ) -> String? {
         switch object[key] {
         case nil, .null:
@@ -281,8 +298,10 @@ private struct FieldReader {
         case .string(let text):
             if text.isEmpty {
                 fail(prefix + key, "must not be empty")
-            } else if text.utf8.count > maxLength, text.count > maxLength {
-                fail(prefix + key, "must be at most \(maxLength) characters")
+            } else if text.utf8.count > maxLength {
+                fail(prefix + key, "must be at most \(maxLength) bytes of UTF-8 (was \(text.utf8.count))")
+            } else if let rule = Self.violatedRule(of: text, kind) {
+                fail(prefix + key, rule)
             } else {
                 return text
             }
@@ -290,6 +309,27 @@ private struct FieldReader {
             fail(prefix + key, "must be a string")
         }
         return nil
+    }
+
+    /// The rule `text` breaks as a string of `kind`, if any.
+    private static func violatedRule(of text: String, _ kind: StringKind) -> String? {
+        switch kind {
+        case .headerSafe:
+            guard text.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+                return "must be visible ASCII characters only (! to ~: no spaces, control or non-ASCII characters)"
+            }
+            return nil
+        case .text, .identifier:
+            // ASCII without control characters is NFC already: the common case costs one pass.
+            if text.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) { return nil }
+            if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                return "must not contain control characters"
+            }
+            if kind == .identifier, !text.precomposedStringWithCanonicalMapping.utf8.elementsEqual(text.utf8) {
+                return "must be in Unicode NFC (composed) form"
+            }
+            return nil
+        }
     }
 
     /// A required decimal: a JSON number or a decimal string.

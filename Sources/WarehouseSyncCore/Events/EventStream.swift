@@ -31,6 +31,9 @@ public enum EventStream: String, CaseIterable, Sendable, CustomStringConvertible
 /// A routing key of `wms.events`: `<stream>.<warehouse>`, warehouse matching
 /// `[A-Za-z0-9_-]{1,64}`.
 public struct RoutingKey: Sendable, Hashable, CustomStringConvertible {
+    /// The topic exchange the wire contract publishes events to (DESIGN §2).
+    public static let contractExchange = "wms.events"
+
     public let stream: EventStream
     public let warehouse: String
 

@@ -1,13 +1,23 @@
 /// Stops a worker from consuming while the ERP is down, so that its messages wait in the queue
-/// instead of being burnt through their retries into dead letters (DESIGN §5).
+/// instead of being burnt through their retries into dead letters, and never for the items an ERP
+/// that is up keeps refusing (DESIGN §5).
 ///
-/// - closed: posting normally; `failureThreshold` transient failures in a row open it.
-/// - open: consumption stopped; after the probe interval the pipeline probes `GET /health`.
-///   A healthy answer half-opens it, an unhealthy one keeps it open and doubles the interval
-///   (capped at `maxProbeInterval`).
-/// - half-open: consuming again, on trial: the first successful posting closes it, the first
-///   transient failure opens it again (with the next, longer interval) — a health endpoint can
-///   answer while posting still fails.
+/// What says "down": `failureThreshold` transient failures in a row (no answered posting in
+/// between) that either all found the ERP unreachable (no connection, no answer in time, or an
+/// answer that is not the ERP speaking: ``ERPResponseClass/TransientReason/isSystemic``), or
+/// came from that many distinct keys. A handful of items the ERP refuses with 503 again and
+/// again are not the ERP being down: their failures share keys, and each spends an attempt.
+///
+/// - closed: posting normally, counting failures as above.
+/// - open: consumption stopped; postings in hand wait and are posted again at the same attempt.
+///   After the probe interval the pipeline probes `GET /health`. A healthy answer half-opens it;
+///   an unhealthy one keeps it open and doubles the interval (capped at `maxProbeInterval`).
+/// - half-open: consuming again, on trial, on the word of `/health`. The first answered posting
+///   closes it; a systemic failure opens it again (with the next, longer interval). A
+///   failure the ERP answered (a 503 for one item) is an item failure: it spends an attempt and
+///   does not pause the stream, since `/health` says the ERP is up. When such failures reach
+///   `failureThreshold` distinct keys, `/health` is asked again while consuming goes on, and
+///   only a failed probe opens the circuit.
 ///
 /// Any posting the ERP answered (posted, 409 or a business rejection) counts as a success: it
 /// proves the ERP is up. Postings that were in flight when it opened report back late; a late
@@ -18,7 +28,8 @@
 /// tests their own.
 public struct CircuitBreaker<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
     public struct Configuration: Sendable, Hashable {
-        /// Consecutive transient failures that open the circuit; ≥ 1.
+        /// Failures in a row (systemic ones, or ones of that many distinct keys) that open
+        /// the circuit; ≥ 1.
         public let failureThreshold: Int
         /// The wait before the first probe after opening.
         public let probeInterval: Duration
@@ -35,13 +46,34 @@ public struct CircuitBreaker<Instant: InstantProtocol>: Sendable where Instant.D
         }
     }
 
+    /// The failures since the last answered posting (or, half-open, since the last healthy probe).
+    public struct Failures: Sendable, Hashable {
+        /// Systemic failures in a row; any other failure resets it.
+        public var systemicInARow: Int
+        /// The distinct keys that failed, at most `failureThreshold` of them.
+        public var keys: Set<String>
+
+        public static var none: Failures { Failures(systemicInARow: 0, keys: []) }
+
+        public init(systemicInARow: Int, keys: Set<String>) {
+            self.systemicInARow = systemicInARow
+            self.keys = keys
+        }
+
+        mutating func record(key: String, systemic: Bool, threshold: Int) {
+            systemicInARow = systemic ? systemicInARow + 1 : 0
+            if keys.count < threshold { keys.insert(key) }
+        }
+    }
+
     public enum State: Sendable, Hashable {
-        case closed(consecutiveFailures: Int)
+        case closed(Failures)
         /// `openings` counts openings and failed probes since it was last closed: the probe
         /// interval doubles with each. The next probe is due at `probeDue`.
         case open(since: Instant, openings: Int, probeDue: Instant)
-        /// Consuming on trial after a healthy probe; `openings` as in `open`.
-        case halfOpen(openings: Int)
+        /// Consuming on trial after a healthy probe; `openings` as in `open`. `probeDue` is set
+        /// while a probe asked for by item failures is under way.
+        case halfOpen(openings: Int, itemFailures: Failures, probeDue: Instant?)
     }
 
     /// What the pipeline must do.
@@ -55,13 +87,15 @@ public struct CircuitBreaker<Instant: InstantProtocol>: Sendable where Instant.D
     }
 
     public let configuration: Configuration
-    public private(set) var state: State = .closed(consecutiveFailures: 0)
+    public private(set) var state: State = .closed(.none)
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
     }
 
-    /// Whether the pipeline may post now.
+    /// Whether the pipeline may post now. After reporting a failure: `false` means the posting
+    /// waits for the circuit and is posted again at the same attempt; `true` means it was an item
+    /// failure, which spends an attempt.
     public var allowsPosting: Bool {
         if case .open = state { return false }
         return true
@@ -70,38 +104,59 @@ public struct CircuitBreaker<Instant: InstantProtocol>: Sendable where Instant.D
     /// The ERP answered a posting (posted, 409 or rejected).
     public mutating func recordSuccess() -> [Action] {
         let wasOpen = !allowsPosting
-        state = .closed(consecutiveFailures: 0)
+        state = .closed(.none)
         return wasOpen ? [.resumeConsuming] : []
     }
 
-    /// A posting failed transiently (``ERPResponseClass/isTransient``).
-    public mutating func recordTransientFailure(at now: Instant) -> [Action] {
+    /// A posting of `key` failed transiently; `systemic` as
+    /// ``ERPResponseClass/TransientReason/isSystemic`` says.
+    public mutating func recordTransientFailure(key: String, systemic: Bool, at now: Instant) -> [Action] {
+        let threshold = configuration.failureThreshold
         switch state {
-        case .closed(let failures):
-            guard failures + 1 >= configuration.failureThreshold else {
-                state = .closed(consecutiveFailures: failures + 1)
+        case .closed(var failures):
+            failures.record(key: key, systemic: systemic, threshold: threshold)
+            guard failures.systemicInARow >= threshold || failures.keys.count >= threshold else {
+                state = .closed(failures)
                 return []
             }
             return open(at: now, openings: 1)
-        case .halfOpen(let openings):
-            return open(at: now, openings: openings + 1)
+        case .halfOpen(let openings, var failures, let probeDue):
+            if systemic { return open(at: now, openings: openings + 1) }
+            failures.record(key: key, systemic: false, threshold: threshold)
+            guard probeDue == nil, failures.keys.count >= threshold else {
+                state = .halfOpen(openings: openings, itemFailures: failures, probeDue: probeDue)
+                return []
+            }
+            // Many keys failing: ask `/health` again, without pausing on the strength of answers.
+            state = .halfOpen(openings: openings, itemFailures: failures, probeDue: now)
+            return [.probeHealth(after: .zero)]
         case .open:
             return []
         }
     }
 
     /// The health probe that a ``Action/probeHealth(after:)`` asked for answered. A report
-    /// before the probe was due, or when the circuit is not open, is ignored: it comes from a
+    /// before the probe was due, or when no probe is under way, is ignored: it comes from a
     /// stale timer.
     public mutating func recordProbe(healthy: Bool, at now: Instant) -> [Action] {
-        guard case .open(let since, let openings, let probeDue) = state, now >= probeDue else { return [] }
-        if healthy {
-            state = .halfOpen(openings: openings)
-            return [.resumeConsuming]
+        switch state {
+        case .open(let since, let openings, let probeDue) where now >= probeDue:
+            if healthy {
+                state = .halfOpen(openings: openings, itemFailures: .none, probeDue: nil)
+                return [.resumeConsuming]
+            }
+            let interval = probeInterval(openings: openings + 1)
+            state = .open(since: since, openings: openings + 1, probeDue: now.advanced(by: interval))
+            return [.probeHealth(after: interval)]
+        case .halfOpen(let openings, _, let probeDue?) where now >= probeDue:
+            if healthy {
+                state = .halfOpen(openings: openings, itemFailures: .none, probeDue: nil)
+                return []
+            }
+            return open(at: now, openings: openings + 1)
+        default:
+            return []
         }
-        let interval = probeInterval(openings: openings + 1)
-        state = .open(since: since, openings: openings + 1, probeDue: now.advanced(by: interval))
-        return [.probeHealth(after: interval)]
     }
 
     private mutating func open(at now: Instant, openings: Int) -> [Action] {

@@ -6,22 +6,30 @@ import Foundation
 /// builds ``transient(reason:retryAfter:)`` itself for timeouts and connection errors; then
 /// ``disposition(attempt:retryPolicy:)`` says what to do with the message.
 public enum ERPResponseClass: Sendable, Hashable {
-    /// 2xx: the ERP booked the document (200/201 in the contract; any 2xx is taken as booked).
+    /// 200/201 with a JSON object carrying `documentId`: the ERP booked the document.
     case posted(documentId: String?)
-    /// 409: the `Idempotency-Key` was booked before (a retry or a crash between post and
-    /// record). Success, not an error.
+    /// 409 with a JSON body: the `Idempotency-Key` was booked before (a retry or a crash between
+    /// post and record). Success, not an error.
     case alreadyPosted
-    /// 400, 404, 422: the ERP refuses the document. Retrying cannot help: dead-letter it with
-    /// the ERP's message (bounded, first line only; see ``rejectionMessage(status:body:)``).
+    /// 400 or 422 with a JSON error body: the ERP refuses the document. Retrying cannot help:
+    /// dead-letter it with the ERP's message (bounded, first line only; see
+    /// ``rejectionMessage(status:body:)``).
     case rejected(status: Int, message: String)
-    /// Worth retrying later: 408, 429, 5xx, timeouts, connection errors, and any status the
-    /// contract does not name (a wrong URL or token must not burn the queue into dead letters).
+    /// Worth retrying later: 408, 429, 5xx, timeouts, connection errors, and every answer that is
+    /// not the ERP speaking (``TransientReason/misanswered(status:_:)``): a wrong URL, an
+    /// ingress's page or a token must not burn the queue into dead letters, nor lose an event.
     case transient(reason: TransientReason, retryAfter: Duration?)
 
     /// Why a posting failed transiently. The description is safe to log.
     public enum TransientReason: Sendable, Hashable, CustomStringConvertible {
-        /// The ERP answered with this HTTP status.
+        /// The ERP answered with this HTTP status, one the contract names as transient
+        /// (408, 429, 5xx), or a 401/403 carrying a JSON error body (a refused token).
         case status(Int)
+        /// Something answered that is not the ERP speaking (DESIGN §3): a 2xx without a JSON
+        /// object carrying `documentId` (a proxy's HTML page), a 404, or a status without the
+        /// JSON body the contract gives it (a wrong base URL, an ingress rule). Never posted,
+        /// never rejected: the worker's `/readyz` names the ERP as misanswering.
+        case misanswered(status: Int, Misanswer)
         /// No answer in time. The ERP may have booked it: the retry's `Idempotency-Key` covers that.
         case timeout
         /// No connection (refused, reset, DNS, TLS).
@@ -30,10 +38,36 @@ public enum ERPResponseClass: Sendable, Hashable {
         public var description: String {
             switch self {
             case .status(let code): "HTTP \(code)"
+            case .misanswered(let code, let what): "HTTP \(code) \(what)"
             case .timeout: "timed out"
             case .connectionFailed: "connection failed"
             }
         }
+
+        /// Whether the failure concerns every posting rather than this one item: no connection,
+        /// no answer in time, an answer that is not the ERP speaking, or a refused token (401,
+        /// 403). The ``CircuitBreaker`` counts these in a row whatever their keys; other
+        /// failures (a 503 for one item) count only across distinct keys.
+        public var isSystemic: Bool {
+            switch self {
+            case .status(let code): code == 401 || code == 403
+            case .misanswered, .timeout, .connectionFailed: true
+            }
+        }
+    }
+
+    /// What was wrong with an answer that is not the ERP speaking.
+    public enum Misanswer: String, Sendable, Hashable, CustomStringConvertible {
+        /// A 2xx whose body is not a JSON object carrying a non-empty `documentId`.
+        case noDocumentId = "without a JSON documentId"
+        /// A status whose meaning needs a JSON body (400, 409, 422, 401, 403, other 4xx, 3xx)
+        /// came without one.
+        case noJSONBody = "without a JSON body"
+        /// 404: the route does not exist there (a wrong base URL or an ingress rule), whatever
+        /// the body says; the contract has no business meaning for it.
+        case notFound = "(no such route: check ERP_BASE_URL)"
+
+        public var description: String { rawValue }
     }
 
     /// The longest rejection message kept, in characters (it becomes the `whsync-error` header).
@@ -41,20 +75,34 @@ public enum ERPResponseClass: Sendable, Hashable {
     /// The longest `documentId` taken from a success body, in characters; longer ones are dropped.
     public static let maxDocumentIdLength = 256
 
-    /// Classifies an HTTP answer. `retryAfter` is the `Retry-After` header (delay-seconds or an
-    /// HTTP-date, read against `now`); `body` is the start of the response body.
+    /// Classifies an HTTP answer (DESIGN §3). `retryAfter` is the `Retry-After` header
+    /// (delay-seconds or an HTTP-date, read against `now`); `body` is the start of the response
+    /// body (enough of it to hold the JSON object of a posting's answer).
     public static func classify(
         status: Int, retryAfter: String?, body: some Collection<UInt8>, now: Date
     ) -> ERPResponseClass {
+        let delay = { retryAfter.flatMap { RetryAfter.parse($0, now: now) } }
+        let object = (try? JSONValue(parsing: body))?.objectValue
         switch status {
         case 200..<300:
-            return .posted(documentId: documentId(in: body))
-        case 409:
-            return .alreadyPosted
-        case 400, 404, 422:
-            return .rejected(status: status, message: rejectionMessage(status: status, body: body))
+            guard let object, let id = documentId(in: object) else {
+                return .transient(reason: .misanswered(status: status, .noDocumentId), retryAfter: nil)
+            }
+            return .posted(documentId: id.count <= maxDocumentIdLength ? id : nil)
+        case 404:
+            return .transient(reason: .misanswered(status: status, .notFound), retryAfter: nil)
+        case 408, 429, 500..<600:
+            // Transient by the contract, whoever said it.
+            return .transient(reason: .status(status), retryAfter: delay())
         default:
-            return .transient(reason: .status(status), retryAfter: retryAfter.flatMap { RetryAfter.parse($0, now: now) })
+            guard object != nil else {
+                return .transient(reason: .misanswered(status: status, .noJSONBody), retryAfter: delay())
+            }
+            switch status {
+            case 409: return .alreadyPosted
+            case 400, 422: return .rejected(status: status, message: rejectionMessage(status: status, body: body))
+            default: return .transient(reason: .status(status), retryAfter: delay())
+            }
         }
     }
 
@@ -118,16 +166,13 @@ public enum ERPResponseClass: Sendable, Hashable {
         return nil
     }
 
-    private static func documentId(in body: some Collection<UInt8>) -> String? {
-        guard let value = (try? JSONValue(parsing: body))?["documentId"] else { return nil }
-        let id: String?
-        switch value {
-        case .string(let text): id = text
-        case .number(let literal): id = literal
-        default: id = nil
+    /// The non-empty `documentId` (a string or a number) of a success answer.
+    private static func documentId(in object: JSONObject) -> String? {
+        switch object["documentId"] {
+        case .string(let text) where !text.isEmpty: text
+        case .number(let literal): literal
+        default: nil
         }
-        guard let id, !id.isEmpty, id.count <= maxDocumentIdLength else { return nil }
-        return id
     }
 }
 

@@ -50,6 +50,12 @@ public struct KeyState: Sendable, Hashable {
     public internal(set) var held: [Int64: HeldEvent]
     /// Set while the key is parked: nothing is released until an operator skips the gap.
     public internal(set) var parked: Parking?
+    /// The `eventId` let through for ``nextExpected`` and not settled yet (being posted, in a
+    /// delayed retry, or interrupted by a crash): the key's claim on its turn, made durable before
+    /// the post, so that another `eventId` under the same sequence (a WMS re-emitting an event
+    /// under a new id) is a conflict however many replicas race on it, and never posted too.
+    /// Held events need none: their entry in ``held`` is their claim.
+    public internal(set) var claimedBy: String?
     /// The gaps an operator gave up on (`whsync gaps skip`), oldest first, at most
     /// ``maxSkippedRanges``: an event of one of them that arrives late is dead-lettered for a
     /// person instead of being dropped as stale.
@@ -60,13 +66,18 @@ public struct KeyState: Sendable, Hashable {
 
     /// A state as the store persisted it.
     public init(
-        nextExpected: Int64, held: [Int64: HeldEvent] = [:], parked: Parking? = nil, skipped: [ClosedRange<Int64>] = []
+        nextExpected: Int64, held: [Int64: HeldEvent] = [:], parked: Parking? = nil, skipped: [ClosedRange<Int64>] = [],
+        claimedBy: String? = nil
     ) {
         self.nextExpected = nextExpected
+        self.claimedBy = claimedBy
         self.held = held
         self.parked = parked
         self.skipped = skipped
     }
+
+    /// When the event held longest was held, if any event is held: the gap timeout runs from it.
+    public var oldestHeldAt: Date? { held.values.map(\.heldAt).min() }
 
     /// The lowest held sequence, if any event is held.
     public var lowestHeld: Int64? { held.keys.min() }

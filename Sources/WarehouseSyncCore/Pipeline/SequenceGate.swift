@@ -98,11 +98,15 @@ public enum ConflictDetail: Sendable, Hashable, CustomStringConvertible {
     case payloadDiffers
     /// The sequence is held for another event: the WMS reused a sequence number.
     case sequenceHeld(byEventId: String)
+    /// The sequence is in turn and already let through for another event (being posted, or in a
+    /// delayed retry): the WMS reused a sequence number, or re-emitted an event under a new id.
+    case sequenceClaimed(byEventId: String)
 
     public var description: String {
         switch self {
         case .payloadDiffers: "eventId already seen with a different payload"
         case .sequenceHeld(let other): "sequence already held for eventId \(other.prefix(128))"
+        case .sequenceClaimed(let other): "sequence already being posted for eventId \(other.prefix(128))"
         }
     }
 }
@@ -219,9 +223,16 @@ public struct SequenceGate: Sendable {
                 action: key.parked == nil ? .hold : .holdParked, updatedState: key, updatedRecord: .held(event.fingerprint)
             )
         }
-        // In turn. A new key's state is written now, so that its next events are measured
-        // against this start even while this one is being posted.
-        return GateDecision(action: .apply, updatedState: isNewKey ? key : nil, updatedRecord: posting)
+        // In turn. The claim is written with the record, before the post: a replica that
+        // decided on the same snapshot for another eventId loses the commit's version check and
+        // decides again against the claim. A new key's state is written now as well, so that its
+        // next events are measured against this start even while this one is being posted.
+        if let claimant = key.claimedBy, claimant != event.eventId {
+            return GateDecision(action: .conflict(.sequenceClaimed(byEventId: claimant)))
+        }
+        guard isNewKey || key.claimedBy == nil else { return GateDecision(action: .apply, updatedRecord: posting) }
+        key.claimedBy = event.eventId
+        return GateDecision(action: .apply, updatedState: key, updatedRecord: posting)
     }
 
     /// The event of `sequence` that the gate applied or released is settled: posted (200, 201 or
@@ -235,7 +246,8 @@ public struct SequenceGate: Sendable {
         guard sequence == state.nextExpected else { return Settlement(updatedState: nil, release: nil) }
         var key = state
         key.held[sequence] = nil
-        // Saturating: a sequence of Int64.max is valid on the wire, and must not trap here.
+        key.claimedBy = nil
+        // Saturating, as a defence: the decoder bounds sequences far below Int64.max.
         let (next, overflow) = sequence.addingReportingOverflow(1)
         key.nextExpected = overflow ? .max : next
         return Settlement(updatedState: key, release: pendingRelease(key))
@@ -252,17 +264,26 @@ public struct SequenceGate: Sendable {
     /// ``SequencingPolicy/gapTimeout`` for a missing predecessor; `nil` when the key is fine (or
     /// parked already). Run it periodically over the keys with held events.
     ///
+    /// `waited` is how long the oldest held event has waited; a worker measures it with a
+    /// ``GapTimer``, so that a wall-clock jump cannot park keys early. `now` only dates the park.
+    ///
     /// A key whose event in turn sits in a delayed retry also looks like a gap: keep
     /// `GAP_TIMEOUT` above the retry schedule (``RetryPolicy/totalRetryDelay``), or such keys
     /// park and need a skip (which then skips nothing and just resumes).
-    public func checkGap(_ state: KeyState, now: Date) -> KeyState? {
-        guard state.parked == nil, state.held[state.nextExpected] == nil,
-            let oldest = state.held.values.map(\.heldAt).min(),
-            now.timeIntervalSince(oldest) >= policy.gapTimeout.timeInterval
+    public func checkGap(_ state: KeyState, waited: Duration, now: Date) -> KeyState? {
+        guard state.parked == nil, state.held[state.nextExpected] == nil, !state.held.isEmpty,
+            waited >= policy.gapTimeout
         else { return nil }
         var key = state
         key.parked = KeyState.Parking(since: now, reason: .gapTimeout)
         return key
+    }
+
+    /// ``checkGap(_:waited:now:)`` with the wait read off the wall clock alone: for a look
+    /// without a ``GapTimer`` (one-shot tools, tests).
+    public func checkGap(_ state: KeyState, now: Date) -> KeyState? {
+        guard let oldest = state.oldestHeldAt else { return nil }
+        return checkGap(state, waited: .seconds(now.timeIntervalSince(oldest)), now: now)
     }
 
     /// The operator's `whsync gaps skip`: give up on the missing sequences, unpark, and resume
@@ -283,6 +304,7 @@ public struct SequenceGate: Sendable {
         }
         key.nextExpected = lowest
         key.parked = nil
+        key.claimedBy = nil
         return SkipOutcome(updatedState: key, skipped: skipped, release: Release(sequence: lowest, eventId: held.eventId))
     }
 }

@@ -7,7 +7,9 @@ import WarehouseSyncStore
 /// replay worker's automatic replays.
 ///
 /// A replay republishes the letter's body (as edited, if it was) to its original exchange and
-/// routing key with publisher confirms and `mandatory`, keeps the `eventId` (`message_id`, so
+/// routing key with publisher confirms and `mandatory`, provided that exchange is the events
+/// exchange and the key an event routing key (a letter's headers come from whoever published it
+/// to the dead-letter exchange: they must not steer a replay anywhere else), keeps the `eventId` (`message_id`, so
 /// dedup still holds), drops the failure's headers (so it gets fresh attempts), adds
 /// `whsync-replay-of: <id>`, and records who replayed it and when, after the broker confirmed.
 public struct DeadLetterReplayer: Sendable {
@@ -15,7 +17,7 @@ public struct DeadLetterReplayer: Sendable {
         case replayed(DeadLetterRecord)
         /// `--dry-run`: what would be published.
         case wouldReplay(DeadLetterRecord)
-        /// Not replayed, and why (purged, or the broker refused it).
+        /// Not replayed, and why (purged, not bound for the events exchange, or the broker refused it).
         case skipped(id: Int64, reason: String)
     }
 
@@ -23,12 +25,30 @@ public struct DeadLetterReplayer: Sendable {
     private let publisher: AMQPConnection?
     /// Who replays: `whsync dlq replay` (user@host) or `replay-worker@host`.
     public let actor: String
+    /// The only exchange replays go to: the topology's events exchange.
+    public let eventsExchange: String
 
     /// `publisher` must be in confirm mode; `nil` allows dry runs only.
-    public init(store: any WorkerStore, publisher: AMQPConnection?, actor: String) {
+    public init(
+        store: any WorkerStore, publisher: AMQPConnection?, actor: String, eventsExchange: String = RoutingKey.contractExchange
+    ) {
         self.store = store
         self.publisher = publisher
         self.actor = actor
+        self.eventsExchange = eventsExchange
+    }
+
+    /// Why `letter` must not be replayed, if it must not: its origin is not an event published to
+    /// the events exchange.
+    public func refusal(of letter: DeadLetterRecord) -> String? {
+        if letter.status == .purged { return "purged" }
+        guard letter.originalExchange == eventsExchange else {
+            return "its original exchange '\(letter.originalExchange.prefix(64))' is not the events exchange '\(eventsExchange)'"
+        }
+        guard RoutingKey(parsing: letter.originalRoutingKey) != nil else {
+            return "its original routing key '\(letter.originalRoutingKey.prefix(64))' is not <stream>.<warehouse>"
+        }
+        return nil
     }
 
     /// The message a replay of `letter` publishes.
@@ -63,8 +83,8 @@ public struct DeadLetterReplayer: Sendable {
         var outcomes: [Outcome] = []
         for letter in letters {
             let outcome: Outcome
-            if letter.status == .purged {
-                outcome = .skipped(id: letter.id, reason: "purged")
+            if let refusal = refusal(of: letter) {
+                outcome = .skipped(id: letter.id, reason: refusal)
             } else if dryRun {
                 outcome = .wouldReplay(letter)
             } else {

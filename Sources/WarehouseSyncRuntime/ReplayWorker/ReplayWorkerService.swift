@@ -46,7 +46,8 @@ public final class ReplayWorkerService: Service, Sendable {
         self.dependencies = dependencies
         self.prefetch = UInt16(clamping: prefetch)
         decoder = EventDecoder(statusMapping: statusMapping)
-        replayer = DeadLetterReplayer(store: dependencies.store, publisher: dependencies.publisher, actor: actor)
+        replayer = DeadLetterReplayer(
+            store: dependencies.store, publisher: dependencies.publisher, actor: actor, eventsExchange: topology.eventsExchange)
         self.metrics = metrics
         self.logger = logger
         storeOutage = StoreOutage(logger: logger)
@@ -220,7 +221,8 @@ public final class ReplayWorkerService: Service, Sendable {
             let page = try await dependencies.store.deadLetters(matching: filter, limit: pageSize)
             guard let last = page.last else { break }
             filter.afterId = last.id
-            let due = page.filter { $0.replayCount < Int64(settings.maxReplays) }
+            // Letters that must not be replayed (not from the events exchange) wait for a person too.
+            let due = page.filter { $0.replayCount < Int64(settings.maxReplays) && replayer.refusal(of: $0) == nil }
             atLimit += page.count - due.count
             guard !due.isEmpty else { continue }
             if replayed > 0 {

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import WarehouseSyncCore
 import WarehouseSyncERP
 
@@ -19,6 +20,9 @@ actor CircuitGate {
     private let clock = ContinuousClock()
     /// Called with `true` when the circuit opens, `false` when it lets postings through again.
     private let onChange: @Sendable (Bool) -> Void
+    /// The last answer that was not the ERP speaking (DESIGN §3: a proxy's page, a 404), until
+    /// the ERP answers a posting again: `/readyz` names the ERP as misanswering meanwhile.
+    nonisolated let misanswer = Mutex<ERPResponseClass.TransientReason?>(nil)
 
     init(
         configuration: CircuitBreaker<ContinuousClock.Instant>.Configuration, erp: any ERPClient, logger: Logger,
@@ -40,14 +44,29 @@ actor CircuitGate {
 
     /// The ERP answered a posting (posted, 409 or a business rejection).
     func recordAnswer() {
+        if misanswer.withLock({ $0.take() }) != nil {
+            logger.notice("the ERP answers postings as the contract says again")
+        }
         perform(breaker.recordSuccess())
     }
 
-    /// A posting failed transiently for `reason`. Returns whether the circuit is open now: the
-    /// caller then waits and posts again at the same attempt instead of spending one of its retries.
-    func recordTransientFailure(_ reason: ERPResponseClass.TransientReason) -> Bool {
+    /// A posting of `key` failed transiently for `reason`. Returns whether the circuit is open
+    /// now: the caller then waits and posts again at the same attempt instead of spending one of
+    /// its retries. Otherwise it was an item failure, which spends an attempt.
+    func recordTransientFailure(_ reason: ERPResponseClass.TransientReason, key: String) -> Bool {
         lastFailure = reason
-        perform(breaker.recordTransientFailure(at: clock.now))
+        if case .misanswered = reason {
+            let previous = misanswer.withLock { current in
+                defer { current = reason }
+                return current
+            }
+            if previous == nil {
+                logger.error(
+                    "the ERP's answer is not the ERP speaking (a proxy, an ingress, a wrong ERP_BASE_URL?): the event is retried, never taken as posted or rejected",
+                    metadata: ["erp.answer": "\(reason)"])
+            }
+        }
+        perform(breaker.recordTransientFailure(key: key, systemic: reason.isSystemic, at: clock.now))
         return !breaker.allowsPosting
     }
 

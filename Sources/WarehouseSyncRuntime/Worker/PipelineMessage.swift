@@ -40,7 +40,9 @@ struct PipelineMessage: Sendable {
     }
 
     var attempt: Int { RetryPolicy.attempt(fromHeader: headers[RetryPolicy.attemptHeader]) }
-    var isReplay: Bool { headers[IncomingEvent.replayHeader] != nil }
+    /// The dead letter this message claims to replay (`whsync-replay-of`); the pipeline believes
+    /// it only when the store holds that letter for the event (``WorkerPipeline``).
+    var claimedReplayOf: String? { headers[IncomingEvent.replayHeader] }
 
     func ack() { delivery?.ack() }
 

@@ -51,6 +51,7 @@ public enum WorkerLauncher {
         }
         let readiness = ReadinessChecks()
         readiness.register("erp-circuit") { !worker.isCircuitOpen }
+        readiness.register("erp-misanswering") { worker.erpMisanswer == nil }
         readiness.register("store") { !worker.isWaitingForStore }
         try await process.serve(
             worker, verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)

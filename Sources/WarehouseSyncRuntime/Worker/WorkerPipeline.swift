@@ -44,6 +44,8 @@ final class WorkerPipeline: Sendable {
     /// Keys whose release could not be finished (store or broker trouble): the maintenance pass
     /// tries them again.
     private let stalledReleases = Mutex<Set<String>>([])
+    /// How long each key's gap has waited, on the monotonic clock (wall-clock jumps park nothing).
+    private let gapTimer = Mutex(GapTimer<ContinuousClock.Instant>())
 
     init(
         settings: Settings, decoder: EventDecoder, store: any WorkerStore, erp: any ERPClient, publisher: AMQPConnection,
@@ -118,7 +120,8 @@ final class WorkerPipeline: Sendable {
         do {
             // SHA-256 of the canonical event: computed once, for the gate and for the record.
             let fingerprint = EventFingerprint(of: event)
-            let (action, snapshot) = try await decideAndRecord(event, fingerprint: fingerprint, message)
+            let isReplay = try await isVouchedReplay(event, message, logger: logger)
+            let (action, snapshot) = try await decideAndRecord(event, fingerprint: fingerprint, isReplay: isReplay, message)
             switch action {
             case .duplicate:
                 metrics.duplicates.increment()
@@ -150,16 +153,36 @@ final class WorkerPipeline: Sendable {
         }
     }
 
+    /// Whether `message` is a replay of a dead letter (DESIGN §6): it carries `whsync-replay-of`
+    /// and the store holds that letter for this event's `eventId` (as recorded, or in its body as
+    /// edited). A replay may be posted below its key's position, so a header anybody can set
+    /// must not be enough: a forged or stale one is ignored, and the event is gated as any other.
+    private func isVouchedReplay(_ event: WarehouseEvent, _ message: PipelineMessage, logger: Logger) async throws -> Bool {
+        guard let claimed = message.claimedReplayOf else { return false }
+        var letter: DeadLetterRecord?
+        if let id = Int64(claimed) {
+            letter = try await patiently { [store] in try await store.deadLetter(id: id) }
+        }
+        let bodyEventId = letter.flatMap { (try? JSONValue(parsing: $0.body))?["eventId"]?.stringValue }
+        guard let letter, letter.eventId == event.eventId || bodyEventId == event.eventId else {
+            logger.warning(
+                "whsync-replay-of names no stored dead letter of this eventId: the header is ignored",
+                metadata: ["replayOf": "\(claimed.prefix(32))"])
+            return false
+        }
+        return true
+    }
+
     /// Reads the key, lets the gate decide, and writes what the decision says, atomically
     /// (``WorkerStore/commitDecision(stream:key:eventId:_:)``: one transaction in SQLite; read
     /// and version-checked commit elsewhere, deciding again when another process moved the key).
     /// Returns the action and the key as it is after the commit.
     private func decideAndRecord(
-        _ event: WarehouseEvent, fingerprint: EventFingerprint, _ message: PipelineMessage
+        _ event: WarehouseEvent, fingerprint: EventFingerprint, isReplay: Bool, _ message: PipelineMessage
     ) async throws -> (GateAction, KeySnapshot) {
         let key = event.sequencingKey
         let incoming = IncomingEvent(
-            eventId: event.eventId, sequence: event.sequence, fingerprint: fingerprint, isReplay: message.isReplay)
+            eventId: event.eventId, sequence: event.sequence, fingerprint: fingerprint, isReplay: isReplay)
         let (stream, gate) = (stream, gate)
         let (routingKey, headers, body) = (message.routingKey, message.headers, message.body)
         return try await patiently { [store] in
@@ -210,7 +233,7 @@ final class WorkerPipeline: Sendable {
             }
             // While the circuit is open the failure says nothing about this event: keep it in
             // hand and post it again at the same attempt once the ERP answers.
-            guard await circuit.recordTransientFailure(reason) else { break }
+            guard await circuit.recordTransientFailure(reason, key: event.sequencingKey) else { break }
             logger.debug("ERP unavailable; the event waits for the circuit to close", metadata: ["erp.answer": "\(answer)"])
         }
 
@@ -361,6 +384,7 @@ final class WorkerPipeline: Sendable {
             logger.warning("maintenance pass could not list held keys", metadata: ["error": "\(error)"])
             return
         }
+        gapTimer.withLock { $0.retain(only: Set(keys)) }
         let stalled = stalledReleases.withLock { stalled in
             defer { stalled.removeAll() }
             return stalled
@@ -382,7 +406,9 @@ final class WorkerPipeline: Sendable {
                 await runReleases(from: (release, snapshot), key: key)
                 return
             }
-            guard let parked = gate.checkGap(state, now: Date()) else { return }
+            guard let oldest = state.oldestHeldAt else { return }
+            let waited = gapTimer.withLock { $0.waited(key: key, oldestHeldAt: oldest, wallNow: Date(), now: clock.now) }
+            guard let parked = gate.checkGap(state, waited: waited, now: Date()) else { return }
             try await store.commit(KeyChange(stream: stream, key: key, expectedVersion: snapshot.version, newState: parked, now: Date()))
             metrics.parked.increment()
             let missing = state.missingSequences.map { "\($0.lowerBound)…\($0.upperBound)" } ?? "?"

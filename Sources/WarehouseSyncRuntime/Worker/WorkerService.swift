@@ -81,6 +81,10 @@ public final class WorkerService: Service, Sendable {
     /// Whether the ERP circuit is open (consumption paused): for readiness and status.
     public var isCircuitOpen: Bool { circuitOpen.value.load(ordering: .acquiring) }
 
+    /// The last answer to a posting that was not the ERP speaking, while no posting has been
+    /// answered properly since (DESIGN §3): for readiness.
+    public var erpMisanswer: ERPResponseClass.TransientReason? { pipeline.circuit.misanswer.withLock { $0 } }
+
     /// Whether messages wait in hand for an unavailable store: for readiness.
     public var isWaitingForStore: Bool { pipeline.storeOutage.isOngoing }
 

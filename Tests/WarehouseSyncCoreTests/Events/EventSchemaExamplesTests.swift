@@ -101,7 +101,7 @@ struct EventSchemaExamplesTests {
         #expect(properties["occurredAt"]?["maxLength"] == .number(EventDecoder.maxTimestampLength))
         #expect(definitions["text"]?["maxLength"] == .number(EventDecoder.maxStringLength))
         #expect(definitions["optionalText"]?["maxLength"] == .number(EventDecoder.maxStringLength))
-        #expect(properties["sequence"]?["maximum"] == .number(Int64.max))
+        #expect(properties["sequence"]?["maximum"] == .number(EventDecoder.maxSequence))
         #expect(definitions["decimalNumber"]?["maximum"] == Quantity.max.jsonValue)
         #expect(definitions["decimalNumber"]?["minimum"] == Quantity.min.jsonValue)
     }

@@ -10,24 +10,58 @@ struct ERPResponseClassTests {
         ERPResponseClass.classify(status: status, retryAfter: retryAfter, body: Array(body.utf8), now: now)
     }
 
-    @Test("2xx is posted, with the documentId when the body has one")
+    @Test("2xx with a JSON object carrying documentId is posted")
     func posted() {
         #expect(classify(201, body: #"{"documentId":"DOC-9","x":1}"#) == .posted(documentId: "DOC-9"))
         #expect(classify(200, body: #"{"documentId":123}"#) == .posted(documentId: "123"))
-        #expect(classify(200, body: "OK") == .posted(documentId: nil))
-        #expect(classify(204) == .posted(documentId: nil))
         let long = String(repeating: "d", count: ERPResponseClass.maxDocumentIdLength + 1)
         #expect(classify(201, body: #"{"documentId":"\#(long)"}"#) == .posted(documentId: nil))
     }
 
-    @Test("409 is success: the Idempotency-Key was booked before")
-    func conflictIsAlreadyPosted() {
-        #expect(classify(409, body: #"{"message":"duplicate"}"#) == .alreadyPosted)
+    @Test(
+        "a 2xx that is not the ERP speaking is transient, never posted (DESIGN §3)",
+        arguments: [
+            (200, "<html><body>Welcome to nginx</body></html>"),
+            (200, "OK"),
+            (204, ""),
+            (201, #"{"id":"DOC-1"}"#),
+            (201, #"{"documentId":""}"#),
+            (201, #"{"documentId":null}"#),
+            (200, #"["documentId"]"#),
+            (201, #"{"documentId":"DOC-1""#),
+        ]
+    )
+    func successWithoutDocumentId(status: Int, body: String) {
+        #expect(classify(status, body: body) == .transient(reason: .misanswered(status: status, .noDocumentId), retryAfter: nil))
     }
 
-    @Test("400, 404 and 422 are business rejections carrying the ERP's message", arguments: [400, 404, 422])
+    @Test("409 with a JSON body is success: the Idempotency-Key was booked before")
+    func conflictIsAlreadyPosted() {
+        #expect(classify(409, body: #"{"message":"duplicate"}"#) == .alreadyPosted)
+        #expect(classify(409, body: "<html>409 Conflict</html>") == .transient(reason: .misanswered(status: 409, .noJSONBody), retryAfter: nil))
+    }
+
+    @Test("400 and 422 with a JSON error body are business rejections carrying the ERP's message", arguments: [400, 422])
     func rejections(status: Int) {
         #expect(classify(status, body: #"{"message":"unknown SKU 'X-1'"}"#) == .rejected(status: status, message: "unknown SKU 'X-1'"))
+    }
+
+    @Test("400 and 422 without a JSON error body are not the ERP speaking: transient", arguments: [400, 422])
+    func rejectionsWithoutJSON(status: Int) {
+        for body in ["", "<html><h1>Bad Request</h1></html>", "plain text"] {
+            #expect(classify(status, body: body) == .transient(reason: .misanswered(status: status, .noJSONBody), retryAfter: nil))
+        }
+    }
+
+    @Test("404 is transient whatever its body: a wrong base URL or an ingress, never a rejection")
+    func notFound() {
+        for body in ["", "<html>404 Not Found</html>", #"{"error":"not-found","message":"Not Found"}"#] {
+            let answer = classify(404, body: body)
+            #expect(answer == .transient(reason: .misanswered(status: 404, .notFound), retryAfter: nil))
+            guard case .transient(let reason, _) = answer else { continue }
+            #expect(reason.isSystemic)
+            #expect(reason.description == "HTTP 404 (no such route: check ERP_BASE_URL)")
+        }
     }
 
     @Test(
@@ -56,17 +90,35 @@ struct ERPResponseClassTests {
         #expect(message.hasSuffix("…"))
     }
 
-    @Test("408, 429, 5xx and unnamed statuses are transient", arguments: [408, 429, 500, 502, 503, 504, 401, 403, 301, 418])
+    @Test("408, 429 and 5xx are transient whatever their body", arguments: [408, 429, 500, 502, 503, 504])
     func transientStatuses(status: Int) {
         #expect(classify(status) == .transient(reason: .status(status), retryAfter: nil))
+        #expect(classify(status, body: "<html>busy</html>") == .transient(reason: .status(status), retryAfter: nil))
         #expect(classify(status).isTransient)
+    }
+
+    @Test("other statuses are transient: with a JSON body the ERP said it, without one something else did", arguments: [401, 403, 301, 418])
+    func otherStatuses(status: Int) {
+        #expect(classify(status, body: #"{"error":"unauthorized"}"#) == .transient(reason: .status(status), retryAfter: nil))
+        #expect(classify(status, body: "<html></html>") == .transient(reason: .misanswered(status: status, .noJSONBody), retryAfter: nil))
+    }
+
+    @Test("systemic failures concern every posting; a 5xx or 429 may concern one item")
+    func systemic() {
+        typealias Reason = ERPResponseClass.TransientReason
+        for reason: Reason in [.timeout, .connectionFailed, .status(401), .status(403), .misanswered(status: 200, .noDocumentId)] {
+            #expect(reason.isSystemic, "\(reason)")
+        }
+        for reason: Reason in [.status(503), .status(500), .status(429), .status(408)] {
+            #expect(!reason.isSystemic, "\(reason)")
+        }
     }
 
     @Test("only transient answers count against the circuit breaker")
     func isTransient() {
-        #expect(!classify(201).isTransient)
-        #expect(!classify(409).isTransient)
-        #expect(!classify(422).isTransient)
+        #expect(!classify(201, body: #"{"documentId":"D"}"#).isTransient)
+        #expect(!classify(409, body: "{}").isTransient)
+        #expect(!classify(422, body: "{}").isTransient)
         #expect(ERPResponseClass.transient(reason: .timeout, retryAfter: nil).isTransient)
     }
 
@@ -109,7 +161,7 @@ struct ERPResponseClassTests {
     @Test("posted and already-posted are recorded as posted")
     func successDispositions() {
         #expect(classify(201, body: #"{"documentId":"D1"}"#).disposition(attempt: 1, retryPolicy: retryPolicy) == .recordPosted(documentId: "D1"))
-        #expect(classify(409).disposition(attempt: 2, retryPolicy: retryPolicy) == .recordPosted(documentId: nil))
+        #expect(classify(409, body: "{}").disposition(attempt: 2, retryPolicy: retryPolicy) == .recordPosted(documentId: nil))
     }
 
     @Test("a rejection is dead-lettered as erp-rejected with status and message")

@@ -50,7 +50,7 @@ struct FakeERP {
         }
         if booked.contains(key) {
             repeatedPostings += 1
-            return .http(status: 409, body: "")
+            return .http(status: 409, body: #"{"message":"already posted"}"#)
         }
         if transientBudget[key, default: 0] > 0, random.chance(transientProbability) {
             transientBudget[key, default: 0] -= 1

@@ -17,7 +17,8 @@ struct SequenceGateTests {
     func newKeyApplies1() {
         let event = PipelineFixtures.incoming("e1", sequence: 1)
         let decision = gate.decide(nil, event: event, record: .notSeen, now: now)
-        #expect(decision == GateDecision(action: .apply, updatedState: KeyState(nextExpected: 1), updatedRecord: .posting(event.fingerprint)))
+        #expect(decision == GateDecision(
+            action: .apply, updatedState: KeyState(nextExpected: 1, claimedBy: "e1"), updatedRecord: .posting(event.fingerprint)))
     }
 
     @Test("a new key holds anything after 1")
@@ -34,7 +35,7 @@ struct SequenceGateTests {
         let onboarding = SequenceGate(policy: SequencingPolicy(acceptFirstSeen: true, gapTimeout: .seconds(30)))
         let first = onboarding.decide(nil, event: PipelineFixtures.incoming("e7", sequence: 7), record: .notSeen, now: now)
         #expect(first.action == .apply)
-        #expect(first.updatedState == KeyState(nextExpected: 7))
+        #expect(first.updatedState == KeyState(nextExpected: 7, claimedBy: "e7"))
         let earlier = onboarding.decide(
             first.updatedState, event: PipelineFixtures.incoming("e5", sequence: 5), record: .notSeen, now: now
         )
@@ -43,11 +44,40 @@ struct SequenceGateTests {
 
     // MARK: In turn, ahead, behind
 
-    @Test("the event in turn is applied without changing a known key; its record says it is being posted")
+    @Test("the event in turn is applied, claiming the key's turn; its record says it is being posted")
     func inTurnApplies() {
         let event = PipelineFixtures.incoming("e4", sequence: 4)
         let decision = gate.decide(KeyState(nextExpected: 4), event: event, record: .notSeen, now: now)
-        #expect(decision == GateDecision(action: .apply, updatedState: nil, updatedRecord: .posting(event.fingerprint)))
+        #expect(decision == GateDecision(
+            action: .apply, updatedState: KeyState(nextExpected: 4, claimedBy: "e4"), updatedRecord: .posting(event.fingerprint)))
+    }
+
+    @Test("its retry or redelivery comes back to its own claim: applied again, nothing changed")
+    func claimantComesBack() {
+        let event = PipelineFixtures.incoming("e4", sequence: 4)
+        let claimed = KeyState(nextExpected: 4, claimedBy: "e4")
+        let decision = gate.decide(claimed, event: event, record: .posting(event.fingerprint), now: now)
+        #expect(decision == GateDecision(action: .apply, updatedRecord: .posting(event.fingerprint)))
+    }
+
+    @Test("another eventId under a claimed sequence is a conflict, never posted too (a WMS re-emitting under a new id)")
+    func twinOfAClaimConflicts() {
+        let claimed = KeyState(nextExpected: 4, claimedBy: "e4")
+        let twin = PipelineFixtures.incoming("e4-rescan", sequence: 4)
+        #expect(gate.decide(claimed, event: twin, record: .notSeen, now: now) == GateDecision(
+            action: .conflict(.sequenceClaimed(byEventId: "e4"))))
+        #expect(ConflictDetail.sequenceClaimed(byEventId: "e4").description == "sequence already being posted for eventId e4")
+        // Two replicas decided on the same snapshot: the second commit loses the version check,
+        // decides again on the first one's state, and gets the conflict.
+        let first = gate.decide(KeyState(nextExpected: 4), event: PipelineFixtures.incoming("e4", sequence: 4), record: .notSeen, now: now)
+        #expect(gate.decide(first.updatedState, event: twin, record: .notSeen, now: now).action == .conflict(.sequenceClaimed(byEventId: "e4")))
+    }
+
+    @Test("settling or skipping clears the claim")
+    func settleAndSkipClearTheClaim() {
+        let claimed = KeyState(nextExpected: 4, held: held([6: "e6"]), claimedBy: "e4")
+        #expect(gate.settle(claimed, sequence: 4).updatedState?.claimedBy == nil)
+        #expect(gate.skip(claimed)?.updatedState.claimedBy == nil)
     }
 
     @Test("an event ahead is held with the time it arrived")
