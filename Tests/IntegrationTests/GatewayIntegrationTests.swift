@@ -85,10 +85,13 @@ final class GatewayHarness: @unchecked Sendable {
         static var freshSignature: Credentials { .signed(timestamp: Int(Date().timeIntervalSince1970), secret: GatewayHarness.secret) }
     }
 
-    func post(_ path: String, _ body: String, _ credentials: Credentials = .valid, timeout: TimeInterval = 60) async throws -> Answer {
+    func post(
+        _ path: String, _ body: String, _ credentials: Credentials = .valid, headers: [String: String] = [:], timeout: TimeInterval = 60
+    ) async throws -> Answer {
         var request = URLRequest(url: URL(string: baseURL + path)!, timeoutInterval: timeout)
         request.httpMethod = "POST"
         request.httpBody = Data(body.utf8)
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         switch credentials {
         case .token(let token):
             request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
@@ -269,6 +272,23 @@ enum GatewayEvents {
             #expect(try await gateway.depth("erp.inventory") == 0, "a refused request published something")
             #expect(try await gateway.post("/events", body).status == 202)
             #expect(try await gateway.depth("erp.inventory") == 1)
+        }
+    }
+
+    /// A WMS cannot smuggle WarehouseSync's own headers (a replay's, an attempt's) in through
+    /// the gateway: such a request is refused whole, and nothing is published.
+    @Test func aRequestCarryingWhsyncHeadersIsRefusedAndPublishesNothing() async throws {
+        try await GatewayHarness.withVirtualHost { gateway in
+            for header in ["whsync-replay-of", "WHSync-Attempt", "whsync-reason"] {
+                for path in ["/events", "/events:batch"] {
+                    let body = GatewayEvents.inventory("smuggled-\(header.lowercased())")
+                    let answer = try await gateway.post(path, body, headers: [header: "1"])
+                    #expect(answer.status == 400, "\(header) on \(path): \(answer.json)")
+                    #expect(answer.json["error"] as? String == "reserved-header", "\(answer.json)")
+                }
+            }
+            #expect(try await gateway.depth("erp.inventory") == 0, "a refused request published something")
+            #expect(try await gateway.post("/events", GatewayEvents.inventory("plain")).status == 202)
         }
     }
 

@@ -47,18 +47,12 @@ import WarehouseSyncSimulation
             var eventIds: [String] = []
             var lastSequence: [String: Int] = [:]
             var outOfOrder: [String] = []
-            var after = 0
-            while true {
-                let rows = try await system.erpJSON("/documents?limit=10000&after=\(after)")["documents"] as? [[String: Any]] ?? []
-                guard !rows.isEmpty else { break }
-                for row in rows {
-                    after = row["position"] as? Int ?? after
-                    eventIds.append(row["eventId"] as? String ?? "")
-                    let key = "\(row["key"]!)"
-                    let sequence = row["sequence"] as? Int ?? 0
-                    if let last = lastSequence[key], sequence <= last { outOfOrder.append("\(key)#\(sequence) after #\(last)") }
-                    lastSequence[key] = sequence
-                }
+            for row in try await system.erpDocuments() {
+                eventIds.append(row["eventId"] as? String ?? "")
+                let key = "\(row["key"]!)"
+                let sequence = row["sequence"] as? Int ?? 0
+                if let last = lastSequence[key], sequence <= last { outOfOrder.append("\(key)#\(sequence) after #\(last)") }
+                lastSequence[key] = sequence
             }
             #expect(eventIds.count == Set(eventIds).count, "an eventId was booked twice")
             #expect(lastSequence.count >= 200, "hundreds of keys")

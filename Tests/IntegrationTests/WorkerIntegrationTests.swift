@@ -66,20 +66,13 @@ import FoundationNetworking
             var eventIds: [String] = []
             var lastSequence: [String: Int] = [:]
             var outOfOrder: [String] = []
-            var after = 0
-            while true {
-                let page = try await system.erpJSON("/documents?limit=10000&after=\(after)")
-                let rows = page["documents"] as? [[String: Any]] ?? []
-                guard !rows.isEmpty else { break }
-                for row in rows {
-                    after = row["position"] as? Int ?? after
-                    eventIds.append(row["eventId"] as? String ?? "")
-                    let key = "\(row["type"]!)|\(row["key"]!)"
-                    let sequence = row["sequence"] as? Int ?? 0
-                    // Goods issues and shipment statuses share a key; compare within a document type.
-                    if let last = lastSequence[key], sequence <= last { outOfOrder.append("\(key)#\(sequence) after #\(last)") }
-                    lastSequence[key] = sequence
-                }
+            for row in try await system.erpDocuments() {
+                eventIds.append(row["eventId"] as? String ?? "")
+                let key = "\(row["type"]!)|\(row["key"]!)"
+                let sequence = row["sequence"] as? Int ?? 0
+                // Goods issues and shipment statuses share a key; compare within a document type.
+                if let last = lastSequence[key], sequence <= last { outOfOrder.append("\(key)#\(sequence) after #\(last)") }
+                lastSequence[key] = sequence
             }
             #expect(eventIds.count == Set(eventIds).count, "an eventId was booked twice")
             #expect(Set(eventIds) == Set(manifest.expected.postedEventIds))

@@ -186,6 +186,17 @@ final class WorkerSystem: @unchecked Sendable {
         return worker
     }
 
+    /// Stops the worker of `stream` gracefully (it must exit 0) and starts it again with
+    /// `environment`, as an operator does after mending its configuration.
+    @discardableResult
+    func restartWorker(_ stream: EventStream, environment: [String: String] = [:]) async throws -> ChildProcess {
+        let old = try #require(workers[stream], "no \(stream) worker to restart")
+        old.signal(SIGTERM)
+        let status = await old.waitForExit(timeout: .seconds(30))
+        #expect(status == 0, "\(old.name) did not exit 0 on SIGTERM:\n\(old.log.suffix(2000))")
+        return try await startWorker(stream, environment: environment)
+    }
+
     /// Starts one more process of `stream`'s worker beside the others, and waits until it consumes.
     @discardableResult
     func startReplica(_ stream: EventStream) async throws -> ChildProcess {
@@ -295,6 +306,18 @@ final class WorkerSystem: @unchecked Sendable {
     func erpJSON(_ path: String) async throws -> [String: Any] {
         let data = try await Self.get(erpURL + path, bearer: erpToken)
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// Every document the ERP booked, in booking order (`GET /documents`, page by page).
+    func erpDocuments() async throws -> [[String: Any]] {
+        var documents: [[String: Any]] = []
+        var after = 0
+        while true {
+            let rows = try await erpJSON("/documents?limit=10000&after=\(after)")["documents"] as? [[String: Any]] ?? []
+            guard let last = rows.last else { return documents }
+            documents += rows
+            after = try #require(last["position"] as? Int, "a document without a position")
+        }
     }
 
     /// Documents the ERP has booked (its ledger, not request counts).
