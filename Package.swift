@@ -32,7 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
-        // Already built for postgres-nio; the gateway's HMAC-SHA256 and digests.
+        // Already built for postgres-nio; fingerprints' SHA-256, the gateway's HMAC-SHA256.
         .package(url: "https://github.com/apple/swift-crypto", "3.9.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
@@ -97,8 +97,12 @@ let package = Package(
             pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"])]
         ),
-        // The domain: events, validation, topology model. Standard library and Foundation only.
-        .target(name: "WarehouseSyncCore"),
+        // The domain: events, validation, topology model. Standard library and Foundation, and
+        // swift-crypto for the SHA-256 of fingerprints (computation, no I/O).
+        .target(
+            name: "WarehouseSyncCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
         // AMQP 0-9-1 over librabbitmq-c, one thread per connection, async API.
         .target(
             name: "AMQPClient",
@@ -117,6 +121,7 @@ let package = Package(
                 "WarehouseSyncERP",
                 "WarehouseSyncLogging",
                 "WarehouseSyncStore",
+                "WarehouseSyncSQLiteStore",
                 "WarehouseSyncPostgres",
                 "WarehouseSyncPublisher",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -247,7 +252,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "WarehouseSyncRuntime", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation", "WarehouseSyncStore",
-                "WarehouseSyncPublisher", "WarehouseSyncSQLite", "WarehouseSyncERP", "WarehouseSyncStoreConformance",
+                "WarehouseSyncPublisher", "WarehouseSyncSQLite", "WarehouseSyncSQLiteStore", "WarehouseSyncERP", "WarehouseSyncStoreConformance",
             ]
         ),
         // Deterministic WMS event simulator for the demo, integration tests and benchmarks.
@@ -263,10 +268,17 @@ let package = Package(
             name: "WarehouseSyncSimulationTests",
             dependencies: ["WarehouseSyncSimulation", "WarehouseSyncCore"]
         ),
-        // The worker store (docs/store.md): one protocol, SQLite first, one conformance suite.
+        // The worker store's port (docs/store.md): the protocol, its types, the rules every
+        // implementation shares. No database in it: the adapters are its siblings.
         .target(
             name: "WarehouseSyncStore",
+            dependencies: ["WarehouseSyncCore"]
+        ),
+        // The SQLite worker store: one machine, one file shared by its processes.
+        .target(
+            name: "WarehouseSyncSQLiteStore",
             dependencies: [
+                "WarehouseSyncStore",
                 "WarehouseSyncCore",
                 "WarehouseSyncSQLite",
                 .product(name: "Logging", package: "swift-log"),
@@ -279,7 +291,10 @@ let package = Package(
         ),
         .testTarget(
             name: "WarehouseSyncStoreTests",
-            dependencies: ["WarehouseSyncStore", "WarehouseSyncStoreConformance", "WarehouseSyncCore", "WarehouseSyncSQLite"]
+            dependencies: [
+                "WarehouseSyncStore", "WarehouseSyncSQLiteStore", "WarehouseSyncStoreConformance", "WarehouseSyncCore",
+                "WarehouseSyncSQLite",
+            ]
         ),
         // The PostgreSQL worker store (docs/store.md "PostgreSQL"): postgres-nio's PostgresClient pool.
         .target(

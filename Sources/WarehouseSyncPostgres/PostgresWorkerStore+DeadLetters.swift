@@ -10,7 +10,7 @@ extension PostgresWorkerStore {
     public func recordDeadLetter(_ letter: NewDeadLetter) async throws -> DeadLetterRecord {
         try letter.validate()
         let identity = letter.identity
-        let headers = String(decoding: try JSONEncoder.sortedKeys.encode(letter.headers), as: UTF8.self)
+        let headers = String(decoding: try StoredHeaders.json(letter.headers), as: UTF8.self)
         let failedAt = StoreTime.microseconds(letter.failedAt)
         // Idempotent: a replay after a lost COMMIT answer is a redelivery (same failedAt), which
         // changes nothing.
@@ -320,29 +320,11 @@ extension PostgresWorkerStore {
 
     static func deadLetterRecord(_ row: PostgresRandomAccessRow) throws -> DeadLetterRecord {
         let id: Int64 = try row.value("id")
-        let reasonText: String = try row.value("reason")
-        guard let reason = DeadLetterReason(rawValue: reasonText) else {
-            throw StoreError(code: .corrupt, message: "dead letter \(id) has unknown reason '\(reasonText.prefix(32))'")
-        }
-        let statusText: String = try row.value("status")
-        guard let status = DeadLetterStatus(rawValue: statusText) else {
-            throw StoreError(code: .corrupt, message: "dead letter \(id) has unknown status '\(statusText.prefix(32))'")
-        }
-        var stream: EventStream?
-        if let streamText: String = try row.value("stream") {
-            guard let known = EventStream(rawValue: streamText) else {
-                throw StoreError(code: .corrupt, message: "dead letter \(id) has unknown stream '\(streamText.prefix(32))'")
-            }
-            stream = known
-        }
-        guard let headers = decodeHeaders(try row.value("headers")) else {
-            throw StoreError(code: .corrupt, message: "dead letter \(id) has malformed headers")
-        }
         return DeadLetterRecord(
             id: id,
             identity: try row.value("identity"),
-            stream: stream,
-            reason: reason,
+            stream: try StoredDeadLetter.stream(try row.value("stream"), id: id),
+            reason: try StoredDeadLetter.reason(try row.value("reason"), id: id),
             error: try row.value("error"),
             eventId: try row.value("event_id"),
             key: try row.value("key"),
@@ -350,7 +332,7 @@ extension PostgresWorkerStore {
             warehouse: try row.value("warehouse"),
             originalExchange: try row.value("original_exchange"),
             originalRoutingKey: try row.value("original_routing_key"),
-            headers: headers,
+            headers: try StoredDeadLetter.headers(try row.value("headers"), id: id),
             body: try row.bytes("body"),
             firstFailedAt: StoreTime.date(microseconds: try row.value("first_failed_at_us")),
             lastFailedAt: StoreTime.date(microseconds: try row.value("last_failed_at_us")),
@@ -359,7 +341,7 @@ extension PostgresWorkerStore {
             lastReplayedAt: (try row.value("last_replayed_at_us", as: Int64?.self)).map(StoreTime.date(microseconds:)),
             lastReplayedBy: try row.value("last_replayed_by"),
             bodyEditedAt: (try row.value("body_edited_at_us", as: Int64?.self)).map(StoreTime.date(microseconds:)),
-            status: status,
+            status: try StoredDeadLetter.status(try row.value("status"), id: id),
             statusChangedAt: StoreTime.date(microseconds: try row.value("status_changed_at_us"))
         )
     }

@@ -116,7 +116,7 @@ public final class PostgresWorkerStore: WorkerStore {
                 """,
                 logger
             ).first else { return nil }
-            guard let headers = Self.decodeHeaders(try row.value("headers")) else {
+            guard let headers = StoredHeaders.headers(json: try row.value("headers")) else {
                 throw StoreError(code: .corrupt, message: "held message \(key.prefix(128))#\(sequence) has malformed headers")
             }
             return HeldMessage(
@@ -260,7 +260,7 @@ public final class PostgresWorkerStore: WorkerStore {
             }
         }
         if let message = change.insertHeld {
-            let headers = String(decoding: try JSONEncoder.sortedKeys.encode(message.headers), as: UTF8.self)
+            let headers = String(decoding: try StoredHeaders.json(message.headers), as: UTF8.self)
             let inserted = try await db.rows(
                 """
                 INSERT INTO held_messages (stream, key, sequence, event_id, held_at_us, routing_key, headers, body)
@@ -339,10 +339,6 @@ public final class PostgresWorkerStore: WorkerStore {
         return KeyState.Parking(since: StoreTime.date(microseconds: since), reason: reason)
     }
 
-    static func decodeHeaders(_ text: String) -> [String: String]? {
-        try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))
-    }
-
     /// Connects on a connection of its own, migrates, disconnects; retries what a server that
     /// is not up yet answers until ``PostgresStoreConfiguration/openTimeout``.
     private static func migrateOnOpen(
@@ -384,13 +380,5 @@ extension PostgresConnection {
     /// The `n` column of the single row `query` returns.
     func count(_ query: PostgresQuery, _ logger: Logger) async throws -> Int {
         Int(try await rows(query, logger).first?.value("n", as: Int64.self) ?? 0)
-    }
-}
-
-extension JSONEncoder {
-    static var sortedKeys: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import WarehouseSyncPostgres
+import WarehouseSyncSQLiteStore
 import WarehouseSyncStore
 
 /// Where a worker keeps its state: `STORE_URL`.

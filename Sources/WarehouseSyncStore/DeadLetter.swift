@@ -77,7 +77,7 @@ public struct NewDeadLetter: Sendable, Hashable {
             bytes += (0..<8).map { UInt8(truncatingIfNeeded: count >> (56 - 8 * UInt64($0))) }
             bytes += field
         }
-        return SHA256.hexDigest(bytes)
+        return ContentDigest.sha256Hex(bytes)
     }
 
     /// The warehouse the letter belongs to, for filtering: the routing key's (`inventory.WH1`),

@@ -128,30 +128,29 @@ struct GapsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            let (stream, key) = (stream, key)
             let result = try await store.withStore(logger: broker.logger()) { store in
-                // Read, decide, commit with the key's version: a worker moving the key meanwhile
-                // makes the commit fail, and the skip is decided again on the new state.
-                while true {
-                    let snapshot = try await store.snapshot(stream: stream, key: key, eventId: "")
-                    guard let state = snapshot.state else { throw ValidationError("no key \(key) in the \(stream) stream") }
+                // Decided on the key as it is when committed: a worker moving the key meanwhile
+                // makes the store decide again on the new state.
+                let skip = try await store.commitDecision(stream: stream, key: key, eventId: "") { snapshot in
                     // The gap timeout does not matter to a skip.
-                    guard let outcome = SequenceGate(policy: SequencingPolicy(gapTimeout: .seconds(1))).skip(state) else {
-                        throw ValidationError("key \(key) holds no events: there is nothing to resume")
+                    let outcome = snapshot.state.flatMap { SequenceGate(policy: SequencingPolicy(gapTimeout: .seconds(1))).skip($0) }
+                    let change = outcome.map {
+                        KeyChange(stream: stream, key: key, expectedVersion: snapshot.version, newState: $0.updatedState, now: Date())
                     }
-                    do {
-                        try await store.commit(KeyChange(
-                            stream: stream, key: key, expectedVersion: snapshot.version, newState: outcome.updatedState, now: Date()))
-                    } catch let error as StoreError where error.code == .versionConflict {
-                        continue
-                    }
-                    let result = Result(
-                        stream: stream.rawValue, key: key, skippedFrom: outcome.skipped?.lowerBound,
-                        skippedTo: outcome.skipped?.upperBound, resumedAt: outcome.release.sequence,
-                        resumedEventId: outcome.release.eventId)
-                    try await store.recordAudit(NewAuditEntry(
-                        at: Date(), actor: actor.name, action: .gapSkip, stream: stream, key: key, detail: result.summary))
-                    return result
+                    return (change, (keyExists: snapshot.state != nil, outcome: outcome))
                 }
+                guard skip.keyExists else { throw ValidationError("no key \(key) in the \(stream) stream") }
+                guard let outcome = skip.outcome else {
+                    throw ValidationError("key \(key) holds no events: there is nothing to resume")
+                }
+                let result = Result(
+                    stream: stream.rawValue, key: key, skippedFrom: outcome.skipped?.lowerBound,
+                    skippedTo: outcome.skipped?.upperBound, resumedAt: outcome.release.sequence,
+                    resumedEventId: outcome.release.eventId)
+                try await store.recordAudit(NewAuditEntry(
+                    at: Date(), actor: actor.name, action: .gapSkip, stream: stream, key: key, detail: result.summary))
+                return result
             }
             if json { return try printJSON(result) }
             print("\(stream) \(key): \(result.summary), released by the worker within seconds")

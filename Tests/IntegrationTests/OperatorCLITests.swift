@@ -4,6 +4,7 @@ import Testing
 import WarehouseSyncCore
 import WarehouseSyncRuntime
 import WarehouseSyncSimulation
+import WarehouseSyncSQLiteStore
 import WarehouseSyncStore
 
 /// `whsync gaps`, `whsync dlq` and `whsync status` as an operator runs them, against a running

@@ -4,6 +4,7 @@ import Testing
 import WarehouseSyncCore
 import WarehouseSyncRuntime
 import WarehouseSyncSimulation
+import WarehouseSyncSQLiteStore
 import WarehouseSyncStore
 
 #if canImport(FoundationNetworking)

@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 import WarehouseSyncCore
 import WarehouseSyncERP
+import WarehouseSyncSQLiteStore
 import WarehouseSyncStore
 import WarehouseSyncStoreConformance
 

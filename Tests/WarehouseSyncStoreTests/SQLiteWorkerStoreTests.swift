@@ -3,7 +3,8 @@ import Synchronization
 import Testing
 import WarehouseSyncCore
 import WarehouseSyncSQLite
-@testable import WarehouseSyncStore
+@testable import WarehouseSyncSQLiteStore
+import WarehouseSyncStore
 import WarehouseSyncStoreConformance
 
 /// A fresh SQLite file in its own temp directory.

@@ -21,7 +21,7 @@ public struct EventFingerprint: Sendable, Hashable, CustomStringConvertible {
 
     /// The fingerprint of `event`.
     public init(of event: WarehouseEvent) {
-        hex = SHA256.hexDigest(Self.canonicalContent(of: event).serializedBytes())
+        hex = ContentDigest.sha256Hex(Self.canonicalContent(of: event).serializedBytes())
     }
 
     /// A fingerprint read back from the store; `nil` unless `hex` is 64 lowercase hex digits.

@@ -284,42 +284,37 @@ final class WorkerPipeline: Sendable {
     /// to write from the key's current snapshot (`nil`: none).
     private func settle(
         key: String, eventId: String, sequence: Int64, snapshot: KeySnapshot,
-        record: @Sendable (KeySnapshot) -> DedupWrite?
+        record: @escaping @Sendable (KeySnapshot) -> DedupWrite?
     ) async throws -> (Release, KeySnapshot)? {
-        var current = snapshot
-        while true {
+        let (stream, gate) = (stream, gate)
+        let decide = { @Sendable (current: KeySnapshot) -> (change: KeyChange?, outcome: (Release, KeySnapshot)?) in
             let settlement = current.state.map { gate.settle($0, sequence: sequence) }
             let newState = settlement?.updatedState
             let change = KeyChange(
                 stream: stream, key: key, expectedVersion: current.version, newState: newState,
                 records: record(current).map { [$0] } ?? [], deleteHeldSequence: newState == nil ? nil : sequence, now: Date())
-            do {
-                try await patiently { [store] in try await store.commit(change) }
-            } catch let error as StoreError where error.code == .versionConflict {
-                current = try await patiently { [store, stream] in
-                    try await store.snapshot(stream: stream, key: key, eventId: eventId)
-                }
-                continue
+            guard let newState, let release = settlement?.release else { return (change, nil) }
+            return (change, (release, KeySnapshot(state: newState, version: current.version + 1, record: .notSeen)))
+        }
+        // The snapshot in hand is usually still the key's: commit on it, and only when another
+        // process moved the key meanwhile read and decide again (commitDecision's loop).
+        let (change, outcome) = decide(snapshot)
+        do {
+            if let change { try await patiently { [store] in try await store.commit(change) } }
+            return outcome
+        } catch let error as StoreError where error.code == .versionConflict {
+            return try await patiently { [store] in
+                try await store.commitDecision(stream: stream, key: key, eventId: eventId, decide)
             }
-            guard let newState, let release = settlement?.release else { return nil }
-            return (release, KeySnapshot(state: newState, version: current.version + 1, record: .notSeen))
         }
     }
 
     private func markInRetry(_ event: WarehouseEvent, fingerprint: EventFingerprint) async throws {
-        let key = event.sequencingKey
-        while true {
-            let snapshot = try await patiently { [store, stream] in
-                try await store.snapshot(stream: stream, key: key, eventId: event.eventId)
-            }
-            let change = KeyChange(
-                stream: stream, key: key, expectedVersion: snapshot.version,
-                records: [DedupWrite(eventId: event.eventId, record: .posting(fingerprint), sequence: event.sequence)], now: Date())
-            do {
-                try await patiently { [store] in try await store.commit(change) }
-                return
-            } catch let error as StoreError where error.code == .versionConflict {
-                continue
+        let (stream, key) = (stream, event.sequencingKey)
+        let write = DedupWrite(eventId: event.eventId, record: .posting(fingerprint), sequence: event.sequence)
+        try await patiently { [store] in
+            try await store.commitDecision(stream: stream, key: key, eventId: event.eventId) { snapshot in
+                (KeyChange(stream: stream, key: key, expectedVersion: snapshot.version, records: [write], now: Date()), ())
             }
         }
     }

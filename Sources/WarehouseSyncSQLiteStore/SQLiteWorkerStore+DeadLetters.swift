@@ -1,13 +1,14 @@
 import Foundation
 import WarehouseSyncCore
 import WarehouseSyncSQLite
+import WarehouseSyncStore
 
 /// The dead-letter table (migration `store-2-dead-letters`, docs/store.md "Dead letters").
 extension SQLiteWorkerStore {
     public func recordDeadLetter(_ letter: NewDeadLetter) async throws -> DeadLetterRecord {
         try letter.validate()
         let identity = letter.identity
-        let headers = String(decoding: try JSONEncoder.sortedKeys.encode(letter.headers), as: UTF8.self)
+        let headers = String(decoding: try StoredHeaders.json(letter.headers), as: UTF8.self)
         let failedAt = SQLiteValue.integer(StoreTime.microseconds(letter.failedAt))
         let record = try await mapped {
             try await database.write { db in
@@ -264,29 +265,11 @@ extension SQLiteWorkerStore {
 
     static func deadLetterRecord(_ row: SQLiteRow) throws -> DeadLetterRecord {
         let id = try row.int64("id")
-        let reasonText = try row.string("reason")
-        guard let reason = DeadLetterReason(rawValue: reasonText) else {
-            throw StoreError(code: .corrupt, message: "dead letter \(id) has unknown reason '\(reasonText.prefix(32))'")
-        }
-        let statusText = try row.string("status")
-        guard let status = DeadLetterStatus(rawValue: statusText) else {
-            throw StoreError(code: .corrupt, message: "dead letter \(id) has unknown status '\(statusText.prefix(32))'")
-        }
-        var stream: EventStream?
-        if let streamText = try row.optionalString("stream") {
-            guard let known = EventStream(rawValue: streamText) else {
-                throw StoreError(code: .corrupt, message: "dead letter \(id) has unknown stream '\(streamText.prefix(32))'")
-            }
-            stream = known
-        }
-        guard let headers = try? JSONDecoder().decode([String: String].self, from: Data(try row.string("headers").utf8)) else {
-            throw StoreError(code: .corrupt, message: "dead letter \(id) has malformed headers")
-        }
         return DeadLetterRecord(
             id: id,
             identity: try row.string("identity"),
-            stream: stream,
-            reason: reason,
+            stream: try StoredDeadLetter.stream(try row.optionalString("stream"), id: id),
+            reason: try StoredDeadLetter.reason(try row.string("reason"), id: id),
             error: try row.string("error"),
             eventId: try row.optionalString("event_id"),
             key: try row.optionalString("key"),
@@ -294,7 +277,7 @@ extension SQLiteWorkerStore {
             warehouse: try row.optionalString("warehouse"),
             originalExchange: try row.string("original_exchange"),
             originalRoutingKey: try row.string("original_routing_key"),
-            headers: headers,
+            headers: try StoredDeadLetter.headers(try row.string("headers"), id: id),
             body: try row.blob("body"),
             firstFailedAt: StoreTime.date(microseconds: try row.int64("first_failed_at_us")),
             lastFailedAt: StoreTime.date(microseconds: try row.int64("last_failed_at_us")),
@@ -303,7 +286,7 @@ extension SQLiteWorkerStore {
             lastReplayedAt: try row.optionalInt64("last_replayed_at_us").map(StoreTime.date(microseconds:)),
             lastReplayedBy: try row.optionalString("last_replayed_by"),
             bodyEditedAt: try row.optionalInt64("body_edited_at_us").map(StoreTime.date(microseconds:)),
-            status: status,
+            status: try StoredDeadLetter.status(try row.string("status"), id: id),
             statusChangedAt: StoreTime.date(microseconds: try row.int64("status_changed_at_us"))
         )
     }

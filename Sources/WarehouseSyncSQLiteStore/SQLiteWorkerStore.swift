@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import WarehouseSyncCore
 import WarehouseSyncSQLite
+import WarehouseSyncStore
 
 /// The ``WorkerStore`` on one SQLite file (WAL, `BEGIN IMMEDIATE` writes through
 /// ``SQLiteDatabase``). Several processes may share the file: the version check runs inside the
@@ -60,7 +61,7 @@ public final class SQLiteWorkerStore: WorkerStore {
                     [.text(stream.rawValue), .text(key), .integer(sequence)]
                 ) else { return nil }
                 let headersText = try row.string("headers")
-                guard let headers = try? JSONDecoder().decode([String: String].self, from: Data(headersText.utf8)) else {
+                guard let headers = StoredHeaders.headers(json: headersText) else {
                     throw StoreError(code: .corrupt, message: "held message \(key.prefix(128))#\(sequence) has malformed headers")
                 }
                 return HeldMessage(
@@ -212,7 +213,7 @@ public final class SQLiteWorkerStore: WorkerStore {
             }
         }
         if let message = change.insertHeld {
-            let headers = try JSONEncoder.sortedKeys.encode(message.headers)
+            let headers = try StoredHeaders.json(message.headers)
             let existing = try db.queryFirst(
                 "SELECT 1 FROM held_messages WHERE stream = ? AND key = ? AND sequence = ?", [stream, key, .integer(message.sequence)]
             )
@@ -338,13 +339,5 @@ public final class SQLiteWorkerStore: WorkerStore {
         default:
             return StoreError(code: .unavailable, message: "\(type(of: error))")
         }
-    }
-}
-
-extension JSONEncoder {
-    static var sortedKeys: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
     }
 }

@@ -1,4 +1,5 @@
 import WarehouseSyncSQLite
+import WarehouseSyncStore
 
 extension SQLiteWorkerStore {
     /// The schema's history: append, never edit (``SQLiteMigration``). Described in docs/store.md.
