@@ -13,7 +13,7 @@ extension OutboundMessage {
             body: body,
             properties: AMQPProperties(
                 contentType: "application/json",
-                headers: [Topology.partitionKeyHeader: .string(event.sequencingKey)],
+                headers: [WireHeader.partitionKey: .string(event.sequencingKey)],
                 deliveryMode: .persistent,
                 correlationId: header.correlationId,
                 messageId: header.eventId,

@@ -2,11 +2,6 @@
 /// (`RETRY_MAX_ATTEMPTS`, DESIGN §9): the delays come from the topology's retry tiers, the last
 /// tier repeating (``Topology/retryTier(forAttempt:)``).
 public struct RetryPolicy: Sendable, Equatable {
-    /// The header that counts posting attempts on a retried message. Ours, never an `x-` header:
-    /// RabbitMQ 4 owns those. Absent on a first delivery; a replay must drop it, so that a
-    /// replayed dead letter gets fresh attempts.
-    public static let attemptHeader = "whsync-attempt"
-
     /// Posting attempts before the message is dead-lettered as `retries-exhausted`; ≥ 1.
     public let maxAttempts: Int
     private let topology: Topology
@@ -18,7 +13,7 @@ public struct RetryPolicy: Sendable, Equatable {
         self.topology = topology
     }
 
-    /// The attempt a delivery is on, from its ``attemptHeader`` value: absent means 1. A value
+    /// The attempt a delivery is on, from its ``WireHeader/attempt`` value: absent means 1. A value
     /// that is not a positive integer also counts as 1: we write the header ourselves, so such a
     /// value was not ours, and counting low errs on the safe side (a retry is idempotent, a dead
     /// letter needs a person).
@@ -53,7 +48,7 @@ public struct RetryPolicy: Sendable, Equatable {
 
 /// The outcome of ``RetryPolicy/decide(afterFailedAttempt:retryAfter:)``.
 public enum RetryDecision: Sendable, Hashable {
-    /// Publish to the retry exchange for `tier`, with ``RetryPolicy/attemptHeader`` set to
+    /// Publish to the retry exchange for `tier`, with ``WireHeader/attempt`` set to
     /// `nextAttempt`.
     case retry(tier: Topology.RetryTier, nextAttempt: Int)
     /// The last attempt failed: dead-letter as `retries-exhausted`.

@@ -17,14 +17,10 @@ public struct SequencingPolicy: Sendable, Hashable {
 
 /// The facts about an arriving event that the gate decides on.
 public struct IncomingEvent: Sendable, Hashable {
-    /// The header a replayed dead letter carries, with the dead letter's id (DESIGN §6).
-    public static let replayHeader = "whsync-replay-of"
-
     public var eventId: String
     public var sequence: Int64
     public var fingerprint: EventFingerprint
-    /// The message carries ``replayHeader``: an operator or the replay worker sent a dead letter
-    /// again.
+    /// The message is a replay of a dead letter (``WireHeader/replayOf``, vouched for by the store).
     public var isReplay: Bool
 
     public init(eventId: String, sequence: Int64, fingerprint: EventFingerprint, isReplay: Bool) {
@@ -34,7 +30,7 @@ public struct IncomingEvent: Sendable, Hashable {
         self.isReplay = isReplay
     }
 
-    /// The facts of a decoded event; `isReplay` when its message carries ``replayHeader``.
+    /// The facts of a decoded event; `isReplay` when its message carries ``WireHeader/replayOf``.
     public init(_ event: WarehouseEvent, isReplay: Bool) {
         self.init(
             eventId: event.eventId, sequence: event.sequence, fingerprint: EventFingerprint(of: event), isReplay: isReplay

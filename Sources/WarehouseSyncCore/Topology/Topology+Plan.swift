@@ -26,7 +26,7 @@ extension Topology {
                         name: partitionExchange,
                         type: "x-consistent-hash",
                         internal: true,
-                        arguments: ["hash-header": .string(partitionKeyHeader)]
+                        arguments: ["hash-header": .string(WireHeader.partitionKey)]
                     )
                 )
                 var partitionArguments = workArguments
@@ -82,8 +82,8 @@ extension Topology {
                         routingKey: "",
                         arguments: [
                             "x-match": "all",
-                            streamHeader: .string(stream.name),
-                            retryTierHeader: .string(tier.name),
+                            WireHeader.stream: .string(stream.name),
+                            WireHeader.retryTier: .string(tier.name),
                         ]
                     )
                 )

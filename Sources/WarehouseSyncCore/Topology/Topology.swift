@@ -21,12 +21,6 @@ public struct Topology: Sendable, Equatable {
     /// Where the CLI looks for the file, relative to the repository root.
     public static let defaultRelativePath = "topology/topology.json"
 
-    /// Header the worker sets, with the stream name, when it publishes to the retry exchange.
-    public static let streamHeader = "whsync-stream"
-    /// Header the worker sets, with ``RetryTier/name``, when it publishes to the retry exchange.
-    public static let retryTierHeader = "whsync-retry-tier"
-    /// Header the consistent-hash exchanges hash on (the event's sequencing key).
-    public static let partitionKeyHeader = "partition-key"
 
     /// One event stream's consuming side.
     public struct Stream: Sendable, Equatable {
@@ -135,6 +129,6 @@ public struct Topology: Sendable, Equatable {
     /// The headers a retried message must carry, beside its own, when published to
     /// ``Retry/exchange`` (keep its original routing key: that routes it home afterwards).
     public func retryHeaders(stream: String, forAttempt attempt: Int) -> [String: String] {
-        [Self.streamHeader: stream, Self.retryTierHeader: retryTier(forAttempt: attempt).name]
+        [WireHeader.stream: stream, WireHeader.retryTier: retryTier(forAttempt: attempt).name]
     }
 }

@@ -12,11 +12,7 @@ import WarehouseSyncStore
 public enum DeadLetterIntake {
     /// Headers that describe one failure, not the event: dropped from the stored headers (they are
     /// in the row's columns) and never replayed.
-    static let failureHeaders: Set<String> = [
-        DeadLetterHeaders.Name.reason, DeadLetterHeaders.Name.error, DeadLetterHeaders.Name.originalExchange,
-        DeadLetterHeaders.Name.originalRoutingKey, DeadLetterHeaders.Name.worker, DeadLetterHeaders.Name.failedAt,
-        RetryPolicy.attemptHeader, Topology.streamHeader, Topology.retryTierHeader,
-    ]
+    static let failureHeaders = DeadLetterHeaders.names.union([WireHeader.stream, WireHeader.retryTier])
 
     public static func letter(
         body: [UInt8], properties: AMQPProperties, routingKey: String, receivedAt: Date, topology: Topology,
@@ -26,29 +22,29 @@ public enum DeadLetterIntake {
         let death = firstDeath(headers)
         let reason: DeadLetterReason
         let error: String
-        if let text = headers[DeadLetterHeaders.Name.reason]?.stringValue, let known = DeadLetterReason(rawValue: text) {
+        if let text = headers[WireHeader.reason]?.stringValue, let known = DeadLetterReason(rawValue: text) {
             reason = known
-            error = headers[DeadLetterHeaders.Name.error]?.stringValue ?? ""
-        } else if let text = headers[DeadLetterHeaders.Name.reason]?.stringValue {
+            error = headers[WireHeader.error]?.stringValue ?? ""
+        } else if let text = headers[WireHeader.reason]?.stringValue {
             // A reason from a newer worker: keep the letter, say what it claimed.
             reason = .invalid
-            error = "unknown whsync-reason '\(text.prefix(64))': \(headers[DeadLetterHeaders.Name.error]?.stringValue ?? "")"
+            error = "unknown whsync-reason '\(text.prefix(64))': \(headers[WireHeader.error]?.stringValue ?? "")"
         } else {
             let brokerReason = death?["reason"]?.stringValue ?? "unknown"
             reason = .deliveryLimit
             error = "dead-lettered by the broker (x-death reason \(brokerReason), queue \(death?["queue"]?.stringValue ?? "?"))"
         }
-        var originalExchange = headers[DeadLetterHeaders.Name.originalExchange]?.stringValue
+        var originalExchange = headers[WireHeader.originalExchange]?.stringValue
             ?? death?["exchange"]?.stringValue ?? topology.eventsExchange
         // A message that came back from a retry tier was last published by the requeue exchange.
         if originalExchange == topology.retry.requeueExchange || originalExchange.isEmpty {
             originalExchange = topology.eventsExchange
         }
-        let originalRoutingKey = headers[DeadLetterHeaders.Name.originalRoutingKey]?.stringValue
+        let originalRoutingKey = headers[WireHeader.originalRoutingKey]?.stringValue
             ?? death.flatMap(firstRoutingKey) ?? routingKey
 
         var failedAt = receivedAt
-        if let text = headers[DeadLetterHeaders.Name.failedAt]?.stringValue, let stamp = Timestamp(parsing: text) {
+        if let text = headers[WireHeader.failedAt]?.stringValue, let stamp = Timestamp(parsing: text) {
             failedAt = Date(timeIntervalSince1970: Double(stamp.secondsSince1970) + Double(stamp.nanosecond) / 1e9)
         } else if case .timestamp(let seconds)? = death?["time"] {
             failedAt = Date(timeIntervalSince1970: TimeInterval(seconds))
@@ -57,7 +53,7 @@ public enum DeadLetterIntake {
         var letter = NewDeadLetter(
             stream: nil, reason: reason, error: error, originalExchange: originalExchange,
             originalRoutingKey: originalRoutingKey,
-            headers: headers.filter { !failureHeaders.contains($0.key) && !$0.key.hasPrefix("x-") }.compactMapValues(\.stringValue),
+            headers: headers.filter { !failureHeaders.contains($0.key) && !$0.key.hasPrefix(WireHeader.brokerPrefix) }.compactMapValues(\.stringValue),
             body: body, failedAt: failedAt)
         // What the body says, as far as it can be read: an invalid letter may still name its event.
         if let event = try? decoder.decode(body) {
@@ -76,7 +72,7 @@ public enum DeadLetterIntake {
     }
 
     private static func firstDeath(_ headers: AMQPTable) -> AMQPTable? {
-        guard case .array(let deaths)? = headers["x-death"], case .table(let first)? = deaths.first else { return nil }
+        guard case .array(let deaths)? = headers[WireHeader.death], case .table(let first)? = deaths.first else { return nil }
         return first
     }
 

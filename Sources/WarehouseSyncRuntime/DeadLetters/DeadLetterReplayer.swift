@@ -54,14 +54,14 @@ public struct DeadLetterReplayer: Sendable {
     /// The message a replay of `letter` publishes.
     public static func message(for letter: DeadLetterRecord) -> OutboundMessage {
         var headers: AMQPTable = [:]
-        for (name, value) in letter.headers where !DeadLetterIntake.failureHeaders.contains(name) && !name.hasPrefix("x-") {
+        for (name, value) in letter.headers where !DeadLetterIntake.failureHeaders.contains(name) && !name.hasPrefix(WireHeader.brokerPrefix) {
             headers[name] = .string(value)
         }
-        headers[IncomingEvent.replayHeader] = .string(String(letter.id))
+        headers[WireHeader.replayOf] = .string(String(letter.id))
         // The body is the truth (it may have been edited): take the partition key, the eventId and
         // the correlation id from it when it reads as an event.
         let event = try? EventDecoder().decode(letter.body)
-        if let event { headers[Topology.partitionKeyHeader] = .string(event.sequencingKey) }
+        if let event { headers[WireHeader.partitionKey] = .string(event.sequencingKey) }
         return OutboundMessage(
             exchange: letter.originalExchange, routingKey: letter.originalRoutingKey, body: letter.body,
             properties: AMQPProperties(

@@ -78,12 +78,12 @@ public final class GatewayServer: Service, Sendable {
         switch configuration.authentication.verdict(credentials) {
         case .rejected(let rejection):
             response = unauthorized(rejection)
-        case _ where request.headers.contains(where: { $0.name.canonicalName.hasPrefix(Self.reservedHeaderPrefix) }):
+        case _ where request.headers.contains(where: { $0.name.canonicalName.hasPrefix(WireHeader.ownPrefix) }):
             // The workers trust their own headers (a replay's, an attempt's) no further than the
             // store vouches for them, but a WMS has no business sending them at all.
             response = GatewayReply.error(
                 .badRequest, code: "reserved-header",
-                message: "headers named \(Self.reservedHeaderPrefix)* are WarehouseSync's own (whsync-replay-of, whsync-attempt, ...); a WMS may not send them")
+                message: "headers named \(WireHeader.ownPrefix)* are WarehouseSync's own (whsync-replay-of, whsync-attempt, ...); a WMS may not send them")
         case let verdict:
             let inHand = inFlight.add(1, ordering: .relaxed).newValue
             metrics.inFlight.record(inHand)
@@ -241,8 +241,6 @@ public final class GatewayServer: Service, Sendable {
         error.code == .notConfirmed ? 30 : 5
     }
 
-    /// The prefix of WarehouseSync's own headers (lower case, as HTTP field names compare).
-    static let reservedHeaderPrefix = "whsync-"
     static let timestampField = HTTPField.Name(GatewayAuthentication.timestampHeader)!
     static let signatureField = HTTPField.Name(GatewayAuthentication.signatureHeader)!
 }

@@ -39,10 +39,10 @@ struct PipelineMessage: Sendable {
         delivery = nil
     }
 
-    var attempt: Int { RetryPolicy.attempt(fromHeader: headers[RetryPolicy.attemptHeader]) }
+    var attempt: Int { RetryPolicy.attempt(fromHeader: headers[WireHeader.attempt]) }
     /// The dead letter this message claims to replay (`whsync-replay-of`); the pipeline believes
     /// it only when the store holds that letter for the event (``WorkerPipeline``).
-    var claimedReplayOf: String? { headers[IncomingEvent.replayHeader] }
+    var claimedReplayOf: String? { headers[WireHeader.replayOf] }
 
     func ack() { delivery?.ack() }
 
@@ -52,16 +52,16 @@ struct PipelineMessage: Sendable {
     /// The headers to republish with: ours and the WMS's, never the broker's `x-` headers
     /// (`x-death` from the retry queues; RabbitMQ 4 refuses client-set `x-` headers).
     private var republishedHeaders: AMQPTable {
-        properties.headers.filter { !$0.key.hasPrefix("x-") }
+        properties.headers.filter { !$0.key.hasPrefix(WireHeader.brokerPrefix) }
     }
 
     /// The copy for the retry exchange: back home after `tier`, as attempt `nextAttempt`.
     func retryCopy(stream: EventStream, tier: Topology.RetryTier, nextAttempt: Int, topology: Topology) -> OutboundMessage {
         var properties = properties
         properties.headers = republishedHeaders
-        properties.headers[RetryPolicy.attemptHeader] = .string(String(nextAttempt))
-        properties.headers[Topology.streamHeader] = .string(stream.rawValue)
-        properties.headers[Topology.retryTierHeader] = .string(tier.name)
+        properties.headers[WireHeader.attempt] = .string(String(nextAttempt))
+        properties.headers[WireHeader.stream] = .string(stream.rawValue)
+        properties.headers[WireHeader.retryTier] = .string(tier.name)
         return OutboundMessage(
             exchange: topology.retry.exchange, routingKey: routingKey, body: body, properties: properties, mandatory: true)
     }
@@ -71,54 +71,12 @@ struct PipelineMessage: Sendable {
     func deadLetter(_ letter: DeadLetterHeaders, topology: Topology) -> OutboundMessage {
         var properties = properties
         properties.headers = republishedHeaders
-        properties.headers[Topology.retryTierHeader] = nil
-        properties.headers[Topology.streamHeader] = nil
+        properties.headers[WireHeader.retryTier] = nil
+        properties.headers[WireHeader.stream] = nil
         for (name, value) in letter.headers(originalExchange: originalExchange, routingKey: routingKey) {
             properties.headers[name] = .string(value)
         }
         return OutboundMessage(
             exchange: topology.deadLetter.exchange, routingKey: routingKey, body: body, properties: properties, mandatory: true)
-    }
-}
-
-/// What a dead letter says about itself: the `whsync-*` headers of DESIGN §5.
-public struct DeadLetterHeaders: Sendable, Hashable {
-    public enum Name {
-        public static let reason = "whsync-reason"
-        public static let error = "whsync-error"
-        public static let originalExchange = "whsync-original-exchange"
-        public static let originalRoutingKey = "whsync-original-routing-key"
-        public static let worker = "whsync-worker"
-        public static let failedAt = "whsync-failed-at"
-    }
-
-    /// `whsync-error` is short and bounded: never a stack trace, never a payload.
-    public static let maxErrorLength = 512
-
-    public var reason: DeadLetterReason
-    public var error: String
-    public var worker: String
-    public var failedAt: Date
-    public var attempt: Int
-
-    public init(reason: DeadLetterReason, error: String, worker: String, failedAt: Date, attempt: Int) {
-        self.reason = reason
-        self.error = error
-        self.worker = worker
-        self.failedAt = failedAt
-        self.attempt = attempt
-    }
-
-    public func headers(originalExchange: String, routingKey: String) -> [String: String] {
-        let bounded = error.count > Self.maxErrorLength ? String(error.prefix(Self.maxErrorLength - 1)) + "…" : error
-        return [
-            Name.reason: reason.rawValue,
-            Name.error: bounded,
-            Name.originalExchange: originalExchange,
-            Name.originalRoutingKey: routingKey,
-            Name.worker: worker,
-            Name.failedAt: Timestamp(failedAt).text,
-            RetryPolicy.attemptHeader: String(attempt),
-        ]
     }
 }

@@ -182,7 +182,7 @@ struct TopologyPlanTests {
         #expect(topology.retryTier(forAttempt: attempt).name == tier)
         #expect(
             topology.retryHeaders(stream: "inventory", forAttempt: attempt)
-                == [Topology.streamHeader: "inventory", Topology.retryTierHeader: tier]
+                == [WireHeader.stream: "inventory", WireHeader.retryTier: tier]
         )
         let queue = topology.retryQueue(stream: "inventory", tier: topology.retryTier(forAttempt: attempt))
         #expect(queue == "whsync.retry.inventory.\(tier)")
@@ -191,9 +191,9 @@ struct TopologyPlanTests {
 
     @Test("header names are the wire names")
     func headerNames() {
-        #expect(Topology.streamHeader == "whsync-stream")
-        #expect(Topology.retryTierHeader == "whsync-retry-tier")
-        #expect(Topology.partitionKeyHeader == "partition-key")
+        #expect(WireHeader.stream == "whsync-stream")
+        #expect(WireHeader.retryTier == "whsync-retry-tier")
+        #expect(WireHeader.partitionKey == "partition-key")
     }
 
     @Test("tier names are canonical and TTLs are in milliseconds")
