@@ -96,7 +96,7 @@ import FoundationNetworking
 
     static func declareQueue(_ broker: RoleBroker, as user: String) async throws -> AMQPError? {
         try await attempt(broker, as: user) { connection in
-            try await connection.withChannel { try $0.declareQueue("role-test-\(user)") }
+            _ = try await connection.withChannel { try $0.declareQueue("role-test-\(user)") }
         }
     }
 

@@ -206,7 +206,7 @@ extension Topology {
     /// ``TopologyPlan/kubernetesResources(_:)`` of ``plan``, with labels that say what each queue
     /// is for: `app.kubernetes.io/component` `work-queue`, `retry-queue` or `dead-letter-queue`,
     /// and `warehousesync/stream` for a stream's work and retry queues (what deployment checks
-    /// compare the KEDA triggers with).
+    /// compare the KEDA triggers with); then a `User` and a `Permission` per ``users`` entry.
     public func kubernetesResources(_ options: KubernetesTopologyOptions = KubernetesTopologyOptions()) -> String {
         var queueLabels: [String: [(String, String)]] = [:]
         for stream in streams {

@@ -266,7 +266,7 @@ struct TopologyKubernetesTests {
             #expect(
                 document["spec.rabbitmqClusterReference"]
                     == .map(["name": .scalar("\"mq\""), "namespace": .scalar("\"brokers\"")]))
-            #expect(document["spec.vhost"] == .scalar("\"wms\""))
+            #expect(document["spec.vhost"] == (document["kind"] == .scalar("\"User\"") ? nil : .scalar("\"wms\"")))
         }
     }
 
