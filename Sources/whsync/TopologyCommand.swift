@@ -96,7 +96,10 @@ struct TopologyCommand: AsyncParsableCommand {
                     management: management, passwords: passwords)
                 print("applied: \(loaded.users.count) broker users with their permissions in vhost '\(vhost)' (\(summary))")
             } else {
-                let missing = management == nil ? "no management URL (--management-url or RABBITMQ_MANAGEMENT_URL)" : "no passwords directory (--passwords-dir or BROKER_PASSWORDS_DIR)"
+                let missing =
+                    management == nil
+                    ? "no management URL (--management-url or RABBITMQ_MANAGEMENT_URL)"
+                    : "no passwords directory (--passwords-dir or BROKER_PASSWORDS_DIR)"
                 printError("whsync: broker users NOT applied (\(loaded.users.count) in the topology): \(missing)")
             }
         }
@@ -131,7 +134,8 @@ struct TopologyCommand: AsyncParsableCommand {
             let scope =
                 management == nil
                 ? "exchanges and queues (bindings and broker users not checked: no management URL)"
-                : "exchanges, queues, bindings and broker users" + (passwords == nil && !loaded.users.isEmpty ? " (passwords not checked: no passwords directory)" : "")
+                : "exchanges, queues, bindings and broker users"
+                    + (passwords == nil && !loaded.users.isEmpty ? " (passwords not checked: no passwords directory)" : "")
             if drift.isEmpty {
                 print("topology matches: \(scope)")
             } else {
@@ -187,7 +191,8 @@ struct TopologyCommand: AsyncParsableCommand {
                 let passwords = try UsersOptions.passwords(for: loaded.users, directory: passwordsDirectory)
                 if passwords == nil && !loaded.users.isEmpty {
                     printError(
-                        "whsync: the \(loaded.users.count) broker users and their permissions are left out: no passwords directory (--passwords-dir or BROKER_PASSWORDS_DIR); importing a user without its password would lock it out")
+                        "whsync: the \(loaded.users.count) broker users and their permissions are left out: no passwords "
+                            + "directory (--passwords-dir or BROKER_PASSWORDS_DIR); importing a user without its password would lock it out")
                 }
                 let users = loaded.users.compactMap { user in
                     passwords?[user.name].map { (user: user, passwordHash: BrokerPasswordHash.sha256(password: $0)) }

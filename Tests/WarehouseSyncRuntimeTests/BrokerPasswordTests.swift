@@ -52,4 +52,22 @@ struct BrokerPasswordTests {
         #expect(error?.description.contains("cannot read \(directory.path)/c") == true)
         #expect(error?.description.contains("s3cret") == false)
     }
+
+    @Test("AMQP_PASSWORD_FILE: the role's password from a file replaces the URL's; an unreadable one is named")
+    func passwordFile() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("amqp-password-\(UUID().uuidString.prefix(8))")
+        try Data("from-the-file\n".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let base = [
+            "AMQP_URL": "amqp://whsync-inventory-worker@broker:5672/%2F", "STORE_URL": "sqlite:/tmp/w.db",
+            "ERP_BASE_URL": "http://erp:8081",
+        ]
+        let configuration = try WorkerConfiguration(environment: base.merging(["AMQP_PASSWORD_FILE": file.path]) { $1 })
+        #expect(configuration.amqp.username == "whsync-inventory-worker")
+        #expect(configuration.amqp.password == "from-the-file")
+        let error = #expect(throws: ConfigurationError.self) {
+            try WorkerConfiguration(environment: base.merging(["AMQP_PASSWORD_FILE": "/nonexistent/password"]) { $1 })
+        }
+        #expect(error?.problems.map(\.description).contains { $0.contains("AMQP_PASSWORD_FILE") && $0.contains("/nonexistent/password") } == true)
+    }
 }
