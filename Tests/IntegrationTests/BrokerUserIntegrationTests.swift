@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import WarehouseSyncCore
 import WarehouseSyncRuntime
+import WarehouseSyncSimulation
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -26,6 +27,14 @@ import FoundationNetworking
             return configuration
         }
 
+        /// What a program needs to connect as `user`: the URL without a password, and its file.
+        func environment(as user: String) -> [String: String] {
+            [
+                "AMQP_URL": vhost.url.replacingOccurrences(of: "guest:guest@", with: "\(user)@"),
+                "AMQP_PASSWORD_FILE": passwordsDirectory.appendingPathComponent(user).path,
+            ]
+        }
+
         func remove() async {
             await TestBroker.deleteVirtualHost(vhost.name)
             try? FileManager.default.removeItem(at: passwordsDirectory)
@@ -34,9 +43,10 @@ import FoundationNetworking
 
     static var topologyFile: String { TestBroker.repoRoot().appendingPathComponent(Topology.defaultRelativePath).path }
 
-    static func setUp() async throws -> RoleBroker {
+    /// Applies the topology and its users to `vhost` (default: a fresh one).
+    static func setUp(vhost: (configuration: AMQPConfiguration, url: String, name: String)? = nil) async throws -> RoleBroker {
         let topology = try Topology.load(contentsOf: URL(fileURLWithPath: topologyFile))
-        let vhost = try await TestBroker.makeVirtualHost()
+        let vhost = if let vhost { vhost } else { try await TestBroker.makeVirtualHost() }
         let directory = try TestBroker.temporaryDirectory("passwords")
         var passwords: [String: String] = [:]
         for user in topology.users {
@@ -189,12 +199,11 @@ import FoundationNetworking
         let broker = try await Self.setUp()
         let management = try TestBroker.env("WHSYNC_TEST_MANAGEMENT_URL")
         // As the operator, its password from a file (AMQP_PASSWORD_FILE), not the URL.
-        let operatorURL = broker.vhost.url.replacingOccurrences(of: "guest:guest@", with: "whsync-operator@")
         let verifyAsOperator = try await TestBroker.run(
             try TestBroker.executablePath("whsync"),
-            ["topology", "verify", "--amqp-url", operatorURL, "--file", Self.topologyFile, "--management-url", management,
+            ["topology", "verify", "--file", Self.topologyFile, "--management-url", management,
              "--passwords-dir", broker.passwordsDirectory.path],
-            environment: ["AMQP_PASSWORD_FILE": broker.passwordsDirectory.appendingPathComponent("whsync-operator").path])
+            environment: broker.environment(as: "whsync-operator"))
         #expect(verifyAsOperator.status == 0, "\(verifyAsOperator.stdout)\(verifyAsOperator.stderr)")
         #expect(verifyAsOperator.stdout.contains("topology matches: exchanges, queues, bindings and broker users"))
 
@@ -252,5 +261,50 @@ import FoundationNetworking
         #expect(try await TestBroker.management("GET", "/api/queues/\(fresh.name)").count <= 2, "nothing declared")
         await TestBroker.deleteVirtualHost(fresh.name)
         await TestBroker.deleteVirtualHost(vhost.name)
+    }
+
+    /// The real programs as their roles: the inventory worker (its retries and dead letters), the
+    /// replay worker (stores the letters, replays the exhausted ones once the ERP is back) need no
+    /// more than the topology grants them.
+    @Test func theWorkersRunAsTheirOwnBrokerUsers() async throws {
+        let catalogue = Catalogue(warehouses: 1, skus: 5)
+        try await WorkerSystem.with(masterData: catalogue) { system in
+            let broker = try await Self.setUp(vhost: (system.amqp, system.amqpURL, system.vhost))
+            defer { try? FileManager.default.removeItem(at: broker.passwordsDirectory) }
+            try await postJSON(system.erpURL + "/admin/faults", #"{"outage": true}"#)
+            // Two attempts each (a delayed retry through whsync.retry, then a dead letter); two
+            // events stay below the five failures in a row that would open the circuit.
+            try await system.startWorker(
+                .inventory, environment: broker.environment(as: "whsync-inventory-worker").merging(["RETRY_MAX_ATTEMPTS": "2"]) { $1 })
+            let replayEnvironment = broker.environment(as: "whsync-replay-worker").merging(ReplayWorkerIntegrationTests.fastPolicy) { $1 }
+            try await system.withReplayWorker(environment: replayEnvironment) { replay in
+                let store = try await system.openStore()
+                do {
+                    let events = (0..<2).map { index in
+                        inventoryMessage(
+                            eventId: "role-\(index)", warehouse: "WH1", sku: catalogue.skus[index].sku, uom: catalogue.skus[index].uom,
+                            sequence: 1)
+                    }
+                    let invalid = inventoryMessage(
+                        eventId: "role-invalid", warehouse: "WH1", sku: catalogue.skus[3].sku, uom: catalogue.skus[3].uom, sequence: 1,
+                        quantity: "0")
+                    try await system.publish(events + [invalid])
+                    try await system.waitForReplay(replay, "the three letters to be stored", timeout: .seconds(60)) {
+                        try await store.deadLetters(matching: .all, limit: 100).count == 3
+                    }
+                    #expect(try await store.deadLetters(matching: .init(reason: .retriesExhausted), limit: 100).count == 2)
+                    try await deleteRequest(system.erpURL + "/admin/faults")
+                    try await system.waitForReplay(replay, "the ERP to book the replayed events", timeout: .seconds(60)) {
+                        try await system.erpDocumentCount() == 2
+                    }
+                } catch {
+                    await store.close()
+                    throw error
+                }
+                await store.close()
+            }
+            let worker = try #require(system.workers[.inventory])
+            #expect(!worker.log.contains("ACCESS_REFUSED"), "\(worker.log.suffix(2000))")
+        }
     }
 }
