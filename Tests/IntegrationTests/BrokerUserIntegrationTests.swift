@@ -307,4 +307,18 @@ import FoundationNetworking
             #expect(!worker.log.contains("ACCESS_REFUSED"), "\(worker.log.suffix(2000))")
         }
     }
+
+    /// `wms-gateway` as `whsync-gateway`: it starts (its check of `wms.events` is passive) and
+    /// publishes what it accepts.
+    @Test func theGatewayRunsAsItsOwnBrokerUser() async throws {
+        let broker = try await Self.setUp()
+        try await GatewayHarness.with(
+            amqpURL: broker.vhost.url, amqp: broker.vhost.configuration, environment: broker.environment(as: "whsync-gateway")
+        ) { gateway in
+            let answer = try await gateway.post("/events", GatewayEvents.inventory("role-gateway-1"))
+            #expect(answer.status == 202, "\(answer.json)")
+            #expect(try await gateway.depth("erp.inventory") == 1)
+        }
+        await broker.remove()
+    }
 }
