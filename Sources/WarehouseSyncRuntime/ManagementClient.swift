@@ -6,7 +6,8 @@ import WarehouseSyncCore
 import FoundationNetworking
 #endif
 
-/// The little of RabbitMQ's management HTTP API that AMQP cannot answer (bindings).
+/// The little of RabbitMQ's management HTTP API that AMQP cannot answer: bindings, and users
+/// and permissions (`ManagementClient+Users.swift`).
 public struct ManagementClient: Sendable {
     public struct Binding: Sendable, Decodable {
         public let source: String
@@ -69,12 +70,24 @@ public struct ManagementClient: Sendable {
     }
 
     public func bindings(vhost: String) async throws -> [Binding] {
-        let encoded = vhost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? vhost
-        guard let url = URL(string: "api/bindings/\(encoded)", relativeTo: baseURL.appendingPathComponent("/")) else {
+        try JSONDecoder().decode([Binding].self, from: try await send("GET", "api/bindings/\(Self.segment(vhost))") ?? Data())
+    }
+
+    /// Sends a request to the API at `path` (relative, percent-encoded) with a JSON `body`.
+    /// Returns the answer's body, or nil for `404` when `notFoundIsNil`; any other status
+    /// outside 2xx throws, naming the URL and the status (never the credentials).
+    @discardableResult
+    func send(_ method: String, _ path: String, body: Data? = nil, notFoundIsNil: Bool = false) async throws -> Data? {
+        guard let url = URL(string: path, relativeTo: baseURL.appendingPathComponent("/")) else {
             throw AMQPError(.invalidConfiguration, "invalid management URL \(baseURL)")
         }
         var request = URLRequest(url: url, timeoutInterval: 15)
+        request.httpMethod = method
         request.setValue("Basic " + Data("\(username):\(password)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+        if let body {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
         let (data, response): (Data, URLResponse)
         do {
             (data, response) = try await URLSession.shared.data(for: request)
@@ -82,11 +95,17 @@ public struct ManagementClient: Sendable {
             throw AMQPError(.connectionRefused, "cannot reach the management API at \(baseURL): \(error.localizedDescription)")
         }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard status == 200 else {
+        if status == 404 && notFoundIsNil { return nil }
+        guard (200..<300).contains(status) else {
             throw AMQPError(
-                status == 401 ? .accessRefused : .protocolError,
-                "management API \(url.absoluteString) answered HTTP \(status)")
+                status == 401 || status == 403 ? .accessRefused : .protocolError,
+                "management API \(method) \(url.absoluteString) answered HTTP \(status)")
         }
-        return try JSONDecoder().decode([Binding].self, from: data)
+        return data
+    }
+
+    /// A vhost or user name as one path segment.
+    static func segment(_ name: String) -> String {
+        name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? name
     }
 }

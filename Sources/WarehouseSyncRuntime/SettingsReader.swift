@@ -78,14 +78,20 @@ struct SettingsReader {
         return fallback
     }
 
-    /// `AMQP_URL`, required.
-    mutating func amqp(_ name: String = "AMQP_URL") -> AMQPConfiguration? {
+    /// `AMQP_URL`, required; with `AMQP_PASSWORD_FILE` the password is that file's content
+    /// (surrounding white space trimmed) instead of the URL's, so the URL can name the role's
+    /// broker user and the password stay in a mounted secret.
+    mutating func amqp(_ name: String = "AMQP_URL", passwordFile: String = "AMQP_PASSWORD_FILE") -> AMQPConfiguration? {
         guard let text = value(name) else {
             fail(name, "not set (expected amqp://user:pass@host:port/vhost or amqps://…)")
             return nil
         }
         do throws(AMQPError) {
-            return try AMQPConfiguration(url: text)
+            var configuration = try AMQPConfiguration(url: text)
+            if let password = secretFile(passwordFile) {
+                configuration.password = String(decoding: password, as: UTF8.self)
+            }
+            return configuration
         } catch {
             // AMQPError's message already redacts the password and names what is accepted.
             fail(name, error.message)

@@ -32,18 +32,76 @@ struct TopologyCommand: AsyncParsableCommand {
         }
     }
 
+    /// Where the topology's broker users go: the management API (users and permissions cannot
+    /// be declared over AMQP), with the broker credentials of the AMQP URL, and the directory of
+    /// their password files.
+    struct UsersOptions: ParsableArguments {
+        @Option(name: .customLong("management-url"), help: "RabbitMQ management API, e.g. http://127.0.0.1:15672. Default: $RABBITMQ_MANAGEMENT_URL")
+        var managementURL: String?
+        @Option(name: .customLong("passwords-dir"), help: "Directory with one password file per broker user of the topology. Default: $BROKER_PASSWORDS_DIR")
+        var passwordsDirectory: String?
+
+        func client(for configuration: AMQPConfiguration) throws -> ManagementClient? {
+            guard let text = managementURL ?? environmentValue("RABBITMQ_MANAGEMENT_URL") else { return nil }
+            guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https" else {
+                throw ValidationError("--management-url: '\(text)' is not an http(s) URL")
+            }
+            return ManagementClient(baseURL: url, username: configuration.username, password: configuration.password)
+        }
+
+        /// Every user's password, or nil without a passwords directory.
+        func passwords(for users: [BrokerUser]) throws -> [String: String]? {
+            try Self.passwords(for: users, directory: passwordsDirectory)
+        }
+
+        /// The passwords in `directory` (else $BROKER_PASSWORDS_DIR), or nil without either.
+        static func passwords(for users: [BrokerUser], directory: String?) throws -> [String: String]? {
+            guard let directory = directory ?? environmentValue("BROKER_PASSWORDS_DIR"), !users.isEmpty else { return nil }
+            do {
+                return try BrokerPasswords.load(for: users, directory: directory)
+            } catch {
+                throw ValidationError("--passwords-dir: \(error)")
+            }
+        }
+    }
+
     struct Apply: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Declare every exchange, queue and binding (idempotent).")
+            abstract: "Declare every exchange, queue and binding, and the broker users (idempotent).",
+            discussion: """
+                Exchanges, queues and bindings are declared over AMQP. The topology's broker users and \
+                their permissions (in the AMQP URL's vhost) are created or updated through the management \
+                API, which needs --management-url and --passwords-dir; without them apply says that the \
+                users were not applied.
+                """)
         @OptionGroup var topology: FileOption
         @OptionGroup var broker: BrokerOptions
+        @OptionGroup var users: UsersOptions
 
         func run() async throws {
-            let plan = try topology.load().plan
+            let loaded = try topology.load()
+            let plan = loaded.plan
+            let configuration = try broker.configuration(connectionName: "whsync topology apply")
+            let management = try users.client(for: configuration)
+            // Read before anything is declared: a missing password file changes nothing.
+            let passwords = management == nil ? nil : try users.passwords(for: loaded.users)
             try await broker.withConnection(name: "whsync topology apply") { connection in
                 try await TopologyDeployer(plan: plan).apply(on: connection)
             }
             print("applied: \(plan.exchanges.count) exchanges, \(plan.queues.count) queues, \(plan.bindings.count) bindings")
+            guard !loaded.users.isEmpty else { return }
+            let vhost = configuration.virtualHost
+            if let management, let passwords {
+                let summary = try await BrokerUserDeployer(users: loaded.users, vhost: vhost).apply(
+                    management: management, passwords: passwords)
+                print("applied: \(loaded.users.count) broker users with their permissions in vhost '\(vhost)' (\(summary))")
+            } else {
+                let missing =
+                    management == nil
+                    ? "no management URL (--management-url or RABBITMQ_MANAGEMENT_URL)"
+                    : "no passwords directory (--passwords-dir or BROKER_PASSWORDS_DIR)"
+                printError("whsync: broker users NOT applied (\(loaded.users.count) in the topology): \(missing)")
+            }
         }
     }
 
@@ -51,29 +109,33 @@ struct TopologyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Report every missing or different object; exit 1 on drift.",
             discussion: """
-                Exchanges and queues are checked over AMQP. Bindings are invisible to AMQP: they are \
-                checked through the management API when --management-url (or $RABBITMQ_MANAGEMENT_URL) is set.
+                Exchanges and queues are checked over AMQP. Bindings, broker users and their permissions \
+                are invisible to AMQP: they are checked through the management API when --management-url \
+                (or $RABBITMQ_MANAGEMENT_URL) is set; passwords too when --passwords-dir is.
                 """)
         @OptionGroup var topology: FileOption
         @OptionGroup var broker: BrokerOptions
-        @Option(name: .customLong("management-url"), help: "RabbitMQ management API, e.g. http://127.0.0.1:15672")
-        var managementURL: String?
+        @OptionGroup var users: UsersOptions
 
         func run() async throws {
-            let plan = try topology.load().plan
+            let loaded = try topology.load()
+            let plan = loaded.plan
             let configuration = try broker.configuration(connectionName: "whsync topology verify")
-            var management: ManagementClient?
-            if let text = managementURL ?? environmentValue("RABBITMQ_MANAGEMENT_URL") {
-                guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https" else {
-                    throw ValidationError("--management-url: '\(text)' is not an http(s) URL")
-                }
-                management = ManagementClient(baseURL: url, username: configuration.username, password: configuration.password)
-            }
-            let drift = try await broker.withConnection(name: "whsync topology verify") { connection in
+            let management = try users.client(for: configuration)
+            let passwords = try users.passwords(for: loaded.users)
+            var drift = try await broker.withConnection(name: "whsync topology verify") { connection in
                 try await TopologyDeployer(plan: plan).verify(on: connection, management: management)
             }
+            if let management {
+                drift += try await BrokerUserDeployer(users: loaded.users, vhost: configuration.virtualHost).verify(
+                    management: management, passwords: passwords)
+            }
             for item in drift { print(item) }
-            let scope = management == nil ? "exchanges and queues (bindings not checked: no management URL)" : "exchanges, queues and bindings"
+            let scope =
+                management == nil
+                ? "exchanges and queues (bindings and broker users not checked: no management URL)"
+                : "exchanges, queues, bindings and broker users"
+                    + (passwords == nil && !loaded.users.isEmpty ? " (passwords not checked: no passwords directory)" : "")
             if drift.isEmpty {
                 print("topology matches: \(scope)")
             } else {
@@ -92,8 +154,10 @@ struct TopologyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a RabbitMQ definitions file, or the topology as Kubernetes resources.",
             discussion: """
-                definitions: for rabbitmqctl import_definitions or the management UI. k8s: Exchange, \
-                Queue and Binding resources of the RabbitMQ messaging-topology-operator (docs/deploy.md).
+                definitions: for rabbitmqctl import_definitions or the management UI; the broker users \
+                with their password hashes only with --passwords-dir. k8s: Exchange, Queue, Binding, User \
+                and Permission resources of the RabbitMQ messaging-topology-operator (docs/deploy.md); the \
+                users' passwords come from their Secrets.
                 """)
         @OptionGroup var topology: FileOption
         @Option(help: "definitions (RabbitMQ definitions JSON) or k8s (topology-operator YAML).")
@@ -108,6 +172,10 @@ struct TopologyCommand: AsyncParsableCommand {
         var namespace: String?
         @Option(name: .shortAndLong, help: "Output file; default stdout.")
         var output: String?
+        @Option(
+            name: .customLong("passwords-dir"),
+            help: "definitions: directory with the broker users' password files; without it the users are left out. Default: $BROKER_PASSWORDS_DIR")
+        var passwordsDirectory: String?
 
         func validate() throws {
             if format == .definitions, rabbitmqCluster != "rabbitmq" || rabbitmqClusterNamespace != nil || namespace != nil {
@@ -120,7 +188,16 @@ struct TopologyCommand: AsyncParsableCommand {
             let data: Data
             switch format {
             case .definitions:
-                data = loaded.plan.definitions(vhost: vhost)
+                let passwords = try UsersOptions.passwords(for: loaded.users, directory: passwordsDirectory)
+                if passwords == nil && !loaded.users.isEmpty {
+                    printError(
+                        "whsync: the \(loaded.users.count) broker users and their permissions are left out: no passwords "
+                            + "directory (--passwords-dir or BROKER_PASSWORDS_DIR); importing a user without its password would lock it out")
+                }
+                let users = loaded.users.compactMap { user in
+                    passwords?[user.name].map { (user: user, passwordHash: BrokerPasswordHash.sha256(password: $0)) }
+                }
+                data = loaded.plan.definitions(vhost: vhost, users: users)
             case .k8s:
                 for limitation in loaded.plan.kubernetesLimitations { printError("whsync: warning: \(limitation)") }
                 let options = KubernetesTopologyOptions(

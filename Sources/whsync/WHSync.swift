@@ -26,9 +26,19 @@ struct BrokerOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: $LOG_LEVEL, else warning")
     var logLevel: String?
 
+    @Option(name: .customLong("amqp-password-file"), help: "File holding the broker password, instead of the URL's. Default: $AMQP_PASSWORD_FILE")
+    var amqpPasswordFile: String?
+
     func configuration(connectionName: String) throws -> AMQPConfiguration {
         let url = amqpURL ?? environmentValue("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672/"
-        return try AMQPConfiguration(url: url, connectionName: connectionName)
+        var configuration = try AMQPConfiguration(url: url, connectionName: connectionName)
+        if let path = amqpPasswordFile ?? environmentValue("AMQP_PASSWORD_FILE") {
+            guard let data = FileManager.default.contents(atPath: path), !SecretFile.contents(data).isEmpty else {
+                throw ValidationError("AMQP_PASSWORD_FILE: cannot read '\(path)', or it is empty")
+            }
+            configuration.password = String(decoding: SecretFile.contents(data), as: UTF8.self)
+        }
+        return configuration
     }
 
     func logger() throws -> Logger {

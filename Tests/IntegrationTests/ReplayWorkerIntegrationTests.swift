@@ -256,7 +256,7 @@ private func sample(_ text: String, _ series: String) -> Double? {
     return nil
 }
 
-private func deleteRequest(_ url: String) async throws {
+func deleteRequest(_ url: String) async throws {
     var request = URLRequest(url: URL(string: url)!)
     request.httpMethod = "DELETE"
     let (_, response) = try await URLSession.shared.data(for: request)

@@ -91,7 +91,15 @@ extension ScratchBrokerTests {
         let root = TestBroker.repoRoot().path
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("definitions-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let export = try await TestBroker.run(whsync, ["topology", "export", "--file", "\(root)/topology/topology.json", "--output", file])
+        // The users' password files: the export carries their hashes, the broker must accept them.
+        let passwords = try TestBroker.temporaryDirectory("passwords")
+        defer { try? FileManager.default.removeItem(at: passwords) }
+        let kedaPassword = "keda-\(UUID().uuidString)"
+        for user in try TopologyIntegrationTests.repoTopology().users {
+            try Data((user.name == "whsync-keda" ? kedaPassword : UUID().uuidString).utf8).write(to: passwords.appendingPathComponent(user.passwordFile))
+        }
+        let export = try await TestBroker.run(
+            whsync, ["topology", "export", "--file", "\(root)/topology/topology.json", "--output", file, "--passwords-dir", passwords.path])
         #expect(export.status == 0, "\(export.stderr)")
 
         let scratchURL = try TestBroker.env("WHSYNC_TEST_SCRATCH_AMQP_URL")
@@ -104,13 +112,22 @@ extension ScratchBrokerTests {
         var after: TestBroker.ProcessResult?
         for _ in 0..<30 {
             after = try await TestBroker.run(
-                whsync, ["topology", "verify", "--amqp-url", scratchURL, "--file", "\(root)/topology/topology.json"],
+                whsync, ["topology", "verify", "--amqp-url", scratchURL, "--file", "\(root)/topology/topology.json", "--passwords-dir", passwords.path],
                 environment: ["RABBITMQ_MANAGEMENT_URL": try TestBroker.env("WHSYNC_TEST_SCRATCH_MANAGEMENT_URL")])
             if after?.status == 0 { break }
             try await Task.sleep(for: .seconds(1))
         }
         #expect(after?.status == 0, "\(after?.stdout ?? "")\(after?.stderr ?? "")")
-        #expect(after?.stdout.contains("exchanges, queues and bindings") == true)
+        #expect(after?.stdout.contains("exchanges, queues, bindings and broker users") == true)
+
+        // The imported hash is one RabbitMQ logs in with: KEDA's user reads a queue depth.
+        var keda = try AMQPConfiguration(url: scratchURL, connectionName: "keda-import-test")
+        keda.username = "whsync-keda"
+        keda.password = kedaPassword
+        let connection = try await TestBroker.connect(keda)
+        let depth = try await connection.withChannel { try $0.checkQueue("erp.inventory").messageCount }
+        #expect(depth == 0)
+        await connection.close()
     }
 }
 

@@ -41,7 +41,7 @@ extension Topology {
         let top = try TopologyObjectReader(
             path: "",
             fields: fields,
-            allowed: ["eventsExchange", "deliveryLimit", "streams", "retry", "deadLetter"]
+            allowed: ["eventsExchange", "deliveryLimit", "streams", "retry", "deadLetter", "users"]
         )
         let eventsExchange = try top.name("eventsExchange")
         let deliveryLimit = try top.deliveryLimit("deliveryLimit") ?? Self.defaultDeliveryLimit
@@ -77,7 +77,8 @@ extension Topology {
             deliveryLimit: deliveryLimit,
             streams: streams,
             retry: retry,
-            deadLetter: deadLetter
+            deadLetter: deadLetter,
+            users: try BrokerUser.parse(top)
         )
         try Self.checkUniqueNames(self)
     }
@@ -151,7 +152,7 @@ extension Topology {
 }
 
 /// A JSON document as plain values, so that unknown keys and wrong types can be reported by path.
-private enum TopologyJSONValue: Decodable {
+enum TopologyJSONValue: Decodable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -192,7 +193,7 @@ private enum TopologyJSONValue: Decodable {
 }
 
 /// Reads one JSON object whose keys were checked against the format when it was made.
-private struct TopologyObjectReader {
+struct TopologyObjectReader {
     let path: String
     let fields: [String: TopologyJSONValue]
 
@@ -226,18 +227,18 @@ private struct TopologyObjectReader {
         path.isEmpty ? key : "\(path).\(key)"
     }
 
-    private func value(_ key: String) -> TopologyJSONValue? {
+    func value(_ key: String) -> TopologyJSONValue? {
         switch fields[key] {
         case .none, .null?: nil
         case let value?: value
         }
     }
 
-    private func wrongType(_ key: String, _ value: TopologyJSONValue, expected: String) -> TopologyError {
+    func wrongType(_ key: String, _ value: TopologyJSONValue, expected: String) -> TopologyError {
         TopologyError(code: .wrongType, keyPath: childPath(key), message: "expected \(expected), found \(value.typeName)")
     }
 
-    private func missing(_ key: String, _ what: String) -> TopologyError {
+    func missing(_ key: String, _ what: String) -> TopologyError {
         TopologyError(code: .missingKey, keyPath: childPath(key), message: "missing; expected \(what)")
     }
 

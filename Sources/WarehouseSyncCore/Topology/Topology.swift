@@ -85,10 +85,17 @@ public struct Topology: Sendable, Equatable {
     public let streams: [Stream]
     public let retry: Retry
     public let deadLetter: DeadLetter
+    /// The broker users of the roles and their permissions, sorted by name (empty when the file
+    /// declares none). See ``BrokerUser``.
+    public let users: [BrokerUser]
     /// What to declare.
     public let plan: TopologyPlan
 
-    init(eventsExchange: String, deliveryLimit: Int, streams: [Stream], retry: Retry, deadLetter: DeadLetter) {
+    init(
+        eventsExchange: String, deliveryLimit: Int, streams: [Stream], retry: Retry, deadLetter: DeadLetter,
+        users: [BrokerUser] = []
+    ) {
+        self.users = users
         self.eventsExchange = eventsExchange
         self.deliveryLimit = deliveryLimit
         self.streams = streams

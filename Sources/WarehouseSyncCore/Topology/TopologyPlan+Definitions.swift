@@ -4,11 +4,15 @@ extension TopologyPlan {
     /// The plan as a RabbitMQ definitions file, for `rabbitmqctl import_definitions FILE` (3.10
     /// and later) or the management UI's import.
     ///
-    /// Only the vhost, exchanges, queues and bindings: no users, permissions or policies, so an
-    /// import never touches credentials. Pretty-printed with sorted keys and a final newline, and
-    /// the objects in plan order, so the file diffs cleanly when the topology changes.
-    public func definitions(vhost: String = "/", rabbitVersion: String = "3.10.8") -> Data {
-        let document: TopologyDefinitionsJSON = .object([
+    /// The vhost, exchanges, queues and bindings, and the `users` with their `permissions` in
+    /// `vhost` (each with its password hash, in ``BrokerUser/passwordHashingAlgorithm``); no
+    /// policies. Without users the file has no users or permissions, so an import never touches
+    /// credentials. Pretty-printed with sorted keys and a final newline, and the objects in plan
+    /// order, so the file diffs cleanly when the topology changes.
+    public func definitions(
+        vhost: String = "/", rabbitVersion: String = "3.10.8", users: [(user: BrokerUser, passwordHash: String)] = []
+    ) -> Data {
+        var document: [String: TopologyDefinitionsJSON] = [
             "rabbit_version": .string(rabbitVersion),
             "rabbitmq_version": .string(rabbitVersion),
             "product_name": .string("RabbitMQ"),
@@ -50,9 +54,31 @@ extension TopologyPlan {
                     ])
                 }
             ),
-        ])
+        ]
+        if !users.isEmpty {
+            document["users"] = .array(
+                users.map {
+                    .object([
+                        "name": .string($0.user.name),
+                        "password_hash": .string($0.passwordHash),
+                        "hashing_algorithm": .string(BrokerUser.passwordHashingAlgorithm),
+                        // A comma-separated string: what 3.10 exports, and 3.13/4.x still import.
+                        "tags": .string($0.user.tags.joined(separator: ",")),
+                    ])
+                })
+            document["permissions"] = .array(
+                users.map {
+                    .object([
+                        "user": .string($0.user.name),
+                        "vhost": .string(vhost),
+                        "configure": .string($0.user.permissions.configure),
+                        "write": .string($0.user.permissions.write),
+                        "read": .string($0.user.permissions.read),
+                    ])
+                })
+        }
         var text = ""
-        document.write(to: &text, indent: "")
+        TopologyDefinitionsJSON.object(document).write(to: &text, indent: "")
         text += "\n"
         return Data(text.utf8)
     }

@@ -174,7 +174,7 @@ extension TopologyPlan {
         return result
     }
 
-    private static func document(
+    fileprivate static func document(
         kind: String,
         name: String,
         options: KubernetesTopologyOptions,
@@ -206,7 +206,7 @@ extension Topology {
     /// ``TopologyPlan/kubernetesResources(_:)`` of ``plan``, with labels that say what each queue
     /// is for: `app.kubernetes.io/component` `work-queue`, `retry-queue` or `dead-letter-queue`,
     /// and `warehousesync/stream` for a stream's work and retry queues (what deployment checks
-    /// compare the KEDA triggers with).
+    /// compare the KEDA triggers with); then a `User` and a `Permission` per ``users`` entry.
     public func kubernetesResources(_ options: KubernetesTopologyOptions = KubernetesTopologyOptions()) -> String {
         var queueLabels: [String: [(String, String)]] = [:]
         for stream in streams {
@@ -220,7 +220,50 @@ extension Topology {
             }
         }
         queueLabels[deadLetter.queue] = [("app.kubernetes.io/component", "dead-letter-queue")]
-        return plan.kubernetesResources(options, labels: KubernetesLabels(queueLabels: queueLabels))
+        let labels = KubernetesLabels(queueLabels: queueLabels)
+        return plan.kubernetesResources(options, labels: labels) + userResources(options, labels: labels)
+    }
+
+    /// The Secret a ``BrokerUser``'s `User` resource imports its credentials from (keys
+    /// `username` and `password`; the pods of the role mount its `password`): `<name>-broker-credentials`.
+    public static func kubernetesSecretName(of user: BrokerUser) -> String {
+        TopologyPlan.kubernetesName(user.name) + "-broker-credentials"
+    }
+
+    /// A `User` (tags, credentials imported from its Secret) and a `Permission` (in the
+    /// options' vhost) per user, in name order.
+    private func userResources(_ options: KubernetesTopologyOptions, labels: KubernetesLabels) -> String {
+        var text = ""
+        let names = TopologyPlan.uniqueNames(users.map(\.name))
+        for (user, metadataName) in zip(users, names) {
+            text += TopologyPlan.document(
+                kind: "User", name: metadataName, options: options,
+                labels: labels.common + [("app.kubernetes.io/component", "broker-user")],
+                annotations: [], comment: [],
+                spec: [
+                    ("tags", .strings(user.tags)),
+                    ("importCredentialsSecret", .map([("name", .string(Self.kubernetesSecretName(of: user)))])),
+                ])
+        }
+        for (user, metadataName) in zip(users, names) {
+            text += TopologyPlan.document(
+                kind: "Permission", name: metadataName + "-permissions", options: options,
+                labels: labels.common + [("app.kubernetes.io/component", "broker-permission")],
+                annotations: [], comment: [],
+                spec: [
+                    ("vhost", .string(options.vhost)),
+                    ("user", .string(user.name)),
+                    (
+                        "permissions",
+                        .map([
+                            ("configure", .string(user.permissions.configure)),
+                            ("write", .string(user.permissions.write)),
+                            ("read", .string(user.permissions.read)),
+                        ])
+                    ),
+                ])
+        }
+        return text
     }
 }
 
@@ -269,6 +312,8 @@ private indirect enum YAMLNode {
     case string(String)
     case int(Int64)
     case bool(Bool)
+    /// A flow sequence of strings on one line: `["monitoring"]`, `[]`.
+    case strings([String])
     case map([(String, YAMLNode)])
 
     static func arguments(_ arguments: [String: TopologyValue]) -> YAMLNode {
@@ -300,6 +345,8 @@ private indirect enum YAMLNode {
                 text += " \(number)\n"
             case .bool(let flag):
                 text += flag ? " true\n" : " false\n"
+            case .strings(let items):
+                text += " [" + items.map(Self.quoted).joined(separator: ", ") + "]\n"
             }
         }
     }

@@ -100,23 +100,27 @@ struct TopologyKubernetesTests {
         TopologyFixtures.repositoryFile.deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    @Test("the repository topology: one resource per planned object, in plan order, names valid")
+    @Test("the repository topology: one resource per planned object and per user, in plan order, names valid")
     func repositoryTopology() throws {
         let topology = try Topology.load(contentsOf: TopologyFixtures.repositoryFile)
         let plan = topology.plan
         let documents = try Self.documents(topology.kubernetesResources())
-        #expect(documents.count == plan.exchanges.count + plan.queues.count + plan.bindings.count)
+        #expect(!topology.users.isEmpty)
+        #expect(documents.count == plan.exchanges.count + plan.queues.count + plan.bindings.count + 2 * topology.users.count)
         let kinds = documents.map { $0["kind"] }
         #expect(
             kinds
                 == Array(repeating: Node.scalar("\"Exchange\""), count: plan.exchanges.count)
                 + Array(repeating: .scalar("\"Queue\""), count: plan.queues.count)
                 + Array(repeating: .scalar("\"Binding\""), count: plan.bindings.count)
+                + Array(repeating: .scalar("\"User\""), count: topology.users.count)
+                + Array(repeating: .scalar("\"Permission\""), count: topology.users.count)
         )
         for document in documents {
             #expect(document["apiVersion"] == .scalar("\"rabbitmq.com/v1beta1\""))
             #expect(document["spec.rabbitmqClusterReference"] == .map(["name": .scalar("\"rabbitmq\"")]))
-            #expect(document["spec.vhost"] == .scalar("\"/\""))
+            // A User is cluster-wide; its Permission names the vhost.
+            #expect(document["spec.vhost"] == (document["kind"] == .scalar("\"User\"") ? nil : .scalar("\"/\"")))
             #expect(document["metadata.namespace"] == nil)
             guard case .scalar(let quoted)? = document["metadata.name"] else {
                 Issue.record("no metadata.name: \(document)")
@@ -262,7 +266,7 @@ struct TopologyKubernetesTests {
             #expect(
                 document["spec.rabbitmqClusterReference"]
                     == .map(["name": .scalar("\"mq\""), "namespace": .scalar("\"brokers\"")]))
-            #expect(document["spec.vhost"] == .scalar("\"wms\""))
+            #expect(document["spec.vhost"] == (document["kind"] == .scalar("\"User\"") ? nil : .scalar("\"wms\"")))
         }
     }
 
