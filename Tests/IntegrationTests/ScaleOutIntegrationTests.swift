@@ -25,7 +25,7 @@ import WarehouseSyncSimulation
                 try await system.erpDocumentCount() >= expected / 3
             }
             replicas[0].signal(SIGKILL)
-            #expect(await replicas[0].waitForExit(timeout: .seconds(10)) != nil)
+            #expect(await replicas[0].waitForExit(timeout: .seconds(30)) != nil, "a SIGKILLed replica was not seen exiting")
 
             try await system.waitUntil("every inventory movement to be booked", timeout: .seconds(300)) {
                 try await system.erpDocumentCount() >= expected
