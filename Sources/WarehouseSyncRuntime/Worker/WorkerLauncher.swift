@@ -52,6 +52,9 @@ public enum WorkerLauncher {
         let readiness = ReadinessChecks()
         readiness.register("erp-circuit") { !worker.isCircuitOpen }
         readiness.register("store") { !worker.isWaitingForStore }
+        for queue in worker.queues {
+            readiness.register(ReadinessChecks.consumerCheckName(queue)) { worker.isConsuming(queue) }
+        }
         try await process.serve(
             worker, verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
     }
