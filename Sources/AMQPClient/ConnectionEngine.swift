@@ -543,8 +543,13 @@ final class ConnectionEngine: @unchecked Sendable {
     private func login(_ conn: amqp_connection_state_t) throws(AMQPError) {
         let arena = CArena()
         // librabbitmq merges these capabilities with its own; without `connection.blocked` the
-        // broker never says that a resource alarm blocks our publishes.
-        var properties: AMQPTable = ["product": "WarehouseSync", "capabilities": .table(["connection.blocked": .bool(true)])]
+        // broker never says that a resource alarm blocks our publishes, and without
+        // `consumer_cancel_notify` it drops a consumer whose queue is deleted without a word
+        // (basic.cancel), so the consumer would never come back.
+        var properties: AMQPTable = [
+            "product": "WarehouseSync",
+            "capabilities": .table(["connection.blocked": .bool(true), "consumer_cancel_notify": .bool(true)]),
+        ]
         if let name = configuration.connectionName { properties["connection_name"] = .string(name) }
         var table = arena.table(properties)
         let reply = whsync_login(
