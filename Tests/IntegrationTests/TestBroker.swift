@@ -133,12 +133,18 @@ enum TestBroker {
 
     /// `scripts/broker COMMAND DIR ARGS...` against the scratch broker.
     static func scratchBroker(_ command: String, _ arguments: String...) async throws {
+        _ = try await scratchBrokerOutput(command, arguments)
+    }
+
+    /// `scratchBroker`, returning what the command printed.
+    static func scratchBrokerOutput(_ command: String, _ arguments: [String]) async throws -> String {
         let script = try env("WHSYNC_TEST_BROKER_SCRIPT")
         let directory = try env("WHSYNC_TEST_SCRATCH_DIR")
         let result = try await run(script, [command, directory] + arguments)
         guard result.status == 0 else {
             throw ProcessFailure(description: "scripts/broker \(command) failed (\(result.status)): \(result.stderr)")
         }
+        return result.stdout
     }
 
     /// An executable of the package built beside the test bundle (`swift build --build-tests`
