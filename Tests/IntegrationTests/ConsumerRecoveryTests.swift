@@ -82,6 +82,45 @@ extension ScratchBrokerTests {
         await publisher.close()
     }
 
+    /// Issue 14's black-box case: the ERP down for longer than the broker's `consumer_timeout`.
+    /// The worker holds deliveries while its circuit is open, the broker closes its channel, and
+    /// the worker consumes again at once: `/readyz` is red for the circuit only, never for its
+    /// consumer, and once the ERP is back the worker drains the queue, each event posted once
+    /// (what was in hand went stale: its redelivered copy is a dedup hit), nothing dead-lettered.
+    @Test func aWorkerWhoseERPIsDownLongerThanTheConsumerTimeoutDrainsTheQueueAfterwards() async throws {
+        let day = try SimulatedDay(options: SimulationOptions(seed: 43, warehouses: 2, skus: 10, events: 200))
+        let inventory = day.messages.filter { $0.routingKey.hasPrefix("inventory.") }
+        let expected = day.manifest.counts.byStream["inventory"]!.posted
+        try await withShortConsumerTimeout {
+            try await WorkerSystem.with(masterData: day.catalogue, onScratch: true) { system in
+                let worker = try await system.startWorker(.inventory)
+                _ = try await postJSON(system.erpURL + "/admin/faults", #"{"outage": true}"#)
+                try await system.publish(inventory)
+                try await system.waitUntil("the circuit to open", timeout: .seconds(30)) {
+                    try await system.metricSample(.inventory, "whsync_erp_circuit_open") == 1
+                }
+                // Held past 2 s: the broker closes the consumer's channel, the worker consumes again.
+                _ = try await worker.awaitLog("consuming again on a new channel", timeout: .seconds(30))
+                let readiness = try await system.readiness(.inventory)
+                #expect(readiness.failing.contains("erp-circuit"))
+                #expect(!readiness.failing.contains(ReadinessChecks.consumerCheckName("erp.inventory")), "\(readiness.failing)")
+
+                _ = try await postJSON(system.erpURL + "/admin/faults", #"{"outage": false}"#)
+                try await system.waitUntil("every event to post after the outage", timeout: .seconds(120)) {
+                    (try? await system.erpDocumentCount()) ?? 0 >= expected
+                }
+                try await system.waitUntil("the work queue to drain", timeout: .seconds(60)) {
+                    try await system.queueDepth("erp.inventory") == 0
+                }
+                #expect(try await system.erpDocumentCount() == expected)
+                #expect(try await system.queueDepth("whsync.dead-letters") == 0)
+                try await system.waitUntil("the worker ready again", timeout: .seconds(30)) {
+                    try await system.readiness(.inventory).status == 200
+                }
+            }
+        }
+    }
+
     /// Runs `body` with the scratch broker's `consumer_timeout` at 2 s and its channel tick (when
     /// a channel checks that timeout; 60 s by default) at 200 ms, then restores both. Channels
     /// read them when they open: open the connections inside `body`.
