@@ -99,8 +99,9 @@ extension ScratchBrokerTests {
                 try await system.waitUntil("the circuit to open", timeout: .seconds(30)) {
                     try await system.metricSample(.inventory, "whsync_erp_circuit_open") == 1
                 }
-                // Held past 2 s: the broker closes the consumer's channel, the worker consumes again.
-                _ = try await worker.awaitLog("consuming again on a new channel", timeout: .seconds(30))
+                // Held past 2 s: the broker closes the consumer's channel (PRECONDITION_FAILED),
+                // and the worker consumes again at once.
+                _ = try await worker.awaitLog("channel closed by the broker; reopening.*PRECONDITION_FAILED", timeout: .seconds(30))
                 let readiness = try await system.readiness(.inventory)
                 #expect(readiness.failing.contains("erp-circuit"))
                 #expect(!readiness.failing.contains(ReadinessChecks.consumerCheckName("erp.inventory")), "\(readiness.failing)")
@@ -114,6 +115,7 @@ extension ScratchBrokerTests {
                 }
                 #expect(try await system.erpDocumentCount() == expected)
                 #expect(try await system.queueDepth("whsync.dead-letters") == 0)
+                #expect(worker.log.contains("consuming again on a new channel"))
                 try await system.waitUntil("the worker ready again", timeout: .seconds(30)) {
                     try await system.readiness(.inventory).status == 200
                 }
@@ -122,8 +124,10 @@ extension ScratchBrokerTests {
     }
 
     /// Runs `body` with the scratch broker's `consumer_timeout` at 2 s and its channel tick (when
-    /// a channel checks that timeout; 60 s by default) at 200 ms, then restores both. Channels
-    /// read them when they open: open the connections inside `body`.
+    /// a channel checks that timeout; 60 s by default) at 200 ms, then restores both. On
+    /// RabbitMQ 3.10 both are rabbit application settings read at run time: a channel takes
+    /// `consumer_timeout` when it opens, and `channel_tick_interval` each time it schedules its
+    /// next tick (the first when it opens). So no node restart: open the connections in `body`.
     private func withShortConsumerTimeout(_ body: () async throws -> Void) async throws {
         let keys = "[consumer_timeout, channel_tick_interval]"
         let saved = try await TestBroker.scratchBrokerOutput(
