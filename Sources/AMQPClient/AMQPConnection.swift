@@ -117,7 +117,9 @@ public final class AMQPConnection: Sendable {
 
     /// Starts consuming `queue` with manual acknowledgement. At most `prefetch` deliveries are
     /// unsettled at a time, which also bounds the buffer between the connection and the caller.
-    /// After a reconnect the consumer resumes by itself; unsettled deliveries come again.
+    /// After a reconnect, or after the broker closed the channel (a delivery held past the broker's
+    /// `consumer_timeout`), the consumer resumes by itself on the same stream; unsettled
+    /// deliveries come again, and settling one of the dead channel's deliveries does nothing.
     public func consume(
         queue: String, prefetch: UInt16, exclusive: Bool = false, arguments: AMQPTable = [:]
     ) async throws(AMQPError) -> AMQPConsumer {
@@ -182,6 +184,12 @@ public final class AMQPConsumer: Sendable {
         self.deliveries = deliveries
         self.engine = engine
     }
+
+    /// Whether the broker has this consumer on an open channel right now (for readiness probes).
+    /// False from the moment the broker closes the channel or the connection drops until the
+    /// connection's thread has consumed again (at once after a channel close; after a reconnect
+    /// when the connection dropped or consuming again failed), and for good after ``cancel()``.
+    public var isConsuming: Bool { engine.isConsuming(tag: tag) }
 
     /// Stops deliveries and waits for the broker's cancel-ok. Deliveries already handed out can
     /// still be settled afterwards, until the connection closes.
@@ -250,7 +258,8 @@ private final class BatchCompletion: Sendable {
 }
 
 /// A consumer's deliveries, one at a time. The connection thread hands them over in batches
-/// (one task resume per batch instead of per message); this sequence flattens them.
+/// (one task resume per batch instead of per message); this sequence flattens them, and skips
+/// those whose channel closed while they waited here (the broker delivers them again).
 public struct AMQPDeliveries: AsyncSequence, Sendable {
     public typealias Element = AMQPDelivery
     let batches: AsyncStream<[AMQPDelivery]>
@@ -261,13 +270,15 @@ public struct AMQPDeliveries: AsyncSequence, Sendable {
         var index = 0
 
         public mutating func next() async -> AMQPDelivery? {
-            while index == current.count {
-                guard let batch = await batches.next() else { return nil }
-                current = batch
-                index = 0
+            while true {
+                while index == current.count {
+                    guard let batch = await batches.next() else { return nil }
+                    current = batch
+                    index = 0
+                }
+                defer { index += 1 }
+                if !current[index].isStale { return current[index] }
             }
-            defer { index += 1 }
-            return current[index]
         }
     }
 

@@ -115,8 +115,8 @@ public struct OutboundMessage: Sendable, Equatable {
 }
 
 /// A message handed to a consumer. Settle it exactly once with `ack`, `nack` or `reject`.
-/// A settlement for a delivery from a connection that has since dropped is discarded: the
-/// broker redelivers that message on the new connection.
+/// A settlement for a delivery from a channel or connection that has since closed is discarded:
+/// the broker redelivers that message on the new one.
 public struct AMQPDelivery: Sendable {
     public let body: [UInt8]
     public let properties: AMQPProperties
@@ -127,6 +127,9 @@ public struct AMQPDelivery: Sendable {
     public let consumerTag: String
     let channelGeneration: UInt64
     let engine: ConnectionEngine
+
+    /// Its channel is gone: the broker has requeued it, and a settlement would be dropped.
+    var isStale: Bool { engine.isStale(generation: channelGeneration) }
 
     public func ack(multiple: Bool = false) {
         engine.enqueue(.settle(.ack(multiple: multiple), tag: deliveryTag, generation: channelGeneration))

@@ -96,8 +96,14 @@ final class ConnectionEngine: @unchecked Sendable {
     /// The broker has blocked publishing on this connection (a memory or disk alarm): publishes
     /// are not read, so their confirms wait until the alarm clears.
     let blocked = Atomic<Bool>(false)
+    /// `generation` for other threads: a delivery of an older channel is stale, and
+    /// `AMQPDeliveries` skips it rather than hand out work whose ack cannot reach the broker.
+    let currentGeneration = Atomic<UInt64>(0)
     private let inbox = Mutex(Inbox())
     private let wakeFD: Int32
+    /// The tags of the consumers the broker has on a live channel right now (written by the
+    /// connection thread, read by readiness probes through `isConsuming(tag:)`).
+    private let liveConsumers = Mutex<Set<String>>([])
 
     // MARK: Connection-thread state
     private var state: amqp_connection_state_t?
@@ -118,6 +124,12 @@ final class ConnectionEngine: @unchecked Sendable {
     private var lastReceive = ContinuousClock.now
     private var initialConnect: (@Sendable (Result<Void, AMQPError>) -> Void)?
     private var reconnectAttempt = 0
+    /// When the consumers were last restored on a new channel after the broker closed one.
+    private var lastConsumerRestore: ContinuousClock.Instant?
+    /// A channel the broker closes again this soon after the consumers were restored on it is not
+    /// reopened at once: the connection reconnects with backoff instead, so a broker that keeps
+    /// refusing cannot spin the thread.
+    static let consumerRestoreInterval: Duration = .seconds(1)
 
     init(configuration: AMQPConfiguration, options: Options, logger: Logger) {
         self.configuration = configuration
@@ -167,6 +179,16 @@ final class ConnectionEngine: @unchecked Sendable {
         }
     }
 
+    /// Whether a delivery of channel generation `generation` came from a channel since closed.
+    func isStale(generation: UInt64) -> Bool {
+        generation != currentGeneration.load(ordering: .acquiring)
+    }
+
+    /// Whether consumer `tag` is registered with the broker on an open channel right now.
+    func isConsuming(tag: String) -> Bool {
+        liveConsumers.withLock { $0.contains(tag) }
+    }
+
     private func wakeUp() {
         var one: UInt64 = 1
         _ = withUnsafeBytes(of: &one) { write(wakeFD, $0.baseAddress, 8) }
@@ -183,6 +205,8 @@ final class ConnectionEngine: @unchecked Sendable {
             runCommands(takeCommands())
             guard state != nil, running else { continue }
             readAvailableFrames()
+            guard state != nil, running else { continue }
+            restoreConsumers()
             guard state != nil, running else { continue }
             keepHeartbeatsAlive()
             guard state != nil, running else { continue }
@@ -241,6 +265,7 @@ final class ConnectionEngine: @unchecked Sendable {
                     closeCompletions.append(done)
                     running = false
                 case .cancel(let tag, let done):
+                    liveConsumers.withLock { _ = $0.remove(tag) }
                     consumers.removeValue(forKey: tag)?.continuation.finish()
                     done()
                 case .settle:
@@ -323,6 +348,35 @@ final class ConnectionEngine: @unchecked Sendable {
         case .close(let done):
             closeCompletions.append(done)
             running = false
+        }
+    }
+
+    /// The broker closed the channel under our consumers (a delivery held past its
+    /// `consumer_timeout`, a queue that moved...): consume again at once on a new channel, with
+    /// the same tags, so the consumers' streams go on. Nothing else would reopen it on a
+    /// connection that only consumes: acks of the dead channel are dropped, not sent. If
+    /// consuming again fails (the queue is gone, an exclusive consumer elsewhere), or the channel
+    /// was closed again right after the last restore, reconnect with backoff instead, which
+    /// retries the consumers and says so at every attempt.
+    private func restoreConsumers() {
+        guard !channelOpen, !consumers.isEmpty else { return }
+        let queues = Set(consumers.values.map(\.queue)).sorted().joined(separator: ",")
+        if let lastConsumerRestore, lastConsumerRestore.duration(to: .now) < Self.consumerRestoreInterval {
+            logger.error(
+                "the broker closed the channel again right after the consumers were restored; reconnecting with backoff",
+                metadata: ["queues": "\(queues)"])
+            connectionFailed(AMQPError(.closedByBroker, "the channel of the consumers on \(queues) keeps being closed"))
+            return
+        }
+        do {
+            try ensureChannel()
+            lastConsumerRestore = .now
+            logger.notice("consuming again on a new channel", metadata: ["queues": "\(queues)"])
+        } catch {
+            logger.error(
+                "cannot consume again after the broker closed the channel; reconnecting with backoff",
+                metadata: ["queues": "\(queues)", "error": "\(error)"])
+            connectionFailed(error)
         }
     }
 
@@ -489,8 +543,13 @@ final class ConnectionEngine: @unchecked Sendable {
     private func login(_ conn: amqp_connection_state_t) throws(AMQPError) {
         let arena = CArena()
         // librabbitmq merges these capabilities with its own; without `connection.blocked` the
-        // broker never says that a resource alarm blocks our publishes.
-        var properties: AMQPTable = ["product": "WarehouseSync", "capabilities": .table(["connection.blocked": .bool(true)])]
+        // broker never says that a resource alarm blocks our publishes, and without
+        // `consumer_cancel_notify` it drops a consumer whose queue is deleted without a word
+        // (basic.cancel), so the consumer would never come back.
+        var properties: AMQPTable = [
+            "product": "WarehouseSync",
+            "capabilities": .table(["connection.blocked": .bool(true), "consumer_cancel_notify": .bool(true)]),
+        ]
         if let name = configuration.connectionName { properties["connection_name"] = .string(name) }
         var table = arena.table(properties)
         let reply = whsync_login(
@@ -517,7 +576,7 @@ final class ConnectionEngine: @unchecked Sendable {
         amqp_channel_open(state, Self.channel)
         try checkReply("opening a channel")
         channelOpen = true
-        generation &+= 1
+        nextGeneration()
         pending = PendingConfirms()
         unsettled.reset()
         if options.publisherConfirms {
@@ -538,10 +597,12 @@ final class ConnectionEngine: @unchecked Sendable {
             state, Self.channel, arena.bytes(registration.queue), arena.bytes(registration.tag), 0, 0,
             registration.exclusive ? 1 : 0, arena.table(registration.arguments))
         try checkReply("consuming from queue '\(registration.queue)'")
+        liveConsumers.withLock { _ = $0.insert(registration.tag) }
     }
 
     private func cancelConsumer(tag: String) {
         flushDeliveries()  // what already arrived is the consumer's to settle
+        liveConsumers.withLock { _ = $0.remove(tag) }
         guard let registration = consumers.removeValue(forKey: tag) else { return }
         defer { registration.continuation.finish() }
         guard let state, channelOpen else { return }
@@ -597,7 +658,7 @@ final class ConnectionEngine: @unchecked Sendable {
 
     private func settle(_ settlement: Settlement, tag: UInt64, generation: UInt64) {
         guard generation == self.generation, channelOpen, let state else {
-            logger.debug("settlement for a delivery of an earlier connection dropped; it will be redelivered")
+            logger.debug("settlement for a delivery of an earlier channel dropped; it will be redelivered")
             return
         }
         let status: Int32
@@ -780,7 +841,11 @@ final class ConnectionEngine: @unchecked Sendable {
     /// thrown error (a passive declare of a missing queue) is routine and logged at debug.
     private func channelFailed(_ error: AMQPError, reportedToCaller: Bool) {
         channelOpen = false
+        nextGeneration()
+        liveConsumers.withLock { $0.removeAll() }
         for completion in pending.removeAll() { completion(.failure(error)) }
+        // Not handed out yet, and the broker requeues them: their acks could not reach it.
+        deliveryBatches.removeAll()
         logger.log(
             level: reportedToCaller ? .debug : .warning, "channel closed by the broker; reopening",
             metadata: ["error": "\(error)"])
@@ -800,6 +865,12 @@ final class ConnectionEngine: @unchecked Sendable {
         }
     }
 
+    /// The channel is gone or new: its delivery tags and confirm sequence numbers restart.
+    private func nextGeneration() {
+        generation &+= 1
+        currentGeneration.store(generation, ordering: .releasing)
+    }
+
     private func teardownConnection(graceful: Bool) {
         guard let conn = state else { return }
         if graceful {
@@ -809,7 +880,8 @@ final class ConnectionEngine: @unchecked Sendable {
         amqp_destroy_connection(conn)
         state = nil
         channelOpen = false
-        generation &+= 1
+        liveConsumers.withLock { $0.removeAll() }
+        nextGeneration()
         // Not handed out yet, and the broker will redeliver them: drop rather than hand out
         // deliveries whose acks could no longer reach it.
         deliveryBatches.removeAll()

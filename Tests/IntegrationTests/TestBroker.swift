@@ -51,20 +51,25 @@ enum TestBroker {
         "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
     }
 
-    /// A fresh virtual host on the main broker, so a test can apply the whole topology without
-    /// meeting another test's queues. Returns its AMQP configuration.
-    static func makeVirtualHost() async throws -> (configuration: AMQPConfiguration, url: String, name: String) {
+    /// A fresh virtual host on the main broker (or the scratch one), so a test can apply the
+    /// whole topology without meeting another test's queues. Returns its AMQP configuration.
+    static func makeVirtualHost(onScratch: Bool = false) async throws -> (configuration: AMQPConfiguration, url: String, name: String) {
         let name = uniqueName("test")
-        try await management("PUT", "/api/vhosts/\(name)")
-        try await management("PUT", "/api/permissions/\(name)/guest", body: #"{"configure":".*","write":".*","read":".*"}"#)
-        var url = try env("WHSYNC_TEST_AMQP_URL")
+        let base = try managementURL(onScratch: onScratch)
+        try await management("PUT", "/api/vhosts/\(name)", base: base)
+        try await management("PUT", "/api/permissions/\(name)/guest", body: #"{"configure":".*","write":".*","read":".*"}"#, base: base)
+        var url = try env(onScratch ? "WHSYNC_TEST_SCRATCH_AMQP_URL" : "WHSYNC_TEST_AMQP_URL")
         if url.hasSuffix("/") { url.removeLast() }
         url += "/\(name)"
         return (try AMQPConfiguration(url: url, connectionName: "integration-tests"), url, name)
     }
 
-    static func deleteVirtualHost(_ name: String) async {
-        _ = try? await management("DELETE", "/api/vhosts/\(name)")
+    static func deleteVirtualHost(_ name: String, onScratch: Bool = false) async {
+        _ = try? await management("DELETE", "/api/vhosts/\(name)", base: managementURL(onScratch: onScratch))
+    }
+
+    static func managementURL(onScratch: Bool) throws -> String {
+        try env(onScratch ? "WHSYNC_TEST_SCRATCH_MANAGEMENT_URL" : "WHSYNC_TEST_MANAGEMENT_URL")
     }
 
     @discardableResult
@@ -133,12 +138,18 @@ enum TestBroker {
 
     /// `scripts/broker COMMAND DIR ARGS...` against the scratch broker.
     static func scratchBroker(_ command: String, _ arguments: String...) async throws {
+        _ = try await scratchBrokerOutput(command, arguments)
+    }
+
+    /// `scratchBroker`, returning what the command printed.
+    static func scratchBrokerOutput(_ command: String, _ arguments: [String]) async throws -> String {
         let script = try env("WHSYNC_TEST_BROKER_SCRIPT")
         let directory = try env("WHSYNC_TEST_SCRATCH_DIR")
         let result = try await run(script, [command, directory] + arguments)
         guard result.status == 0 else {
             throw ProcessFailure(description: "scripts/broker \(command) failed (\(result.status)): \(result.stderr)")
         }
+        return result.stdout
     }
 
     /// An executable of the package built beside the test bundle (`swift build --build-tests`

@@ -93,6 +93,8 @@ final class WorkerSystem: @unchecked Sendable {
     let amqpURL: String
     let amqp: AMQPConfiguration
     let vhost: String
+    /// The virtual host is on the scratch broker, not the main one.
+    let onScratch: Bool
     let erp: ChildProcess
     let erpURL: String
     /// The bearer token the ERP's own queries need, when the test started it with one.
@@ -117,12 +119,12 @@ final class WorkerSystem: @unchecked Sendable {
     /// unstructured cleanup task could outlive the test process and leave children behind).
     static func with(
         masterData: Catalogue? = nil, erpArguments: [String] = [], workerEnvironment: [String: String] = [:],
-        inventoryPartitions: Int = 0, storeURL: String? = nil,
+        inventoryPartitions: Int = 0, storeURL: String? = nil, onScratch: Bool = false,
         _ body: (WorkerSystem) async throws -> Void
     ) async throws {
         let system = try await WorkerSystem(
             masterData: masterData, erpArguments: erpArguments, workerEnvironment: workerEnvironment,
-            inventoryPartitions: inventoryPartitions, storeURL: storeURL)
+            inventoryPartitions: inventoryPartitions, storeURL: storeURL, onScratch: onScratch)
         do {
             try await body(system)
         } catch {
@@ -136,13 +138,14 @@ final class WorkerSystem: @unchecked Sendable {
     /// seed file); `erpArguments` add fault flags.
     private init(
         masterData: Catalogue?, erpArguments: [String], workerEnvironment: [String: String], inventoryPartitions: Int,
-        storeURL: String?
+        storeURL: String?, onScratch: Bool
     ) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("workers-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.storeURL = storeURL ?? "sqlite:" + directory.appendingPathComponent("store.db").path
-        let host = try await TestBroker.makeVirtualHost()
+        let host = try await TestBroker.makeVirtualHost(onScratch: onScratch)
         (amqp, amqpURL, vhost) = host
+        self.onScratch = onScratch
         var topologyFile = TestBroker.repoRoot().appendingPathComponent("topology/topology.json").path
         if inventoryPartitions > 0 {
             // The repository's topology with the inventory stream split into partitions.
@@ -364,7 +367,7 @@ final class WorkerSystem: @unchecked Sendable {
     func shutdown() async {
         for worker in Array(workers.values) + replicas { await worker.stop() }
         await erp.stop()
-        await TestBroker.deleteVirtualHost(vhost)
+        await TestBroker.deleteVirtualHost(vhost, onScratch: onScratch)
         if ProcessInfo.processInfo.environment["KEEP_TEST_DIR"] == nil {
             try? FileManager.default.removeItem(at: directory)
         }

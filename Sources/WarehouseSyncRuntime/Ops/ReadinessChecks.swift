@@ -9,6 +9,12 @@ public final class ReadinessChecks: Sendable {
 
     public init() {}
 
+    /// The name of the check that fails while a worker has no consumer of its own on `queue`
+    /// (`consumer:erp.inventory`).
+    public static func consumerCheckName(_ queue: String) -> String {
+        "consumer:\(queue)"
+    }
+
     /// Registers `check` under `name`, replacing an earlier check of that name.
     public func register(_ name: String, _ check: @escaping Check) {
         checks.withLock { checks in

@@ -53,6 +53,9 @@ public enum WorkerLauncher {
         readiness.register("erp-circuit") { !worker.isCircuitOpen }
         readiness.register("erp-misanswering") { worker.erpMisanswer == nil }
         readiness.register("store") { !worker.isWaitingForStore }
+        for queue in worker.queues {
+            readiness.register(ReadinessChecks.consumerCheckName(queue)) { worker.isConsuming(queue) }
+        }
         try await process.serve(
             worker, verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
     }

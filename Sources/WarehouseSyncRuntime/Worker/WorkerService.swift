@@ -38,6 +38,8 @@ public final class WorkerService: Service, Sendable {
     private let maintenanceInterval: Duration
     private let logger: Logger
     private let circuitOpen = CircuitFlag()
+    /// The consumers of the work queues, once `run` has started them.
+    private let consumers = Mutex<[AMQPConsumer]>([])
 
     public init(
         stream: EventStream, configuration: WorkerConfiguration, topology: Topology, dependencies: Dependencies,
@@ -91,6 +93,13 @@ public final class WorkerService: Service, Sendable {
     /// The queues this worker consumes.
     public var queues: [String] { pipeline.settings.topology.workQueues(for: stream.rawValue) }
 
+    /// Whether the broker has this worker's consumer on `queue` right now (for readiness): false
+    /// before the worker consumes, while its channel or connection is being re-established (a
+    /// delivery held past the broker's `consumer_timeout`, the queue deleted) and after a stop.
+    public func isConsuming(_ queue: String) -> Bool {
+        consumers.withLock { $0.contains { $0.queue == queue && $0.isConsuming } }
+    }
+
     /// Checks that the broker has what the worker needs (the work queues, the retry and
     /// dead-letter exchanges), so that a missing `whsync topology apply` fails at start with one
     /// clear line instead of as unroutable dead letters later.
@@ -118,6 +127,7 @@ public final class WorkerService: Service, Sendable {
             consumers.append(try await dependencies.consumer.consume(queue: queue, prefetch: prefetch))
         }
         let consuming = consumers
+        self.consumers.withLock { $0 = consuming }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 for consumer in consuming {
