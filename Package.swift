@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Dependencies point one way: executables → runtime → adapters → core.
+// Dependencies point one way: executables → kits → engines → adapters → core (docs/architecture.md).
 let package = Package(
     name: "WarehouseSync",
     platforms: [.macOS(.v15)],
@@ -112,9 +112,83 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Wiring shared by the executables: topology apply/verify/export, event publishing.
+        // Settings from the environment (flags override them by name): every bad setting named
+        // at once, in one line each. Below the engines, whose configuration structs it reads.
         .target(
-            name: "WarehouseSyncRuntime",
+            name: "WarehouseSyncSettings",
+            dependencies: [
+                "WarehouseSyncCore",
+                "AMQPClient",
+                "WarehouseSyncLogging",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The operations endpoint every long-running process serves: /healthz, /readyz, /metrics.
+        .target(
+            name: "WarehouseSyncOps",
+            dependencies: [
+                "WarehouseSyncCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The worker engine (docs/worker.md, docs/replay.md): the pipeline of the stream workers,
+        // the replay worker, dead-letter intake and replay. Metrics through swift-metrics only.
+        .target(
+            name: "WarehouseSyncWorker",
+            dependencies: [
+                "WarehouseSyncCore",
+                "AMQPClient",
+                "WarehouseSyncERP",
+                "WarehouseSyncLogging",
+                "WarehouseSyncStore",
+                "WarehouseSyncPublisher",
+                "WarehouseSyncSettings",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The HTTP ingress for WMS products that cannot speak AMQP (docs/gateway.md).
+        .target(
+            name: "WarehouseSyncGateway",
+            dependencies: [
+                "WarehouseSyncCore",
+                "AMQPClient",
+                "WarehouseSyncLogging",
+                "WarehouseSyncPublisher",
+                "WarehouseSyncSettings",
+                "WarehouseSyncOps",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                // Its own /metrics, served beside its routes.
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // What the operator CLI does beyond the engines: topology deploy and verify, broker users,
+        // the management API, publishing event files.
+        .target(
+            name: "WarehouseSyncOperations",
+            dependencies: [
+                "WarehouseSyncCore",
+                "AMQPClient",
+                "WarehouseSyncPublisher",
+                "WarehouseSyncSettings",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The process kit: launchers (configuration from flags over environment, logging, the
+        // store, the connections, one ServiceGroup), the executables' options. Executables are
+        // thin mains over it.
+        .target(
+            name: "WarehouseSyncProcessKit",
             dependencies: [
                 "WarehouseSyncCore",
                 "AMQPClient",
@@ -124,15 +198,15 @@ let package = Package(
                 "WarehouseSyncSQLiteStore",
                 "WarehouseSyncPostgres",
                 "WarehouseSyncPublisher",
+                "WarehouseSyncSettings",
+                "WarehouseSyncOps",
+                "WarehouseSyncWorker",
+                "WarehouseSyncGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         // The publisher library (docs/gateway.md): what whsync publish, the gateway and a Swift
@@ -148,25 +222,25 @@ let package = Package(
         // The HTTP ingress for WMS products that cannot speak AMQP: thin main over GatewayLauncher.
         .executableTarget(
             name: "wms-gateway",
-            dependencies: ["WarehouseSyncRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["WarehouseSyncProcessKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The three workers (DESIGN §1): thin mains over WorkerLauncher.
         .executableTarget(
             name: "inventory-worker",
-            dependencies: ["WarehouseSyncRuntime", "WarehouseSyncCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["WarehouseSyncProcessKit", "WarehouseSyncCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "shipment-worker",
-            dependencies: ["WarehouseSyncRuntime", "WarehouseSyncCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["WarehouseSyncProcessKit", "WarehouseSyncCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "receipt-worker",
-            dependencies: ["WarehouseSyncRuntime", "WarehouseSyncCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["WarehouseSyncProcessKit", "WarehouseSyncCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The replay worker (DESIGN §1, §6): thin main over ReplayWorkerLauncher.
         .executableTarget(
             name: "replay-worker",
-            dependencies: ["WarehouseSyncRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["WarehouseSyncProcessKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The log handler and metadata keys shared by every executable (text or JSON lines to
         // stderr). Its own target so the reference ERP uses it without the runtime's adapters.
@@ -178,9 +252,14 @@ let package = Package(
             ]
         ),
         .testTarget(
-            name: "WarehouseSyncRuntimeTests",
+            name: "WarehouseSyncProcessKitTests",
             dependencies: [
-                "WarehouseSyncRuntime",
+                "WarehouseSyncProcessKit",
+                "WarehouseSyncSettings",
+                "WarehouseSyncOps",
+                "WarehouseSyncWorker",
+                "WarehouseSyncGateway",
+                "WarehouseSyncOperations",
                 "WarehouseSyncPublisher",
                 "WarehouseSyncLogging",
                 "WarehouseSyncERP",
@@ -196,7 +275,13 @@ let package = Package(
         .executableTarget(
             name: "whsync",
             dependencies: [
-                "WarehouseSyncRuntime",
+                "WarehouseSyncProcessKit",
+                "WarehouseSyncOperations",
+                "WarehouseSyncWorker",
+                "WarehouseSyncSettings",
+                "WarehouseSyncStore",
+                "AMQPClient",
+                "WarehouseSyncCore",
                 "WarehouseSyncERP",
                 "WarehouseSyncPublisher",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -218,7 +303,8 @@ let package = Package(
             name: "gateway-load",
             dependencies: [
                 "WarehouseSyncCore",
-                "WarehouseSyncRuntime",
+                "WarehouseSyncGateway",
+                "WarehouseSyncSettings",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -251,7 +337,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "WarehouseSyncRuntime", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation", "WarehouseSyncStore",
+                "WarehouseSyncProcessKit", "WarehouseSyncWorker", "WarehouseSyncGateway", "WarehouseSyncOperations",
+                "WarehouseSyncSettings", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation", "WarehouseSyncStore",
                 "WarehouseSyncPublisher", "WarehouseSyncSQLite", "WarehouseSyncSQLiteStore", "WarehouseSyncERP", "WarehouseSyncStoreConformance",
             ]
         ),

@@ -1,5 +1,5 @@
 import ArgumentParser
-import WarehouseSyncRuntime
+import WarehouseSyncProcessKit
 
 /// `replay-worker`: drains the dead-letter queue into the store and replays what is safe to
 /// replay (DESIGN §1, §6). Thin: everything lives in ReplayWorkerLauncher.

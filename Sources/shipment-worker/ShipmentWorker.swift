@@ -1,6 +1,6 @@
 import ArgumentParser
 import WarehouseSyncCore
-import WarehouseSyncRuntime
+import WarehouseSyncProcessKit
 
 /// `shipment-worker`: consumes shipment events and posts them to the ERP (DESIGN §1). Thin: everything
 /// but the stream is shared with the other workers (WorkerLauncher).

@@ -2,8 +2,11 @@ import AMQPClient
 import ArgumentParser
 import Foundation
 import WarehouseSyncCore
-import WarehouseSyncRuntime
+import WarehouseSyncOperations
+import WarehouseSyncProcessKit
+import WarehouseSyncSettings
 import WarehouseSyncStore
+import WarehouseSyncWorker
 
 /// `whsync dlq`: the dead letters the replay worker stored (DESIGN §6, §9).
 struct DLQCommand: AsyncParsableCommand {

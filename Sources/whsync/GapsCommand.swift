@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
 import WarehouseSyncCore
-import WarehouseSyncRuntime
+import WarehouseSyncOperations
+import WarehouseSyncProcessKit
+import WarehouseSyncSettings
 import WarehouseSyncStore
+import WarehouseSyncWorker
 
 /// `whsync gaps`: keys waiting for a missing sequence (DESIGN §5, "park the key").
 struct GapsCommand: AsyncParsableCommand {

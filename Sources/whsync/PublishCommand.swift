@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
 import Synchronization
+import WarehouseSyncOperations
+import WarehouseSyncProcessKit
 import WarehouseSyncPublisher
-import WarehouseSyncRuntime
+import WarehouseSyncSettings
+import WarehouseSyncWorker
 
 struct PublishCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,7 +2,10 @@ import ArgumentParser
 import Foundation
 import WarehouseSyncCore
 import WarehouseSyncERP
-import WarehouseSyncRuntime
+import WarehouseSyncOperations
+import WarehouseSyncProcessKit
+import WarehouseSyncSettings
+import WarehouseSyncWorker
 
 /// `whsync reconcile FILE`: the WMS's stock balances against the ERP's `GET /balances`
 /// (DESIGN §3), row by row (``BalanceReconciliation``). Exit 0 when they agree, 1 when they

@@ -3,11 +3,14 @@ import ArgumentParser
 import Foundation
 import WarehouseSyncCore
 import WarehouseSyncERP
-import WarehouseSyncRuntime
 import WarehouseSyncStore
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import WarehouseSyncProcessKit
+import WarehouseSyncOperations
+import WarehouseSyncWorker
+import WarehouseSyncSettings
 #endif
 
 /// `whsync status`: is anything stuck? Queue depths and consumers from the broker; parked keys,

@@ -2,8 +2,11 @@ import ArgumentParser
 import Foundation
 import Logging
 import WarehouseSyncCore
-import WarehouseSyncRuntime
+import WarehouseSyncOperations
+import WarehouseSyncProcessKit
+import WarehouseSyncSettings
 import WarehouseSyncStore
+import WarehouseSyncWorker
 
 /// Options of the commands that read the workers' store (`dlq`, `gaps`, `status`).
 struct StoreOptions: ParsableArguments {

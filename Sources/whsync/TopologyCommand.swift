@@ -2,7 +2,10 @@ import AMQPClient
 import ArgumentParser
 import Foundation
 import WarehouseSyncCore
-import WarehouseSyncRuntime
+import WarehouseSyncOperations
+import WarehouseSyncProcessKit
+import WarehouseSyncSettings
+import WarehouseSyncWorker
 
 struct TopologyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,7 +3,10 @@ import ArgumentParser
 import Foundation
 import Logging
 import WarehouseSyncCore
-import WarehouseSyncRuntime
+import WarehouseSyncOperations
+import WarehouseSyncProcessKit
+import WarehouseSyncSettings
+import WarehouseSyncWorker
 
 @main
 struct WHSync: AsyncParsableCommand {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import WarehouseSyncRuntime
+import WarehouseSyncProcessKit
 
 /// `wms-gateway`: the HTTP ingress for WMS products that cannot speak AMQP (docs/gateway.md).
 /// Thin: everything lives in GatewayLauncher.

@@ -2,11 +2,16 @@ import AMQPClient
 import Foundation
 import Testing
 import WarehouseSyncCore
-import WarehouseSyncRuntime
 import WarehouseSyncSimulation
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import WarehouseSyncProcessKit
+import WarehouseSyncWorker
+import WarehouseSyncGateway
+import WarehouseSyncOperations
+import WarehouseSyncSettings
+import WarehouseSyncOps
 #endif
 
 /// The per-role broker users of topology/topology.json, applied by `whsync topology apply` to a

@@ -1,8 +1,13 @@
 import AMQPClient
 import Foundation
 import Testing
-import WarehouseSyncRuntime
+import WarehouseSyncGateway
+import WarehouseSyncOperations
+import WarehouseSyncOps
+import WarehouseSyncProcessKit
+import WarehouseSyncSettings
 import WarehouseSyncSimulation
+import WarehouseSyncWorker
 
 /// A persistent message with id `id` for `queue`, through the default exchange.
 private func persistentMessage(_ id: String, to queue: String) -> OutboundMessage {

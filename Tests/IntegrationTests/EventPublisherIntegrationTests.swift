@@ -2,8 +2,13 @@ import AMQPClient
 import Foundation
 import Logging
 import Testing
+import WarehouseSyncGateway
+import WarehouseSyncOperations
+import WarehouseSyncOps
+import WarehouseSyncProcessKit
 import WarehouseSyncPublisher
-import WarehouseSyncRuntime
+import WarehouseSyncSettings
+import WarehouseSyncWorker
 
 /// The WarehouseSyncPublisher library as a Swift WMS adapter uses it, against the real broker.
 @Suite struct EventPublisherIntegrationTests {

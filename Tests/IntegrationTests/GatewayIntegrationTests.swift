@@ -2,10 +2,15 @@ import AMQPClient
 import Foundation
 import Testing
 import WarehouseSyncCore
-import WarehouseSyncRuntime
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import WarehouseSyncProcessKit
+import WarehouseSyncWorker
+import WarehouseSyncGateway
+import WarehouseSyncOperations
+import WarehouseSyncSettings
+import WarehouseSyncOps
 #endif
 
 /// A `wms-gateway` process on a virtual host of its own with the repository's topology applied,

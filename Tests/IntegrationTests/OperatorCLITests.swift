@@ -2,10 +2,15 @@ import AMQPClient
 import Foundation
 import Testing
 import WarehouseSyncCore
-import WarehouseSyncRuntime
+import WarehouseSyncGateway
+import WarehouseSyncOperations
+import WarehouseSyncOps
+import WarehouseSyncProcessKit
+import WarehouseSyncSettings
 import WarehouseSyncSimulation
 import WarehouseSyncSQLiteStore
 import WarehouseSyncStore
+import WarehouseSyncWorker
 
 /// `whsync gaps`, `whsync dlq` and `whsync status` as an operator runs them, against a running
 /// worker, the reference ERP and the store they share.

@@ -2,7 +2,12 @@ import AMQPClient
 import Foundation
 import Testing
 import WarehouseSyncCore
-import WarehouseSyncRuntime
+import WarehouseSyncGateway
+import WarehouseSyncOperations
+import WarehouseSyncOps
+import WarehouseSyncProcessKit
+import WarehouseSyncSettings
+import WarehouseSyncWorker
 
 @Suite struct PublishIntegrationTests {
     static func inventory(_ id: String, warehouse: String = "WH1", sku: String = "SKU-1", sequence: Int, quantity: String = "5") -> String {

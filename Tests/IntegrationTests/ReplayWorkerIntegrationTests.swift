@@ -2,13 +2,18 @@ import AMQPClient
 import Foundation
 import Testing
 import WarehouseSyncCore
-import WarehouseSyncRuntime
 import WarehouseSyncSimulation
 import WarehouseSyncSQLiteStore
 import WarehouseSyncStore
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import WarehouseSyncProcessKit
+import WarehouseSyncWorker
+import WarehouseSyncGateway
+import WarehouseSyncOperations
+import WarehouseSyncSettings
+import WarehouseSyncOps
 #endif
 
 /// The `replay-worker` executable (DESIGN §6, docs/replay.md) beside real stream workers, the

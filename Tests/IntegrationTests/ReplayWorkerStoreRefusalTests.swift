@@ -5,11 +5,16 @@ import Synchronization
 import Testing
 import WarehouseSyncCore
 import WarehouseSyncERP
+import WarehouseSyncGateway
+import WarehouseSyncOperations
+import WarehouseSyncOps
+import WarehouseSyncProcessKit
+import WarehouseSyncSettings
 import WarehouseSyncSQLiteStore
 import WarehouseSyncStore
 import WarehouseSyncStoreConformance
+@testable import WarehouseSyncWorker
 
-@testable import WarehouseSyncRuntime
 
 /// The replay worker keeps a dead letter in hand while the store refuses it as unavailable, also
 /// for a refusal that waiting does not mend by itself (a permission, a refused login): the

@@ -2,7 +2,12 @@ import AMQPClient
 import Foundation
 import Testing
 import WarehouseSyncCore
-import WarehouseSyncRuntime
+import WarehouseSyncGateway
+import WarehouseSyncOperations
+import WarehouseSyncOps
+import WarehouseSyncProcessKit
+import WarehouseSyncSettings
+import WarehouseSyncWorker
 
 @Suite struct TopologyIntegrationTests {
     static func repoTopology() throws -> Topology {

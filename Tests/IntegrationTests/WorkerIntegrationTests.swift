@@ -2,12 +2,17 @@ import AMQPClient
 import Foundation
 import Testing
 import WarehouseSyncCore
-import WarehouseSyncRuntime
 import WarehouseSyncSimulation
 import WarehouseSyncSQLite
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import WarehouseSyncProcessKit
+import WarehouseSyncWorker
+import WarehouseSyncGateway
+import WarehouseSyncOperations
+import WarehouseSyncSettings
+import WarehouseSyncOps
 #endif
 
 /// The workers as they run in production: the `inventory-worker`, `shipment-worker` and

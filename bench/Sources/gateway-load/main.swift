@@ -22,7 +22,8 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import WarehouseSyncCore
-import WarehouseSyncRuntime
+import WarehouseSyncGateway
+import WarehouseSyncSettings
 
 struct GatewayLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

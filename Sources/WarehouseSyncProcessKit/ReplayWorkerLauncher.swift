@@ -1,0 +1,68 @@
+import AMQPClient
+import Foundation
+import Logging
+import ServiceLifecycle
+import WarehouseSyncCore
+import WarehouseSyncERP
+import WarehouseSyncLogging
+import WarehouseSyncOps
+import WarehouseSyncSettings
+import WarehouseSyncStore
+import WarehouseSyncWorker
+
+/// The whole `main` of `replay-worker`: the stream workers' configuration (``WorkerConfiguration``)
+/// plus the auto-replay policy (``AutoReplaySettings``), logging, metrics, two connections (one
+/// consumes the dead-letter queue, one publishes replays with confirms), the store, the ERP's
+/// `/health`, and a `ServiceGroup` with ``ReplayWorkerService`` and the operations endpoint.
+public enum ReplayWorkerLauncher {
+    /// Runs the replay worker and exits the process: 0 after a graceful stop, 1 with one line
+    /// per unusable setting on standard error when it cannot start.
+    public static func main(executable: String, overrides: [String: String]) async -> Never {
+        let environment = ProcessInfo.processInfo.environment
+        var problems: [ConfigurationError.Problem] = []
+        var configuration: WorkerConfiguration?
+        var settings: AutoReplaySettings?
+        do throws(ConfigurationError) {
+            configuration = try WorkerConfiguration(environment: environment, overrides: overrides)
+        } catch {
+            problems += error.problems
+        }
+        do throws(ConfigurationError) {
+            settings = try AutoReplaySettings(environment: environment, overrides: overrides)
+        } catch {
+            problems += error.problems
+        }
+        guard problems.isEmpty, let configuration, let settings else {
+            WorkerLauncher.fail(problems.map { "\(executable): \($0)" }.joined(separator: "\n"))
+        }
+        LoggingSystem.bootstrap(LogHandlerFactory.make(format: configuration.logFormat, level: configuration.logLevel))
+        let logger = Logger(label: executable)
+        do {
+            try await run(executable: executable, configuration: configuration, settings: settings, logger: logger)
+            exit(0)
+        } catch {
+            logger.critical("stopped on an error", metadata: ["error": "\(error)"])
+            WorkerLauncher.fail("\(executable): \(error)")
+        }
+    }
+
+    static func run(
+        executable: String, configuration: WorkerConfiguration, settings: AutoReplaySettings, logger: Logger
+    ) async throws {
+        let topology = try WorkerLauncher.loadTopology(configuration.topologyFile)
+        logger.notice("starting", metadata: ["configuration": "\(configuration)", "policy": "\(settings)"])
+        let registry = OpsMetrics.bootstrap()
+
+        let process = try await WorkerProcess.open(executable: executable, configuration: configuration, logger: logger)
+        let worker = ReplayWorkerService(
+            topology: topology, settings: settings, prefetch: configuration.prefetch,
+            statusMapping: configuration.statusMapping,
+            dependencies: .init(consumer: process.consumer, publisher: process.publisher, store: process.store, erp: process.erp),
+            actor: WorkerProcess.actor(executable), metrics: ReplayWorkerMetrics(), logger: logger)
+        // The broker and the store: the drain works whether the ERP is up or not.
+        let readiness = ReadinessChecks()
+        readiness.register("store") { !worker.isWaitingForStore }
+        try await process.serve(
+            worker, verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
+    }
+}

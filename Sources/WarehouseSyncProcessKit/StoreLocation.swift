@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import WarehouseSyncCore
+import WarehouseSyncOps
+import WarehouseSyncPostgres
+import WarehouseSyncSettings
+import WarehouseSyncSQLiteStore
+import WarehouseSyncStore
+import WarehouseSyncWorker
+
+/// Where a worker keeps its state: `STORE_URL`.
+public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
+    /// `sqlite:/abs/path.db`: the absolute path of the database file.
+    case sqlite(path: String)
+    /// `postgres://user:pass@host:port/db`: a PostgreSQL database (`PostgresWorkerStore`).
+    case postgres(PostgresLocation)
+
+    /// The form accepted, for error messages.
+    public static let acceptedForm = "sqlite:/abs/path.db or postgres://user:pass@host:port/db"
+
+    /// The SQLite file of a `sqlite:` store. Throws for a PostgreSQL store, which has none.
+    public func sqlitePath() throws(ConfigurationError) -> String {
+        switch self {
+        case .sqlite(let path):
+            return path
+        case .postgres(let location):
+            throw ConfigurationError(
+                setting: WorkerConfiguration.Key.storeURL.rawValue,
+                message: "'\(location)' is a PostgreSQL store, not a SQLite file")
+        }
+    }
+
+    /// Parses `STORE_URL`. Errors never echo a password.
+    public init(url text: String) throws(ConfigurationError) {
+        func fail(_ message: String) -> ConfigurationError {
+            ConfigurationError(setting: WorkerConfiguration.Key.storeURL.rawValue, message: message)
+        }
+        let shown = redactURL(text)
+        if text.lowercased().hasPrefix("sqlite:") {
+            let path = String(text.dropFirst("sqlite:".count))
+            guard !path.isEmpty else { throw fail("'\(shown)' has no path (expected sqlite:/abs/path.db)") }
+            guard path.hasPrefix("/") else {
+                throw fail("'\(shown)' has a relative path; the path must be absolute (sqlite:/abs/path.db)")
+            }
+            guard !path.hasSuffix("/") else { throw fail("'\(shown)' names a directory, not a database file (sqlite:/abs/path.db)") }
+            self = .sqlite(path: path)
+            return
+        }
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              scheme == "postgres" || scheme == "postgresql"
+        else {
+            throw fail("'\(shown)' is not \(Self.acceptedForm)")
+        }
+        guard let host = components.host, !host.isEmpty else { throw fail("'\(shown)' has no host (\(Self.acceptedForm))") }
+        if let port = components.port, !(1...65535).contains(port) {
+            throw fail("'\(shown)' has port \(port), not 1-65535")
+        }
+        var path = components.path
+        if path.hasPrefix("/") { path.removeFirst() }
+        guard !path.isEmpty, !path.contains("/") else {
+            throw fail("'\(shown)' must name one database after the host (\(Self.acceptedForm))")
+        }
+        guard let user = components.user?.removingPercentEncoding, !user.isEmpty else {
+            throw fail("'\(shown)' has no user (\(Self.acceptedForm))")
+        }
+        self = .postgres(PostgresLocation(
+            host: host, port: components.port ?? 5432, user: user,
+            password: components.password?.removingPercentEncoding, database: path))
+    }
+
+    /// `sqlite:/path` or `postgres://user@host:port/db`: never the password.
+    public var description: String {
+        switch self {
+        case .sqlite(let path): "sqlite:\(path)"
+        case .postgres(let location): location.description
+        }
+    }
+}
+
+/// A PostgreSQL store's address. Its description never shows the password.
+public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: String?
+    public var database: String
+
+    public init(host: String, port: Int = 5432, user: String, password: String?, database: String) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+    }
+
+    public var description: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+    public var debugDescription: String { description }
+}
+
+/// `text` with any URL password replaced by `***`; unparseable text is returned only when it
+/// cannot hold credentials (no `@`).
+func redactURL(_ text: String) -> String {
+    if let components = URLComponents(string: text) {
+        guard components.password != nil else { return text }
+        var redacted = components
+        redacted.password = "***"
+        return redacted.string ?? "(unparseable URL)"
+    }
+    return text.contains("@") ? "(unparseable URL)" : text
+}
+
+extension StoreLocation {
+    /// Opens the store (creating and migrating it when needed): what every executable that reads
+    /// `STORE_URL` calls. Errors are one line naming `STORE_URL`.
+    public func open(logger: Logger) async throws -> any WorkerStore {
+        switch self {
+        case .sqlite(let path):
+            do {
+                return try await SQLiteWorkerStore(path: path, logger: logger)
+            } catch {
+                throw ConfigurationError(
+                    setting: WorkerConfiguration.Key.storeURL.rawValue, message: "cannot open the SQLite store \(path): \(error)")
+            }
+        case .postgres(let location):
+            do {
+                return try await PostgresWorkerStore(configuration: location.storeConfiguration, logger: logger)
+            } catch {
+                throw ConfigurationError(
+                    setting: WorkerConfiguration.Key.storeURL.rawValue,
+                    message: "cannot open the PostgreSQL store \(location): \(error)")
+            }
+        }
+    }
+}
+
+extension PostgresLocation {
+    /// How `PostgresWorkerStore` connects: TLS when the server offers it (libpq's `sslmode=prefer`).
+    public var storeConfiguration: PostgresStoreConfiguration {
+        PostgresStoreConfiguration(host: host, port: port, username: user, password: password, database: database, tls: .prefer)
+    }
+}

@@ -1,0 +1,83 @@
+import AMQPClient
+import Foundation
+import WarehouseSyncCore
+import WarehouseSyncPublisher
+import WarehouseSyncStore
+
+/// A message the pipeline works on: a delivery from the work queue, or a held message the store
+/// released. Only a delivery has something to settle with the broker.
+struct PipelineMessage: Sendable {
+    let body: [UInt8]
+    /// Where the WMS published it (a retried delivery arrives through the requeue exchange, but
+    /// its origin is still the events exchange).
+    let originalExchange: String
+    let routingKey: String
+    let properties: AMQPProperties
+    /// The string-valued headers: what the pipeline reads (`whsync-attempt`, `whsync-replay-of`)
+    /// and what a held message keeps.
+    let headers: [String: String]
+    let delivery: AMQPDelivery?
+
+    init(delivery: AMQPDelivery, topology: Topology) {
+        body = delivery.body
+        originalExchange = delivery.exchange == topology.retry.requeueExchange ? topology.eventsExchange : delivery.exchange
+        routingKey = delivery.routingKey
+        properties = delivery.properties
+        headers = delivery.properties.headers.compactMapValues(\.stringValue)
+        self.delivery = delivery
+    }
+
+    /// A held message: it was acked when it was held, so there is no delivery. Its properties
+    /// are those of the contract (DESIGN §2) for its event, its headers those it was held with.
+    init(held: HeldMessage, event: WarehouseEvent?, topology: Topology) {
+        body = held.body
+        originalExchange = topology.eventsExchange
+        routingKey = held.routingKey
+        var properties = event.map { OutboundMessage(event: $0, body: []).properties } ?? AMQPProperties()
+        for (name, value) in held.headers { properties.headers[name] = .string(value) }
+        self.properties = properties
+        headers = held.headers
+        delivery = nil
+    }
+
+    var attempt: Int { RetryPolicy.attempt(fromHeader: headers[WireHeader.attempt]) }
+    /// The dead letter this message claims to replay (`whsync-replay-of`); the pipeline believes
+    /// it only when the store holds that letter for the event (``WorkerPipeline``).
+    var claimedReplayOf: String? { headers[WireHeader.replayOf] }
+
+    func ack() { delivery?.ack() }
+
+    /// Gives the delivery back to the broker for another try (shutdown, store or broker trouble).
+    func handBack() { delivery?.nack(requeue: true) }
+
+    /// The headers to republish with: ours and the WMS's, never the broker's `x-` headers
+    /// (`x-death` from the retry queues; RabbitMQ 4 refuses client-set `x-` headers).
+    private var republishedHeaders: AMQPTable {
+        properties.headers.filter { !$0.key.hasPrefix(WireHeader.brokerPrefix) }
+    }
+
+    /// The copy for the retry exchange: back home after `tier`, as attempt `nextAttempt`.
+    func retryCopy(stream: EventStream, tier: Topology.RetryTier, nextAttempt: Int, topology: Topology) -> OutboundMessage {
+        var properties = properties
+        properties.headers = republishedHeaders
+        properties.headers[WireHeader.attempt] = .string(String(nextAttempt))
+        properties.headers[WireHeader.stream] = .string(stream.rawValue)
+        properties.headers[WireHeader.retryTier] = .string(tier.name)
+        return OutboundMessage(
+            exchange: topology.retry.exchange, routingKey: routingKey, body: body, properties: properties, mandatory: true)
+    }
+
+    /// The dead letter (DESIGN §5): the original body and properties with the `whsync-*` headers
+    /// that say why, published to the dead-letter exchange under the original routing key.
+    func deadLetter(_ letter: DeadLetterHeaders, topology: Topology) -> OutboundMessage {
+        var properties = properties
+        properties.headers = republishedHeaders
+        properties.headers[WireHeader.retryTier] = nil
+        properties.headers[WireHeader.stream] = nil
+        for (name, value) in letter.headers(originalExchange: originalExchange, routingKey: routingKey) {
+            properties.headers[name] = .string(value)
+        }
+        return OutboundMessage(
+            exchange: topology.deadLetter.exchange, routingKey: routingKey, body: body, properties: properties, mandatory: true)
+    }
+}
