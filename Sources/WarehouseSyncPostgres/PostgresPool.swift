@@ -297,6 +297,9 @@ final class PostgresPool: Sendable {
     }
 
     private static func classify(_ error: PSQLError, operation: String, transientCode: StoreError.Code) -> Failure {
+        if let problem = PostgresStoreConfiguration.tlsFailure(error) {
+            return Failure(error: StoreError(code: .unavailable, message: "\(operation): \(problem)"), retryable: false)
+        }
         switch error.code {
         case .server:
             return classifyServer(error, operation: operation, transientCode: transientCode)

@@ -12,7 +12,8 @@ import WarehouseSyncWorker
 public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
     /// `sqlite:/abs/path.db`: the absolute path of the database file.
     case sqlite(path: String)
-    /// `postgres://user:pass@host:port/db`: a PostgreSQL database (`PostgresWorkerStore`).
+    /// `postgres://user:pass@host:port/db[?sslmode=…&sslrootcert=…]`: a PostgreSQL database
+    /// (`PostgresWorkerStore`).
     case postgres(PostgresLocation)
 
     /// The form accepted, for error messages.
@@ -35,7 +36,7 @@ public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
         func fail(_ message: String) -> ConfigurationError {
             ConfigurationError(setting: WorkerConfiguration.Key.storeURL.rawValue, message: message)
         }
-        let shown = redactURL(text)
+        let shown = Self.redact(text)
         if text.lowercased().hasPrefix("sqlite:") {
             let path = String(text.dropFirst("sqlite:".count))
             guard !path.isEmpty else { throw fail("'\(shown)' has no path (expected sqlite:/abs/path.db)") }
@@ -63,9 +64,62 @@ public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
         guard let user = components.user?.removingPercentEncoding, !user.isEmpty else {
             throw fail("'\(shown)' has no user (\(Self.acceptedForm))")
         }
+        let (tls, caFile) = try Self.tlsParameters(components.queryItems ?? [], shown: shown, fail: fail)
         self = .postgres(PostgresLocation(
             host: host, port: components.port ?? 5432, user: user,
-            password: components.password?.removingPercentEncoding, database: path))
+            password: components.password?.removingPercentEncoding, database: path, tls: tls, caFile: caFile))
+    }
+
+    private static let tlsParameterNames: Set = ["sslmode", "sslrootcert"]
+
+    /// `text` as errors show it: `redactURL`, and the value of any query parameter but `sslmode`
+    /// and `sslrootcert` (libpq's `password=` would be one) replaced by `***`.
+    private static func redact(_ text: String) -> String {
+        guard var components = URLComponents(string: text), let items = components.queryItems,
+              items.contains(where: { !tlsParameterNames.contains($0.name) && $0.value != nil })
+        else { return redactURL(text) }
+        components.queryItems = items.map { tlsParameterNames.contains($0.name) || $0.value == nil ? $0 : URLQueryItem(name: $0.name, value: "***") }
+        return components.string.map(redactURL) ?? "(unparseable URL)"
+    }
+
+    /// `sslmode` and `sslrootcert`, with libpq's meanings; anything else is an error, so that a
+    /// typo never quietly leaves the connection less protected than meant.
+    private static func tlsParameters(
+        _ items: [URLQueryItem], shown: String, fail: (String) -> ConfigurationError
+    ) throws(ConfigurationError) -> (PostgresStoreConfiguration.TLSMode, String?) {
+        typealias TLSMode = PostgresStoreConfiguration.TLSMode
+        let modes = TLSMode.allCases.map(\.sslmode)
+        var values: [String: String] = [:]
+        for item in items {
+            guard tlsParameterNames.contains(item.name) else {
+                throw fail("'\(shown)' has the unknown parameter '\(item.name)' (accepted: sslmode, sslrootcert)")
+            }
+            guard values[item.name] == nil else { throw fail("'\(shown)' has the parameter '\(item.name)' twice") }
+            values[item.name] = item.value ?? ""
+        }
+        var mode: TLSMode?
+        if let text = values["sslmode"] {
+            guard let parsed = TLSMode(rawValue: text) else {
+                throw fail("'\(shown)' has sslmode '\(text)', not one of \(modes.joined(separator: ", "))")
+            }
+            mode = parsed
+        }
+        guard let root = values["sslrootcert"] else { return (mode ?? .prefer, nil) }
+        if root == "system" {
+            // libpq 16: the system's trust roots, which only make sense with the host name checked.
+            guard mode == nil || mode == .verifyFull else {
+                throw fail("'\(shown)' has sslrootcert=system, which needs sslmode=verify-full (or no sslmode)")
+            }
+            return (.verifyFull, nil)
+        }
+        guard root.hasPrefix("/") else {
+            throw fail("'\(shown)' has sslrootcert '\(root)', not an absolute path to a PEM file of CA certificates")
+        }
+        guard let mode, ![.disable, .prefer].contains(mode) else {
+            throw fail("'\(shown)' has sslrootcert but \(mode.map { "sslmode=\($0.sslmode)" } ?? "no sslmode"): "
+                + "set sslmode=verify-full (or verify-ca, require) for the server's certificate to be checked")
+        }
+        return (mode, root)
     }
 
     /// `sqlite:/path` or `postgres://user@host:port/db`: never the password.
@@ -84,16 +138,27 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible, Cu
     public var user: String
     public var password: String?
     public var database: String
+    /// `sslmode`: `prefer` when the URL does not say, as libpq.
+    public var tls: PostgresStoreConfiguration.TLSMode
+    /// `sslrootcert`: the CA certificates that verify the server; nil: the system's trust roots.
+    public var caFile: String?
 
-    public init(host: String, port: Int = 5432, user: String, password: String?, database: String) {
+    public init(
+        host: String, port: Int = 5432, user: String, password: String?, database: String,
+        tls: PostgresStoreConfiguration.TLSMode = .prefer, caFile: String? = nil
+    ) {
         self.host = host
         self.port = port
         self.user = user
         self.password = password
         self.database = database
+        self.tls = tls
+        self.caFile = caFile
     }
 
-    public var description: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+    public var description: String {
+        "postgres://\(user)@\(host):\(port)/\(database)" + PostgresStoreConfiguration.query(tls: tls, caFile: caFile)
+    }
     public var debugDescription: String { description }
 }
 
@@ -134,8 +199,9 @@ extension StoreLocation {
 }
 
 extension PostgresLocation {
-    /// How `PostgresWorkerStore` connects: TLS when the server offers it (libpq's `sslmode=prefer`).
+    /// How `PostgresWorkerStore` connects: TLS as `sslmode` and `sslrootcert` say.
     public var storeConfiguration: PostgresStoreConfiguration {
-        PostgresStoreConfiguration(host: host, port: port, username: user, password: password, database: database, tls: .prefer)
+        PostgresStoreConfiguration(
+            host: host, port: port, username: user, password: password, database: database, tls: tls, caFile: caFile)
     }
 }
