@@ -78,11 +78,11 @@ let package = Package(
         ),
         .testTarget(
             name: "WarehouseSyncSQLiteTests",
-            dependencies: ["WarehouseSyncSQLite"]
+            dependencies: ["WarehouseSyncTesting", "WarehouseSyncSQLite"]
         ),
         .testTarget(
             name: "ReferenceERPTests",
-            dependencies: [
+            dependencies: ["WarehouseSyncTesting", 
                 "ReferenceERP",
                 "WarehouseSyncCore",
                 "WarehouseSyncSQLite",
@@ -253,7 +253,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WarehouseSyncProcessKitTests",
-            dependencies: [
+            dependencies: ["WarehouseSyncTesting", 
                 "WarehouseSyncProcessKit",
                 "WarehouseSyncSettings",
                 "WarehouseSyncOps",
@@ -328,15 +328,15 @@ let package = Package(
         ),
         .testTarget(
             name: "WarehouseSyncCoreTests",
-            dependencies: [
+            dependencies: ["WarehouseSyncTesting", 
                 "WarehouseSyncCore",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
-        .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient"]),
+        .testTarget(name: "AMQPClientTests", dependencies: ["WarehouseSyncTesting", "AMQPClient"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: [
+            dependencies: ["WarehouseSyncTesting", 
                 "WarehouseSyncProcessKit", "WarehouseSyncWorker", "WarehouseSyncGateway", "WarehouseSyncOperations",
                 "WarehouseSyncSettings", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation", "WarehouseSyncStore",
                 "WarehouseSyncPublisher", "WarehouseSyncSQLite", "WarehouseSyncSQLiteStore", "WarehouseSyncERP", "WarehouseSyncStoreConformance",
@@ -353,7 +353,18 @@ let package = Package(
         ),
         .testTarget(
             name: "WarehouseSyncSimulationTests",
-            dependencies: ["WarehouseSyncSimulation", "WarehouseSyncCore"]
+            dependencies: ["WarehouseSyncTesting", "WarehouseSyncSimulation", "WarehouseSyncCore"]
+        ),
+        // Shared test support (used by the test targets, not by products): the servers
+        // ./scripts/test starts, temp dirs, the repository's files, the in-process reference ERP.
+        .target(
+            name: "WarehouseSyncTesting",
+            dependencies: [
+                "ReferenceERP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The worker store's port (docs/store.md): the protocol, its types, the rules every
         // implementation shares. No database in it: the adapters are its siblings.
@@ -378,7 +389,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WarehouseSyncStoreTests",
-            dependencies: [
+            dependencies: ["WarehouseSyncTesting", 
                 "WarehouseSyncStore", "WarehouseSyncSQLiteStore", "WarehouseSyncStoreConformance", "WarehouseSyncCore",
                 "WarehouseSyncSQLite",
             ]
@@ -396,7 +407,7 @@ let package = Package(
         // Needs WHSYNC_TEST_POSTGRES_URL (scripts/test starts a throwaway server); fails without it.
         .testTarget(
             name: "WarehouseSyncPostgresTests",
-            dependencies: [
+            dependencies: ["WarehouseSyncTesting", 
                 "WarehouseSyncPostgres",
                 "WarehouseSyncStore",
                 "WarehouseSyncStoreConformance",
@@ -418,7 +429,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WarehouseSyncERPTests",
-            dependencies: [
+            dependencies: ["WarehouseSyncTesting", 
                 "WarehouseSyncERP",
                 "WarehouseSyncCore",
                 "ReferenceERP",

@@ -2,6 +2,7 @@ import AMQPClient
 import Foundation
 import Logging
 import Testing
+import WarehouseSyncTesting
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -10,16 +11,8 @@ import FoundationNetworking
 /// The throwaway brokers `./scripts/test` starts. Integration tests fail, loudly, when they are
 /// missing: they never skip.
 enum TestBroker {
-    struct MissingEnvironment: Error, CustomStringConvertible {
-        let name: String
-        var description: String { "\(name) is not set: run the suite with ./scripts/test, which starts the brokers" }
-    }
-
     static func env(_ name: String) throws -> String {
-        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-            throw MissingEnvironment(name: name)
-        }
-        return value
+        try TestEnvironment.require(name)
     }
 
     static var logger: Logger {
@@ -100,9 +93,7 @@ enum TestBroker {
 
     /// A new directory under the temp dir, named `prefix-…`; the caller removes it.
     static func temporaryDirectory(_ prefix: String) throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return directory
+        try TestDirectory.make(prefix)
     }
 
     /// Runs a program to completion. Output goes to temp files, not pipes: a daemon the program
@@ -196,7 +187,7 @@ enum TestBroker {
     }
 
     static func repoRoot() -> URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        TestRepository.root
     }
 }
 

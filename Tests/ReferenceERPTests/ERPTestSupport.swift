@@ -4,21 +4,13 @@ import HummingbirdTesting
 import Logging
 import Testing
 import WarehouseSyncCore
+import WarehouseSyncTesting
 
 @testable import ReferenceERP
 
 /// The repository's seed file, the one the executable uses by default.
-let repositorySeedFile = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("deploy/reference-erp/seed.json").path
-
-let testMasterData: MasterData = {
-    do {
-        return try MasterData(contentsOfFile: repositorySeedFile)
-    } catch {
-        fatalError("cannot load \(repositorySeedFile): \(error)")
-    }
-}()
+let repositorySeedFile = TestRepository.seedFile
+let testMasterData = InProcessERP.seedMasterData
 
 /// A temp directory holding the ledger file of one test (or of several servers in a row).
 struct ERPTestDirectory: Sendable {
@@ -27,18 +19,13 @@ struct ERPTestDirectory: Sendable {
     var databasePath: String { (path as NSString).appendingPathComponent("ledger.db") }
 
     func configuration(token: String? = nil, faults: FaultSettings = FaultSettings(), strictStock: Bool = false) -> ReferenceERPConfiguration {
-        ReferenceERPConfiguration(
-            host: "127.0.0.1", port: 0, databasePath: databasePath, masterData: testMasterData,
-            token: token.flatMap(BearerToken.init), faults: faults, strictStock: strictStock)
+        InProcessERP.configuration(databasePath: databasePath, token: token, faults: faults, strictStock: strictStock)
     }
 }
 
 /// Runs `body` with a new temp directory, removed afterwards.
 func withTestDirectory<T>(_ body: (ERPTestDirectory) async throws -> T) async throws -> T {
-    let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("reference-erp-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: path) }
-    return try await body(ERPTestDirectory(path: path))
+    try await TestDirectory.with("reference-erp-test") { try await body(ERPTestDirectory(path: $0.path)) }
 }
 
 /// Starts an ERP on a free loopback port, runs `body` with a client for it over real HTTP, then
@@ -48,12 +35,7 @@ func withERP<T: Sendable>(
     setup: TestingSetup = .live,
     _ body: @Sendable (ERPClient) async throws -> T
 ) async throws -> T {
-    var logger = Logger(label: "reference-erp-test")
-    logger.logLevel = .warning
-    let server = try await ReferenceERPServer.start(configuration: configuration, logger: logger)
-    return try await server.application().test(setup) { client in
-        try await body(ERPClient(client: client))
-    }
+    try await InProcessERP.with(configuration, setup: setup) { client in try await body(ERPClient(client: client)) }
 }
 
 /// A response with its body parsed as JSON.

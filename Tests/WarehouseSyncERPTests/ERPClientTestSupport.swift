@@ -4,21 +4,13 @@ import HummingbirdTesting
 import Logging
 import ReferenceERP
 import WarehouseSyncCore
+import WarehouseSyncTesting
 
 @testable import WarehouseSyncERP
 
 /// The repository's seed file (WH1…WH5, SKU-0001…SKU-0050).
-let seedFile = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("deploy/reference-erp/seed.json").path
-
-let seedMasterData: MasterData = {
-    do {
-        return try MasterData(contentsOfFile: seedFile)
-    } catch {
-        fatalError("cannot load \(seedFile): \(error)")
-    }
-}()
+let seedFile = TestRepository.seedFile
+let seedMasterData = InProcessERP.seedMasterData
 
 /// A reference ERP running in-process on a free loopback port.
 struct RunningERP: Sendable {
@@ -67,18 +59,13 @@ func withReferenceERP<T: Sendable>(
     token: String? = nil, faults: FaultSettings = FaultSettings(),
     _ body: @Sendable (RunningERP) async throws -> T
 ) async throws -> T {
-    let directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("erp-client-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    var logger = Logger(label: "erp-client-test")
-    logger.logLevel = .warning
-    let configuration = ReferenceERPConfiguration(
-        host: "127.0.0.1", port: 0, databasePath: (directory as NSString).appendingPathComponent("ledger.db"),
-        masterData: seedMasterData, token: token.flatMap(BearerToken.init), faults: faults)
-    let server = try await ReferenceERPServer.start(configuration: configuration, logger: logger)
-    return try await server.application().test(.live) { client in
-        guard let port = client.port else { throw TestFailure("the live test client has no port") }
-        return try await body(RunningERP(port: port, admin: client, token: token))
+    try await TestDirectory.with("erp-client-test") { directory in
+        let configuration = InProcessERP.configuration(
+            databasePath: directory.appendingPathComponent("ledger.db").path, token: token, faults: faults)
+        return try await InProcessERP.with(configuration) { client in
+            guard let port = client.port else { throw TestFailure("the live test client has no port") }
+            return try await body(RunningERP(port: port, admin: client, token: token))
+        }
     }
 }
 

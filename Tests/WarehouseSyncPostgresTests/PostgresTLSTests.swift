@@ -5,21 +5,16 @@ import WarehouseSyncCore
 import WarehouseSyncPostgres
 import WarehouseSyncStore
 import WarehouseSyncStoreConformance
+import WarehouseSyncTesting
 
 /// The test server's TLS material (./scripts/test starts it with `scripts/postgres --tls`).
 /// Without it every test here fails: it never skips.
 private enum TestTLS {
-    struct Missing: Error, CustomStringConvertible {
-        let name: String
-        var description: String {
-            "\(name) is not set: run ./scripts/test (it starts a throwaway PostgreSQL with TLS), or "
-                + "`scripts/postgres start DIR --tls` and export it from DIR/postgres.env (POSTGRES_TLS_*)"
-        }
-    }
-
     static func env(_ name: String) throws -> String {
-        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { throw Missing(name: name) }
-        return value
+        try TestEnvironment.require(
+            name,
+            hint: "run ./scripts/test (it starts a throwaway PostgreSQL with TLS), or "
+                + "`scripts/postgres start DIR --tls` and export it from DIR/postgres.env (POSTGRES_TLS_*)")
     }
 
     /// The CA that signed the server's certificate (for localhost and 127.0.0.1).

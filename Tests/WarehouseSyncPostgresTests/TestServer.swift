@@ -4,27 +4,22 @@ import PostgresNIO
 import WarehouseSyncPostgres
 import WarehouseSyncStore
 import WarehouseSyncStoreConformance
+import WarehouseSyncTesting
 
 /// The PostgreSQL server of the test run: `WHSYNC_TEST_POSTGRES_URL`
 /// (postgres://user:pass@127.0.0.1:PORT/db), which ./scripts/test starts. Without it every
 /// test here fails: it never skips.
 enum TestServer {
-    struct Missing: Error, CustomStringConvertible {
-        var description: String {
-            "WHSYNC_TEST_POSTGRES_URL is not set: run ./scripts/test (it starts a throwaway PostgreSQL), or "
-                + "`scripts/postgres start DIR` and export WHSYNC_TEST_POSTGRES_URL=$POSTGRES_URL from DIR/postgres.env"
-        }
-    }
-
     struct Malformed: Error, CustomStringConvertible {
         var description: String { "WHSYNC_TEST_POSTGRES_URL is not postgres://user:pass@host:port/db" }
     }
 
     /// The server's configuration, for its own database (the one the URL names).
     static func configuration() throws -> PostgresStoreConfiguration {
-        guard let text = ProcessInfo.processInfo.environment["WHSYNC_TEST_POSTGRES_URL"], !text.isEmpty else {
-            throw Missing()
-        }
+        let text = try TestEnvironment.require(
+            "WHSYNC_TEST_POSTGRES_URL",
+            hint: "run ./scripts/test (it starts a throwaway PostgreSQL), or `scripts/postgres start DIR` "
+                + "and export WHSYNC_TEST_POSTGRES_URL=$POSTGRES_URL from DIR/postgres.env")
         guard let url = URLComponents(string: text), ["postgres", "postgresql"].contains(url.scheme ?? ""),
               let host = url.host, let user = url.user?.removingPercentEncoding
         else { throw Malformed() }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WarehouseSyncCore
+import WarehouseSyncTesting
 
 /// The event JSON Schemas in `schemas/` and their examples, held against the core's decoder: every
 /// valid example decodes, every invalid one is rejected for the rule `expectations.json` names,
@@ -127,11 +128,7 @@ enum SchemaExamples {
     static let manifestName = "expectations.json"
 
     static var directory: URL {
-        URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent()  // Events
-            .deletingLastPathComponent()  // WarehouseSyncCoreTests
-            .deletingLastPathComponent()  // Tests
-            .deletingLastPathComponent()  // repository root
+        TestRepository.root
             .appendingPathComponent("schemas")
     }
 

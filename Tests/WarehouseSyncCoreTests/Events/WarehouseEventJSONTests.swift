@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WarehouseSyncCore
+import WarehouseSyncTesting
 
 /// `WarehouseEvent.jsonBody`: what a typed event is published as must decode to the same event.
 @Suite("WarehouseEvent's wire body")
@@ -14,8 +15,7 @@ struct WarehouseEventJSONTests {
     }
 
     @Test func everyValidSchemaExampleSurvivesTheRoundTripToo() throws {
-        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("schemas/examples/valid")
+        let directory = TestRepository.root.appendingPathComponent("schemas/examples/valid")
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".json") }
         #expect(names.count >= 12)
         for name in names {

@@ -1,15 +1,12 @@
 import Foundation
 import WarehouseSyncCore
+import WarehouseSyncTesting
 
 /// Topology documents for the tests, built from parts so each case changes one thing.
 enum TopologyFixtures {
     /// The repository's `topology/topology.json`, found from this file's path.
     static var repositoryFile: URL {
-        URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent()  // Topology
-            .deletingLastPathComponent()  // WarehouseSyncCoreTests
-            .deletingLastPathComponent()  // Tests
-            .deletingLastPathComponent()  // repository root
+        TestRepository.root
             .appendingPathComponent("topology/topology.json")
     }
 
