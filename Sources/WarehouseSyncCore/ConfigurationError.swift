@@ -1,5 +1,3 @@
-import WarehouseSyncCore
-
 /// Settings that cannot be used, all of them at once. Each problem is one line naming the
 /// environment variable, the bad value (never a secret) and what is accepted; `description`
 /// joins them one per line.

@@ -51,7 +51,7 @@ public struct ERPClientConfiguration: Sendable {
         baseURL: String, token: ERPToken? = nil,
         connectTimeout: Duration = defaultConnectTimeout, requestTimeout: Duration = defaultRequestTimeout,
         healthTimeout: Duration = defaultHealthTimeout, maxConcurrentPosts: Int = defaultMaxConcurrentPosts,
-        idleTimeout: Duration = .seconds(60), maxBodyBytes: Int = 65_536
+        idleTimeout: Duration = .seconds(60), maxBodyBytes: Int = 1 << 20
     ) throws(ERPClientConfigurationError) {
         self.baseURL = try Self.validatedBaseURL(baseURL)
         self.token = token

@@ -113,9 +113,11 @@ extension PostgresWorkerStore {
         // The gaps an operator skipped (KeyState.skipped, StoredSkippedGaps): a late event of one
         // is dead-lettered instead of dropped as stale.
         PostgresMigration(id: "store-4-skipped-gaps", statements: ["ALTER TABLE keys ADD COLUMN skipped TEXT"]),
-        // The eventId let through for the key's turn (KeyState.claimedBy): another eventId under
-        // the same sequence is a conflict, whichever replica it reaches.
-        PostgresMigration(id: "store-5-turn-claims", statements: ["ALTER TABLE keys ADD COLUMN claimed_by TEXT"]),
+        // The event let through for the key's turn (KeyState.claim): another eventId under the
+        // same sequence is a conflict, whichever replica it reaches.
+        PostgresMigration(
+            id: "store-5-turn-claims",
+            statements: ["ALTER TABLE keys ADD COLUMN claimed_by TEXT", "ALTER TABLE keys ADD COLUMN claimed_sequence BIGINT"]),
     ]
 
     /// The table of applied migrations: `id`, `position` (1-based), `applied_at_us`.

@@ -61,19 +61,19 @@ public final class PostgresWorkerStore: WorkerStore {
             let rows = try await connection.rows(
                 """
                 SELECT 'key' AS kind, version AS n1, next_expected AS n2, parked_since_us AS n3, park_reason AS t1,
-                    skipped AS t2, claimed_by AS t3
+                    skipped AS t2, claimed_by AS t3, claimed_sequence AS n4
                 FROM keys WHERE stream = \(stream.rawValue) AND key = \(key)
                 UNION ALL
-                SELECT 'held', sequence, held_at_us, NULL, event_id, NULL, NULL
+                SELECT 'held', sequence, held_at_us, NULL, event_id, NULL, NULL, NULL
                 FROM held_messages WHERE stream = \(stream.rawValue) AND key = \(key)
                 UNION ALL
-                SELECT 'record', NULL, NULL, NULL, state, fingerprint, document_id
+                SELECT 'record', NULL, NULL, NULL, state, fingerprint, document_id, NULL
                 FROM dedup_records WHERE event_id = \(eventId)
                 """,
                 logger
             )
             var version: Int64 = 0
-            var keyRow: (nextExpected: Int64, parking: KeyState.Parking?, skipped: [ClosedRange<Int64>], claimedBy: String?)?
+            var keyRow: (nextExpected: Int64, parking: KeyState.Parking?, skipped: [ClosedRange<Int64>], claim: KeyState.Claim?)?
             var held: [Int64: KeyState.HeldEvent] = [:]
             var snapshot = KeySnapshot(state: nil, version: 0, record: .notSeen)
             for row in rows {
@@ -84,7 +84,8 @@ public final class PostgresWorkerStore: WorkerStore {
                         since: try row.value("n3"), reason: try row.value("t1"), key: key
                     )
                     keyRow = (
-                        try row.value("n2"), parking, try StoredSkippedGaps.gaps(try row.value("t2"), key: key), try row.value("t3")
+                        try row.value("n2"), parking, try StoredSkippedGaps.gaps(try row.value("t2"), key: key),
+                        try StoredClaim.claim(eventId: try row.value("t3"), sequence: try row.value("n4"))
                     )
                 case "held":
                     held[try row.value("n1")] = KeyState.HeldEvent(
@@ -100,7 +101,7 @@ public final class PostgresWorkerStore: WorkerStore {
             if let keyRow {
                 snapshot.state = KeyState(
                     nextExpected: keyRow.nextExpected, held: held, parked: keyRow.parking, skipped: keyRow.skipped,
-                    claimedBy: keyRow.claimedBy)
+                    claim: keyRow.claim)
                 snapshot.version = version
             }
             return snapshot
@@ -209,8 +210,12 @@ public final class PostgresWorkerStore: WorkerStore {
             if change.expectedVersion == 0 {
                 written = try await db.rows(
                     """
-                    INSERT INTO keys (stream, key, version, next_expected, parked_since_us, park_reason, skipped, claimed_by, updated_at_us)
-                    VALUES (\(stream), \(key), 1, \(state.nextExpected), \(parkedSince), \(parkReason), \(skipped), \(state.claimedBy), \(now))
+                    INSERT INTO keys (
+                        stream, key, version, next_expected, parked_since_us, park_reason, skipped, claimed_by, claimed_sequence,
+                        updated_at_us)
+                    VALUES (
+                        \(stream), \(key), 1, \(state.nextExpected), \(parkedSince), \(parkReason), \(skipped),
+                        \(state.claim?.eventId), \(state.claim?.sequence), \(now))
                     ON CONFLICT (stream, key) DO NOTHING
                     RETURNING version
                     """,
@@ -223,7 +228,7 @@ public final class PostgresWorkerStore: WorkerStore {
                     """
                     UPDATE keys SET version = version + 1, next_expected = \(state.nextExpected),
                         parked_since_us = \(parkedSince), park_reason = \(parkReason), skipped = \(skipped),
-                        claimed_by = \(state.claimedBy), updated_at_us = \(now)
+                        claimed_by = \(state.claim?.eventId), claimed_sequence = \(state.claim?.sequence), updated_at_us = \(now)
                     WHERE stream = \(stream) AND key = \(key) AND version = \(change.expectedVersion)
                     RETURNING version
                     """,

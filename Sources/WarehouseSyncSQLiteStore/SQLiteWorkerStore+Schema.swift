@@ -108,8 +108,10 @@ extension SQLiteWorkerStore {
         // The gaps an operator skipped (KeyState.skipped, StoredSkippedGaps): a late event of one
         // is dead-lettered instead of dropped as stale.
         SQLiteMigration(id: "store-4-skipped-gaps", sql: "ALTER TABLE keys ADD COLUMN skipped TEXT;"),
-        // The eventId let through for the key's turn (KeyState.claimedBy): another eventId under
-        // the same sequence is a conflict, whichever replica it reaches.
-        SQLiteMigration(id: "store-5-turn-claims", sql: "ALTER TABLE keys ADD COLUMN claimed_by TEXT;"),
+        // The event let through for the key's turn (KeyState.claim): another eventId under the
+        // same sequence is a conflict, whichever replica it reaches.
+        SQLiteMigration(
+            id: "store-5-turn-claims",
+            sql: "ALTER TABLE keys ADD COLUMN claimed_by TEXT; ALTER TABLE keys ADD COLUMN claimed_sequence INTEGER;"),
     ]
 }

@@ -179,23 +179,28 @@ public final class SQLiteWorkerStore: WorkerStore {
             let parkedSince = SQLiteValue(state.parked.map { StoreTime.microseconds($0.since) })
             let parkReason = SQLiteValue(state.parked?.reason.rawValue)
             let skipped = SQLiteValue(StoredSkippedGaps.text(state.skipped))
-            let claimedBy = SQLiteValue(state.claimedBy)
+            let claimedBy = SQLiteValue(state.claim?.eventId)
+            let claimedSequence = SQLiteValue(state.claim?.sequence)
             if change.expectedVersion == 0 {
                 try db.execute(
                     """
-                    INSERT INTO keys (stream, key, version, next_expected, parked_since_us, park_reason, skipped, claimed_by, updated_at_us)
-                    VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO keys (stream, key, version, next_expected, parked_since_us, park_reason, skipped, claimed_by,
+                        claimed_sequence, updated_at_us)
+                    VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                    [stream, key, .integer(state.nextExpected), parkedSince, parkReason, skipped, claimedBy, now]
+                    [stream, key, .integer(state.nextExpected), parkedSince, parkReason, skipped, claimedBy, claimedSequence, now]
                 )
             } else {
                 try db.execute(
                     """
                     UPDATE keys SET version = version + 1, next_expected = ?, parked_since_us = ?, park_reason = ?,
-                        skipped = ?, claimed_by = ?, updated_at_us = ?
+                        skipped = ?, claimed_by = ?, claimed_sequence = ?, updated_at_us = ?
                     WHERE stream = ? AND key = ? AND version = ?
                     """,
-                    [.integer(state.nextExpected), parkedSince, parkReason, skipped, claimedBy, now, stream, key, .integer(change.expectedVersion)]
+                    [
+                        .integer(state.nextExpected), parkedSince, parkReason, skipped, claimedBy, claimedSequence, now, stream, key,
+                        .integer(change.expectedVersion),
+                    ]
                 )
             }
         }
@@ -285,7 +290,10 @@ public final class SQLiteWorkerStore: WorkerStore {
 
     private static func keyState(_ db: SQLiteConnection, stream: EventStream, key: String) throws -> (KeyState?, Int64) {
         guard let row = try db.queryFirst(
-            "SELECT version, next_expected, parked_since_us, park_reason, skipped, claimed_by FROM keys WHERE stream = ? AND key = ?",
+            """
+            SELECT version, next_expected, parked_since_us, park_reason, skipped, claimed_by, claimed_sequence
+            FROM keys WHERE stream = ? AND key = ?
+            """,
             [.text(stream.rawValue), .text(key)]
         ) else { return (nil, 0) }
         var parking: KeyState.Parking?
@@ -299,7 +307,7 @@ public final class SQLiteWorkerStore: WorkerStore {
         let state = KeyState(
             nextExpected: try row.int64("next_expected"), held: try heldEvents(db, stream: stream, key: key), parked: parking,
             skipped: try StoredSkippedGaps.gaps(try row.optionalString("skipped"), key: key),
-            claimedBy: try row.optionalString("claimed_by")
+            claim: try StoredClaim.claim(eventId: try row.optionalString("claimed_by"), sequence: try row.optionalInt64("claimed_sequence"))
         )
         return (state, try row.int64("version"))
     }

@@ -71,7 +71,7 @@ public enum WorkerStoreConformance {
             #expect(empty == KeySnapshot(state: nil, version: 0, record: .notSeen))
 
             // With a skipped gap and a claimed turn: both survive until a later write changes them.
-            let state = KeyState(nextExpected: 5, skipped: [2...3], claimedBy: "e1")
+            let state = KeyState(nextExpected: 5, skipped: [2...3], claim: .init(eventId: "e1", sequence: 5))
             try await store.commit(KeyChange(
                 stream: .inventory, key: "WH1/SKU-1", expectedVersion: 0, newState: state,
                 records: [DedupWrite(eventId: "e1", record: .posting(fingerprint(1)), sequence: 5)], now: t0

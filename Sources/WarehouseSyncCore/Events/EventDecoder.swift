@@ -2,7 +2,8 @@
 /// violation rather than stopping at the first.
 ///
 /// Unknown fields are ignored (forward compatibility); a `null` optional field counts as absent.
-/// Required strings must be non-empty and no string may hold a control character. Lengths are
+/// Required strings must be non-empty and no string may hold a control character (but a tab in
+/// free text). Lengths are
 /// counted in UTF-8 bytes (what a store index and a header hold): ids, SKUs, units and other
 /// strings at most 256, `eventId` and `correlationId` at most 128 and `occurredAt` at most 64.
 /// `eventId` and `correlationId` travel as HTTP and AMQP headers, so they are visible ASCII
@@ -322,7 +323,11 @@ private struct FieldReader {
         case .text, .identifier:
             // ASCII without control characters is NFC already: the common case costs one pass.
             if text.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) { return nil }
-            if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            // A tab is text (a free-text field copied from a spreadsheet); not in an identifier.
+            let isControl = { (scalar: Unicode.Scalar) in
+                scalar.properties.generalCategory == .control && (kind == .identifier || scalar != "\t")
+            }
+            if text.unicodeScalars.contains(where: isControl) {
                 return "must not contain control characters"
             }
             if kind == .identifier, !text.precomposedStringWithCanonicalMapping.utf8.elementsEqual(text.utf8) {

@@ -13,7 +13,10 @@
 ///   After the probe interval the pipeline probes `GET /health`. A healthy answer half-opens it;
 ///   an unhealthy one keeps it open and doubles the interval (capped at `maxProbeInterval`).
 /// - half-open: consuming again, on trial, on the word of `/health`. The first answered posting
-///   closes it; a systemic failure opens it again (with the next, longer interval). A
+///   closes it; a systemic failure opens it again (with the next, longer interval), unless the
+///   run that opened it was one key's alone and this is that key again: one item that always
+///   gets a systemic answer (a 403 for one plant) is that item's problem once `/health` answers,
+///   and spends its attempts instead of pausing the stream for good. A
 ///   failure the ERP answered (a 503 for one item) is an item failure: it spends an attempt and
 ///   does not pause the stream, since `/health` says the ERP is up. When such failures reach
 ///   `failureThreshold` distinct keys, `/health` is asked again while consuming goes on, and
@@ -69,11 +72,12 @@ public struct CircuitBreaker<Instant: InstantProtocol>: Sendable where Instant.D
     public enum State: Sendable, Hashable {
         case closed(Failures)
         /// `openings` counts openings and failed probes since it was last closed: the probe
-        /// interval doubles with each. The next probe is due at `probeDue`.
-        case open(since: Instant, openings: Int, probeDue: Instant)
-        /// Consuming on trial after a healthy probe; `openings` as in `open`. `probeDue` is set
-        /// while a probe asked for by item failures is under way.
-        case halfOpen(openings: Int, itemFailures: Failures, probeDue: Instant?)
+        /// interval doubles with each. The next probe is due at `probeDue`. `suspects` are the
+        /// keys whose failures opened it.
+        case open(since: Instant, openings: Int, probeDue: Instant, suspects: Set<String>)
+        /// Consuming on trial after a healthy probe; `openings` and `suspects` as in `open`.
+        /// `probeDue` is set while a probe asked for by item failures is under way.
+        case halfOpen(openings: Int, itemFailures: Failures, probeDue: Instant?, suspects: Set<String>)
     }
 
     /// What the pipeline must do.
@@ -119,16 +123,16 @@ public struct CircuitBreaker<Instant: InstantProtocol>: Sendable where Instant.D
                 state = .closed(failures)
                 return []
             }
-            return open(at: now, openings: 1)
-        case .halfOpen(let openings, var failures, let probeDue):
-            if systemic { return open(at: now, openings: openings + 1) }
+            return open(at: now, openings: 1, suspects: failures.keys)
+        case .halfOpen(let openings, var failures, let probeDue, let suspects):
+            if systemic, suspects != [key] { return open(at: now, openings: openings + 1, suspects: [key]) }
             failures.record(key: key, systemic: false, threshold: threshold)
             guard probeDue == nil, failures.keys.count >= threshold else {
-                state = .halfOpen(openings: openings, itemFailures: failures, probeDue: probeDue)
+                state = .halfOpen(openings: openings, itemFailures: failures, probeDue: probeDue, suspects: suspects)
                 return []
             }
             // Many keys failing: ask `/health` again, without pausing on the strength of answers.
-            state = .halfOpen(openings: openings, itemFailures: failures, probeDue: now)
+            state = .halfOpen(openings: openings, itemFailures: failures, probeDue: now, suspects: suspects)
             return [.probeHealth(after: .zero)]
         case .open:
             return []
@@ -140,28 +144,28 @@ public struct CircuitBreaker<Instant: InstantProtocol>: Sendable where Instant.D
     /// stale timer.
     public mutating func recordProbe(healthy: Bool, at now: Instant) -> [Action] {
         switch state {
-        case .open(let since, let openings, let probeDue) where now >= probeDue:
+        case .open(let since, let openings, let probeDue, let suspects) where now >= probeDue:
             if healthy {
-                state = .halfOpen(openings: openings, itemFailures: .none, probeDue: nil)
+                state = .halfOpen(openings: openings, itemFailures: .none, probeDue: nil, suspects: suspects)
                 return [.resumeConsuming]
             }
             let interval = probeInterval(openings: openings + 1)
-            state = .open(since: since, openings: openings + 1, probeDue: now.advanced(by: interval))
+            state = .open(since: since, openings: openings + 1, probeDue: now.advanced(by: interval), suspects: suspects)
             return [.probeHealth(after: interval)]
-        case .halfOpen(let openings, _, let probeDue?) where now >= probeDue:
+        case .halfOpen(let openings, let failures, let probeDue?, let suspects) where now >= probeDue:
             if healthy {
-                state = .halfOpen(openings: openings, itemFailures: .none, probeDue: nil)
+                state = .halfOpen(openings: openings, itemFailures: .none, probeDue: nil, suspects: suspects)
                 return []
             }
-            return open(at: now, openings: openings + 1)
+            return open(at: now, openings: openings + 1, suspects: failures.keys)
         default:
             return []
         }
     }
 
-    private mutating func open(at now: Instant, openings: Int) -> [Action] {
+    private mutating func open(at now: Instant, openings: Int, suspects: Set<String>) -> [Action] {
         let interval = probeInterval(openings: openings)
-        state = .open(since: now, openings: openings, probeDue: now.advanced(by: interval))
+        state = .open(since: now, openings: openings, probeDue: now.advanced(by: interval), suspects: suspects)
         return [.stopConsuming, .probeHealth(after: interval)]
     }
 

@@ -50,12 +50,31 @@ public struct KeyState: Sendable, Hashable {
     public internal(set) var held: [Int64: HeldEvent]
     /// Set while the key is parked: nothing is released until an operator skips the gap.
     public internal(set) var parked: Parking?
-    /// The `eventId` let through for ``nextExpected`` and not settled yet (being posted, in a
+    /// An event let through for its key's turn and not settled yet.
+    public struct Claim: Sendable, Hashable {
+        public var eventId: String
+        public var sequence: Int64
+
+        public init(eventId: String, sequence: Int64) {
+            self.eventId = eventId
+            self.sequence = sequence
+        }
+    }
+
+    /// The event let through for ``nextExpected`` and not settled yet (being posted, in a
     /// delayed retry, or interrupted by a crash): the key's claim on its turn, made durable before
     /// the post, so that another `eventId` under the same sequence (a WMS re-emitting an event
     /// under a new id) is a conflict however many replicas race on it, and never posted too.
     /// Held events need none: their entry in ``held`` is their claim.
-    public internal(set) var claimedBy: String?
+    public internal(set) var claim: Claim?
+
+    /// Who holds the key's turn: the claim's `eventId` when the claim is for ``nextExpected``. A
+    /// claim for another sequence is stale (a process that knows no claims moved the key on) and
+    /// binds nothing.
+    public var claimant: String? {
+        guard let claim, claim.sequence == nextExpected else { return nil }
+        return claim.eventId
+    }
     /// The gaps an operator gave up on (`whsync gaps skip`), oldest first, at most
     /// ``maxSkippedRanges``: an event of one of them that arrives late is dead-lettered for a
     /// person instead of being dropped as stale.
@@ -67,10 +86,10 @@ public struct KeyState: Sendable, Hashable {
     /// A state as the store persisted it.
     public init(
         nextExpected: Int64, held: [Int64: HeldEvent] = [:], parked: Parking? = nil, skipped: [ClosedRange<Int64>] = [],
-        claimedBy: String? = nil
+        claim: Claim? = nil
     ) {
         self.nextExpected = nextExpected
-        self.claimedBy = claimedBy
+        self.claim = claim
         self.held = held
         self.parked = parked
         self.skipped = skipped

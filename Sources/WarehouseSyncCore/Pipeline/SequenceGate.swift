@@ -213,6 +213,11 @@ public struct SequenceGate: Sendable {
             let isInTurn = event.sequence == key.nextExpected && key.parked == nil
             return isInTurn ? GateDecision(action: .apply, updatedRecord: posting) : GateDecision(action: .duplicate)
         }
+        if event.sequence == key.nextExpected, let claimant = key.claimant, claimant != event.eventId {
+            // Checked before a parked key holds it: held and skipped past, it would be posted
+            // beside the claimant when that comes back from its retry.
+            return GateDecision(action: .conflict(.sequenceClaimed(byEventId: claimant)))
+        }
         if key.parked != nil || event.sequence > key.nextExpected {
             key.held[event.sequence] = KeyState.HeldEvent(eventId: event.eventId, heldAt: now)
             return GateDecision(
@@ -223,11 +228,8 @@ public struct SequenceGate: Sendable {
         // decided on the same snapshot for another eventId loses the commit's version check and
         // decides again against the claim. A new key's state is written now as well, so that its
         // next events are measured against this start even while this one is being posted.
-        if let claimant = key.claimedBy, claimant != event.eventId {
-            return GateDecision(action: .conflict(.sequenceClaimed(byEventId: claimant)))
-        }
-        guard isNewKey || key.claimedBy == nil else { return GateDecision(action: .apply, updatedRecord: posting) }
-        key.claimedBy = event.eventId
+        guard isNewKey || key.claimant == nil else { return GateDecision(action: .apply, updatedRecord: posting) }
+        key.claim = KeyState.Claim(eventId: event.eventId, sequence: event.sequence)
         return GateDecision(action: .apply, updatedState: key, updatedRecord: posting)
     }
 
@@ -242,7 +244,7 @@ public struct SequenceGate: Sendable {
         guard sequence == state.nextExpected else { return Settlement(updatedState: nil, release: nil) }
         var key = state
         key.held[sequence] = nil
-        key.claimedBy = nil
+        key.claim = nil
         // Saturating, as a defence: the decoder bounds sequences far below Int64.max.
         let (next, overflow) = sequence.addingReportingOverflow(1)
         key.nextExpected = overflow ? .max : next
@@ -300,7 +302,7 @@ public struct SequenceGate: Sendable {
         }
         key.nextExpected = lowest
         key.parked = nil
-        key.claimedBy = nil
+        key.claim = nil
         return SkipOutcome(updatedState: key, skipped: skipped, release: Release(sequence: lowest, eventId: held.eventId))
     }
 }

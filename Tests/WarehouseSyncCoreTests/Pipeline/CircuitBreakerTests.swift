@@ -27,7 +27,7 @@ struct CircuitBreakerTests {
         #expect(breaker.allowsPosting)
         #expect(breaker.recordTransientFailure(key: "A", systemic: true, at: .seconds(2)) == [.stopConsuming, .probeHealth(after: .seconds(2))])
         #expect(!breaker.allowsPosting)
-        #expect(breaker.state == .open(since: .seconds(2), openings: 1, probeDue: .seconds(4)))
+        #expect(breaker.state == .open(since: .seconds(2), openings: 1, probeDue: .seconds(4), suspects: ["A"]))
     }
 
     @Test("answered failures open it only across the threshold of distinct keys")
@@ -66,7 +66,7 @@ struct CircuitBreakerTests {
     func probeThenSuccess() {
         var breaker = opened()
         #expect(breaker.recordProbe(healthy: true, at: .seconds(2)) == [.resumeConsuming])
-        #expect(breaker.state == .halfOpen(openings: 1, itemFailures: .none, probeDue: nil))
+        #expect(breaker.state == .halfOpen(openings: 1, itemFailures: .none, probeDue: nil, suspects: ["K"]))
         #expect(breaker.allowsPosting)
         #expect(breaker.recordSuccess() == [])
         #expect(breaker.state == .closed(.none))
@@ -76,7 +76,20 @@ struct CircuitBreakerTests {
     func halfOpenSystemicReopens() {
         var breaker = halfOpened()
         #expect(breaker.recordTransientFailure(key: "A", systemic: true, at: .seconds(3)) == [.stopConsuming, .probeHealth(after: .seconds(4))])
-        #expect(breaker.state == .open(since: .seconds(3), openings: 2, probeDue: .seconds(7)))
+        #expect(breaker.state == .open(since: .seconds(3), openings: 2, probeDue: .seconds(7), suspects: ["A"]))
+    }
+
+    @Test("one key that alone opened the circuit with systemic failures is that item's problem once /health answers")
+    func loneSystemicKeySpendsAttempts() {
+        var breaker = opened()  // three systemic failures, all of key K
+        _ = breaker.recordProbe(healthy: true, at: .seconds(2))
+        for round in Int64(0)..<10 {
+            // A 403 for this one item, again and again: each spends an attempt in the pipeline.
+            #expect(breaker.recordTransientFailure(key: "K", systemic: true, at: .seconds(3 + round)) == [])
+            #expect(breaker.allowsPosting)
+        }
+        // Another key failing the same way is the ERP refusing everyone: open again.
+        #expect(breaker.recordTransientFailure(key: "L", systemic: true, at: .seconds(20)) == [.stopConsuming, .probeHealth(after: .seconds(4))])
     }
 
     @Test("items the ERP refuses while /health answers are item failures: half-open stays consuming")
@@ -101,7 +114,7 @@ struct CircuitBreakerTests {
         #expect(breaker.recordTransientFailure(key: "D", systemic: false, at: .seconds(4)) == [])
         // Healthy: the items keep failing on their own, still consuming.
         #expect(breaker.recordProbe(healthy: true, at: .seconds(4)) == [])
-        #expect(breaker.state == .halfOpen(openings: 1, itemFailures: .none, probeDue: nil))
+        #expect(breaker.state == .halfOpen(openings: 1, itemFailures: .none, probeDue: nil, suspects: ["K"]))
         for key in ["E", "F"] { _ = breaker.recordTransientFailure(key: key, systemic: false, at: .seconds(5)) }
         #expect(breaker.recordTransientFailure(key: "G", systemic: false, at: .seconds(5)) == [.probeHealth(after: .zero)])
         // Unhealthy now: the ERP is down after all.

@@ -18,7 +18,7 @@ struct SequenceGateTests {
         let event = PipelineFixtures.incoming("e1", sequence: 1)
         let decision = gate.decide(nil, event: event, record: .notSeen, now: now)
         #expect(decision == GateDecision(
-            action: .apply, updatedState: KeyState(nextExpected: 1, claimedBy: "e1"), updatedRecord: .posting(event.fingerprint)))
+            action: .apply, updatedState: KeyState(nextExpected: 1, claim: .init(eventId: "e1", sequence: 1)), updatedRecord: .posting(event.fingerprint)))
     }
 
     @Test("a new key holds anything after 1")
@@ -35,7 +35,7 @@ struct SequenceGateTests {
         let onboarding = SequenceGate(policy: SequencingPolicy(acceptFirstSeen: true, gapTimeout: .seconds(30)))
         let first = onboarding.decide(nil, event: PipelineFixtures.incoming("e7", sequence: 7), record: .notSeen, now: now)
         #expect(first.action == .apply)
-        #expect(first.updatedState == KeyState(nextExpected: 7, claimedBy: "e7"))
+        #expect(first.updatedState == KeyState(nextExpected: 7, claim: .init(eventId: "e7", sequence: 7)))
         let earlier = onboarding.decide(
             first.updatedState, event: PipelineFixtures.incoming("e5", sequence: 5), record: .notSeen, now: now
         )
@@ -49,20 +49,20 @@ struct SequenceGateTests {
         let event = PipelineFixtures.incoming("e4", sequence: 4)
         let decision = gate.decide(KeyState(nextExpected: 4), event: event, record: .notSeen, now: now)
         #expect(decision == GateDecision(
-            action: .apply, updatedState: KeyState(nextExpected: 4, claimedBy: "e4"), updatedRecord: .posting(event.fingerprint)))
+            action: .apply, updatedState: KeyState(nextExpected: 4, claim: .init(eventId: "e4", sequence: 4)), updatedRecord: .posting(event.fingerprint)))
     }
 
     @Test("its retry or redelivery comes back to its own claim: applied again, nothing changed")
     func claimantComesBack() {
         let event = PipelineFixtures.incoming("e4", sequence: 4)
-        let claimed = KeyState(nextExpected: 4, claimedBy: "e4")
+        let claimed = KeyState(nextExpected: 4, claim: .init(eventId: "e4", sequence: 4))
         let decision = gate.decide(claimed, event: event, record: .posting(event.fingerprint), now: now)
         #expect(decision == GateDecision(action: .apply, updatedRecord: .posting(event.fingerprint)))
     }
 
     @Test("another eventId under a claimed sequence is a conflict, never posted too (a WMS re-emitting under a new id)")
     func twinOfAClaimConflicts() {
-        let claimed = KeyState(nextExpected: 4, claimedBy: "e4")
+        let claimed = KeyState(nextExpected: 4, claim: .init(eventId: "e4", sequence: 4))
         let twin = PipelineFixtures.incoming("e4-rescan", sequence: 4)
         #expect(gate.decide(claimed, event: twin, record: .notSeen, now: now) == GateDecision(
             action: .conflict(.sequenceClaimed(byEventId: "e4"))))
@@ -73,11 +73,33 @@ struct SequenceGateTests {
         #expect(gate.decide(first.updatedState, event: twin, record: .notSeen, now: now).action == .conflict(.sequenceClaimed(byEventId: "e4")))
     }
 
+    @Test("a claim for another sequence is stale and binds nothing (a process without claims moved the key on)")
+    func staleClaim() {
+        let stale = KeyState(nextExpected: 5, claim: .init(eventId: "e4", sequence: 4))
+        #expect(stale.claimant == nil)
+        let next = PipelineFixtures.incoming("e5", sequence: 5)
+        #expect(gate.decide(stale, event: next, record: .notSeen, now: now) == GateDecision(
+            action: .apply, updatedState: KeyState(nextExpected: 5, claim: .init(eventId: "e5", sequence: 5)),
+            updatedRecord: .posting(next.fingerprint)))
+    }
+
+    @Test("a parked key does not hold a twin of its claimant: it is a conflict, or a skip would post it beside the claimant")
+    func parkedKeyTwinOfClaimant() {
+        let parked = KeyState(
+            nextExpected: 4, held: held([6: "e6"]), parked: KeyState.Parking(since: now, reason: .gapTimeout),
+            claim: .init(eventId: "e4", sequence: 4))
+        let twin = PipelineFixtures.incoming("e4-rescan", sequence: 4)
+        #expect(gate.decide(parked, event: twin, record: .notSeen, now: now).action == .conflict(.sequenceClaimed(byEventId: "e4")))
+        // The claimant itself, back from its retry, is held like any event of a parked key.
+        let claimant = PipelineFixtures.incoming("e4", sequence: 4)
+        #expect(gate.decide(parked, event: claimant, record: .posting(claimant.fingerprint), now: now).action == .holdParked)
+    }
+
     @Test("settling or skipping clears the claim")
     func settleAndSkipClearTheClaim() {
-        let claimed = KeyState(nextExpected: 4, held: held([6: "e6"]), claimedBy: "e4")
-        #expect(gate.settle(claimed, sequence: 4).updatedState?.claimedBy == nil)
-        #expect(gate.skip(claimed)?.updatedState.claimedBy == nil)
+        let claimed = KeyState(nextExpected: 4, held: held([6: "e6"]), claim: .init(eventId: "e4", sequence: 4))
+        #expect(gate.settle(claimed, sequence: 4).updatedState?.claim == nil)
+        #expect(gate.skip(claimed)?.updatedState.claim == nil)
     }
 
     @Test("an event ahead is held with the time it arrived")
