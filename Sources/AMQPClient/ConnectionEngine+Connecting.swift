@@ -156,12 +156,14 @@ extension ConnectionEngine {
             state, Self.channel, arena.bytes(registration.queue), arena.bytes(registration.tag), 0, 0,
             registration.exclusive ? 1 : 0, arena.table(registration.arguments))
         try checkReply("consuming from queue '\(registration.queue)'")
-        liveConsumers.withLock { _ = $0.insert(registration.tag) }
+        machine.consumerStarted(tag: registration.tag)
+        shareLiveConsumers()
     }
 
     func cancelConsumer(tag: String) {
         flushDeliveries()  // what already arrived is the consumer's to settle
-        liveConsumers.withLock { _ = $0.remove(tag) }
+        machine.consumerCancelled(tag: tag)
+        shareLiveConsumers()
         guard let registration = consumers.removeValue(forKey: tag) else { return }
         defer { registration.continuation.finish() }
         guard let state, machine.channelOpen else { return }

@@ -52,7 +52,7 @@ extension ConnectionEngine {
     func channelFailed(_ error: AMQPError, reportedToCaller: Bool) {
         let failed = machine.channelClosed(by: error)
         shareGeneration()
-        liveConsumers.withLock { $0.removeAll() }
+        shareLiveConsumers()
         complete(failed)
         // Not handed out yet, and the broker requeues them: their acks could not reach it.
         deliveryBatches.removeAll()
@@ -80,6 +80,12 @@ extension ConnectionEngine {
         currentGeneration.store(machine.generation, ordering: .releasing)
     }
 
+    /// Tells readiness probes which consumers are live (`isConsuming(tag:)`).
+    func shareLiveConsumers() {
+        let live = machine.liveConsumerTags
+        liveConsumers.withLock { $0 = live }
+    }
+
     /// Resumes the callers of publishes the state machine has completed.
     func complete(_ completions: [ConnectionStateMachine<PublishCompletion>.Completion]) {
         for completion in completions {
@@ -97,7 +103,7 @@ extension ConnectionEngine {
         state = nil
         machine.connectionGone()
         shareGeneration()
-        liveConsumers.withLock { $0.removeAll() }
+        shareLiveConsumers()
         // Not handed out yet, and the broker will redeliver them: drop rather than hand out
         // deliveries whose acks could no longer reach it.
         deliveryBatches.removeAll()

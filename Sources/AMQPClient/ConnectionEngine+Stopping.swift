@@ -38,7 +38,10 @@ extension ConnectionEngine {
         let closed = AMQPError(.closed, "the connection to \(configuration.endpoint) is closed")
         complete(machine.closed(closed))
         flushDeliveries()
-        for registration in consumers.values { registration.continuation.finish() }
+        for (tag, registration) in consumers {
+            machine.consumerCancelled(tag: tag)
+            registration.continuation.finish()
+        }
         consumers.removeAll()
         let leftovers = inbox.withLock { inbox in
             inbox.terminated = true

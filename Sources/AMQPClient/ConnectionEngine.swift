@@ -251,7 +251,8 @@ final class ConnectionEngine: @unchecked Sendable {
                     closeCompletions.append(done)
                     running = false
                 case .cancel(let tag, let done):
-                    liveConsumers.withLock { _ = $0.remove(tag) }
+                    machine.consumerCancelled(tag: tag)
+                    shareLiveConsumers()
                     consumers.removeValue(forKey: tag)?.continuation.finish()
                     done()
                 case .settle:
@@ -345,7 +346,7 @@ final class ConnectionEngine: @unchecked Sendable {
     /// was closed again right after the last restore, reconnect with backoff instead, which
     /// retries the consumers and says so at every attempt.
     func restoreConsumers() {
-        let decision = machine.restoreDecision(hasConsumers: !consumers.isEmpty, now: .now)
+        let decision = machine.restoreDecision(now: .now)
         guard decision != .none else { return }
         let queues = Set(consumers.values.map(\.queue)).sorted().joined(separator: ",")
         if decision == .reconnect {

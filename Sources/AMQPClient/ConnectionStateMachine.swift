@@ -6,10 +6,11 @@
 /// asked for, time passed) and carries out the action it returns.
 ///
 /// What lives here: the channel and its generation, publishes waiting for their confirm,
-/// deliveries out and not yet settled, the reconnect attempt count and backoff, when the
-/// consumers were last restored on a new channel, and the heartbeat deadlines. What does not yet:
-/// the inbox of commands, the consumers' registrations and their streams, and the closing
-/// handshake, which `ConnectionEngine` still keeps (docs/amqp-client.md, "The state machine").
+/// deliveries out and not yet settled, the reconnect attempt count and backoff, the consumers'
+/// tags and whether each is live, when they were last restored on a new channel, and the
+/// heartbeat deadlines. What does not yet: the inbox of commands, the consumers' registrations
+/// (queue, prefetch, stream), and the closing handshake, which `ConnectionEngine` still keeps
+/// (docs/amqp-client.md, "The state machine").
 ///
 /// `Publish` is what a caller waits on: the engine stores its completion, the tests an id.
 struct ConnectionStateMachine<Publish> {
@@ -32,6 +33,9 @@ struct ConnectionStateMachine<Publish> {
     private(set) var awaitingFirstConnection = true
     /// Failed reconnect attempts since the connection was last up.
     private(set) var reconnectAttempt = 0
+    /// The consumers of this connection by tag, and whether the broker has each on an open
+    /// channel right now (false from a channel close or a lost connection until consumed again).
+    private(set) var consumers: [String: Bool] = [:]
     /// When the consumers were last restored on a new channel after the broker closed one.
     private var lastConsumerRestore: Instant?
     /// The negotiated heartbeat interval (nil: none).
@@ -111,6 +115,7 @@ struct ConnectionStateMachine<Publish> {
     mutating func channelClosed(by error: AMQPError) -> [Completion] {
         channelOpen = false
         generation &+= 1
+        consumersDown()
         return pending.removeAll(failingWith: error)
     }
 
@@ -123,8 +128,8 @@ struct ConnectionStateMachine<Publish> {
     }
 
     /// Once per loop: what to do about consumers left without a channel.
-    func restoreDecision(hasConsumers: Bool, now: Instant) -> RestoreAction {
-        guard !channelOpen, hasConsumers else { return .none }
+    func restoreDecision(now: Instant) -> RestoreAction {
+        guard !channelOpen, !consumers.isEmpty else { return .none }
         if let lastConsumerRestore, lastConsumerRestore.duration(to: now) < Self.consumerRestoreInterval {
             return .reconnect
         }
@@ -134,6 +139,25 @@ struct ConnectionStateMachine<Publish> {
     /// The consumers are registered again on a new channel.
     mutating func consumersRestored(now: Instant) {
         lastConsumerRestore = now
+    }
+
+    // MARK: Consumers
+
+    /// The tags of the consumers the broker has on an open channel right now.
+    var liveConsumerTags: Set<String> { Set(consumers.filter(\.value).keys) }
+
+    /// basic.consume-ok for `tag`: a new consumer, or one registered again on a new channel.
+    mutating func consumerStarted(tag: String) {
+        consumers[tag] = true
+    }
+
+    /// The consumer is cancelled (or the connection closed): it is not restored any more.
+    mutating func consumerCancelled(tag: String) {
+        consumers.removeValue(forKey: tag)
+    }
+
+    private mutating func consumersDown() {
+        for tag in consumers.keys { consumers[tag] = false }
     }
 
     // MARK: Losing and closing the connection
@@ -158,6 +182,7 @@ struct ConnectionStateMachine<Publish> {
     mutating func connectionGone() {
         channelOpen = false
         generation &+= 1
+        consumersDown()
         unsettled.reset()
     }
 

@@ -134,23 +134,50 @@ import Testing
         #expect(machine.channelClosed(by: brokerClose) == failed([1, 2], brokerClose))
         #expect(!machine.channelOpen)
         // Without consumers the channel waits for the next operation.
-        #expect(machine.restoreDecision(hasConsumers: false, now: t0) == .none)
-        #expect(machine.restoreDecision(hasConsumers: true, now: t0) == .reopenChannel)
+        #expect(machine.restoreDecision(now: t0) == .none)
         _ = machine.channelOpened()
+        machine.consumerStarted(tag: "c1")
+        machine.consumerStarted(tag: "c2")
+        _ = machine.channelClosed(by: brokerClose)
+        // Still registered, no longer live: readiness says so until they consume again.
+        #expect(machine.consumers == ["c1": false, "c2": false])
+        #expect(machine.liveConsumerTags.isEmpty)
+        #expect(machine.restoreDecision(now: t0) == .reopenChannel)
+        _ = machine.channelOpened()
+        machine.consumerStarted(tag: "c1")
+        machine.consumerStarted(tag: "c2")
         machine.consumersRestored(now: t0)
-        #expect(machine.restoreDecision(hasConsumers: true, now: t0) == .none)
+        #expect(machine.liveConsumerTags == ["c1", "c2"])
+        #expect(machine.restoreDecision(now: t0) == .none)
         // Sequence numbers restart on the new channel.
         #expect(machine.nextPublishSequence == 1)
     }
 
     @Test func aChannelClosedAgainRightAfterARestoreReconnectsInstead() {
         var machine = connectedMachine()
+        machine.consumerStarted(tag: "c1")
         _ = machine.channelClosed(by: brokerClose)
         _ = machine.channelOpened()
+        machine.consumerStarted(tag: "c1")
         machine.consumersRestored(now: t0)
         _ = machine.channelClosed(by: brokerClose)
-        #expect(machine.restoreDecision(hasConsumers: true, now: t0 + .milliseconds(500)) == .reconnect)
-        #expect(machine.restoreDecision(hasConsumers: true, now: t0 + .milliseconds(1500)) == .reopenChannel)
+        #expect(machine.restoreDecision(now: t0 + .milliseconds(500)) == .reconnect)
+        #expect(machine.restoreDecision(now: t0 + .milliseconds(1500)) == .reopenChannel)
+    }
+
+    @Test func aCancelledConsumerIsNotRestoredAndALostConnectionTakesEveryConsumerDown() {
+        var machine = connectedMachine()
+        machine.consumerStarted(tag: "c1")
+        machine.consumerStarted(tag: "c2")
+        machine.consumerCancelled(tag: "c2")
+        #expect(machine.liveConsumerTags == ["c1"])
+        _ = machine.connectionLost(AMQPError(.connectionLost, "socket closed"), canReconnect: true)
+        machine.connectionGone()
+        #expect(machine.consumers == ["c1": false])
+        machine.consumerCancelled(tag: "c1")
+        _ = machine.channelOpened()
+        _ = machine.channelClosed(by: brokerClose)
+        #expect(machine.restoreDecision(now: t0) == .none)
     }
 
     // MARK: Deliveries, settling and channel generations
