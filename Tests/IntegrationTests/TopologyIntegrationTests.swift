@@ -93,6 +93,22 @@ import WarehouseSyncWorker
         #expect(!verify.stderr.contains("url-secret") && !verify.stdout.contains("url-secret"))
     }
 
+    @Test func wrongCredentialsAreRefusedNamingTheURLAndStatusWithoutAnyPassword() async throws {
+        var url = try #require(URLComponents(string: try TestBroker.env("WHSYNC_TEST_MANAGEMENT_URL")))
+        url.user = "whsync-admin"
+        url.password = "url-secret"
+        let error = await #expect(throws: AMQPError.self) {
+            try await withManagementClient(baseURL: try #require(url.url), username: "guest", password: "wrong-password") {
+                try await $0.bindings(vhost: "/")
+            }
+        }
+        let message = try #require(error).description
+        #expect(error?.code == .accessRefused)
+        #expect(message.hasPrefix("management API GET http://"), "\(message)")
+        #expect(message.hasSuffix("/api/bindings/%2F answered HTTP 401"), "\(message)")
+        #expect(!message.contains("url-secret") && !message.contains("wrong-password") && !message.contains("whsync-admin"), "\(message)")
+    }
+
     @Test func cliApplyThenVerifyPasses() async throws {
         let vhost = try await TestBroker.makeVirtualHost()
         defer { Task { await TestBroker.deleteVirtualHost(vhost.name) } }
