@@ -181,6 +181,10 @@ let package = Package(
                 "AMQPClient",
                 "WarehouseSyncPublisher",
                 "WarehouseSyncSettings",
+                // The management API client, on the same HTTP stack as the ERP client.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

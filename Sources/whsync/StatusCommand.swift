@@ -3,15 +3,11 @@ import ArgumentParser
 import Foundation
 import WarehouseSyncCore
 import WarehouseSyncERP
-import WarehouseSyncStore
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-import WarehouseSyncProcessKit
 import WarehouseSyncOperations
-import WarehouseSyncWorker
+import WarehouseSyncProcessKit
 import WarehouseSyncSettings
-#endif
+import WarehouseSyncStore
+import WarehouseSyncWorker
 
 /// `whsync status`: is anything stuck? Queue depths and consumers from the broker; parked keys,
 /// waiting keys and pending dead letters from the store (when `STORE_URL` is set).

@@ -44,12 +44,26 @@ struct TopologyCommand: AsyncParsableCommand {
         @Option(name: .customLong("passwords-dir"), help: "Directory with one password file per broker user of the topology. Default: $BROKER_PASSWORDS_DIR")
         var passwordsDirectory: String?
 
-        func client(for configuration: AMQPConfiguration) throws -> ManagementClient? {
+        /// The management API's URL, or nil when neither the flag nor the environment names one.
+        func url() throws -> URL? {
             guard let text = managementURL ?? environmentValue("RABBITMQ_MANAGEMENT_URL") else { return nil }
             guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https" else {
-                throw ValidationError("--management-url: '\(text)' is not an http(s) URL")
+                throw ValidationError("--management-url: '\(URL(string: text).map(ManagementClient.withoutPassword) ?? text)' is not an http(s) URL")
             }
-            return ManagementClient(baseURL: url, username: configuration.username, password: configuration.password)
+            return url
+        }
+
+        /// Runs `body` with a management client on the broker credentials of `configuration`
+        /// (nil without a management URL), shut down when `body` returns or throws.
+        func withClient<Result>(
+            for configuration: AMQPConfiguration, _ body: (ManagementClient?) async throws -> Result
+        ) async throws -> Result {
+            guard let url = try url() else { return try await body(nil) }
+            return try await withManagementClient(
+                baseURL: url, username: configuration.username, password: configuration.password
+            ) { management in
+                try await body(management)
+            }
         }
 
         /// Every user's password, or nil without a passwords directory.
@@ -85,25 +99,26 @@ struct TopologyCommand: AsyncParsableCommand {
             let loaded = try topology.load()
             let plan = loaded.plan
             let configuration = try broker.configuration(connectionName: "whsync topology apply")
-            let management = try users.client(for: configuration)
-            // Read before anything is declared: a missing password file changes nothing.
-            let passwords = management == nil ? nil : try users.passwords(for: loaded.users)
-            try await broker.withConnection(name: "whsync topology apply") { connection in
-                try await TopologyDeployer(plan: plan).apply(on: connection)
-            }
-            print("applied: \(plan.exchanges.count) exchanges, \(plan.queues.count) queues, \(plan.bindings.count) bindings")
-            guard !loaded.users.isEmpty else { return }
-            let vhost = configuration.virtualHost
-            if let management, let passwords {
-                let summary = try await BrokerUserDeployer(users: loaded.users, vhost: vhost).apply(
-                    management: management, passwords: passwords)
-                print("applied: \(loaded.users.count) broker users with their permissions in vhost '\(vhost)' (\(summary))")
-            } else {
-                let missing =
-                    management == nil
-                    ? "no management URL (--management-url or RABBITMQ_MANAGEMENT_URL)"
-                    : "no passwords directory (--passwords-dir or BROKER_PASSWORDS_DIR)"
-                printError("whsync: broker users NOT applied (\(loaded.users.count) in the topology): \(missing)")
+            try await users.withClient(for: configuration) { management in
+                // Read before anything is declared: a missing password file changes nothing.
+                let passwords = management == nil ? nil : try users.passwords(for: loaded.users)
+                try await broker.withConnection(name: "whsync topology apply") { connection in
+                    try await TopologyDeployer(plan: plan).apply(on: connection)
+                }
+                print("applied: \(plan.exchanges.count) exchanges, \(plan.queues.count) queues, \(plan.bindings.count) bindings")
+                guard !loaded.users.isEmpty else { return }
+                let vhost = configuration.virtualHost
+                if let management, let passwords {
+                    let summary = try await BrokerUserDeployer(users: loaded.users, vhost: vhost).apply(
+                        management: management, passwords: passwords)
+                    print("applied: \(loaded.users.count) broker users with their permissions in vhost '\(vhost)' (\(summary))")
+                } else {
+                    let missing =
+                        management == nil
+                        ? "no management URL (--management-url or RABBITMQ_MANAGEMENT_URL)"
+                        : "no passwords directory (--passwords-dir or BROKER_PASSWORDS_DIR)"
+                    printError("whsync: broker users NOT applied (\(loaded.users.count) in the topology): \(missing)")
+                }
             }
         }
     }
@@ -124,26 +139,27 @@ struct TopologyCommand: AsyncParsableCommand {
             let loaded = try topology.load()
             let plan = loaded.plan
             let configuration = try broker.configuration(connectionName: "whsync topology verify")
-            let management = try users.client(for: configuration)
-            let passwords = try users.passwords(for: loaded.users)
-            var drift = try await broker.withConnection(name: "whsync topology verify") { connection in
-                try await TopologyDeployer(plan: plan).verify(on: connection, management: management)
-            }
-            if let management {
-                drift += try await BrokerUserDeployer(users: loaded.users, vhost: configuration.virtualHost).verify(
-                    management: management, passwords: passwords)
-            }
-            for item in drift { print(item) }
-            let scope =
-                management == nil
-                ? "exchanges and queues (bindings and broker users not checked: no management URL)"
-                : "exchanges, queues, bindings and broker users"
-                    + (passwords == nil && !loaded.users.isEmpty ? " (passwords not checked: no passwords directory)" : "")
-            if drift.isEmpty {
-                print("topology matches: \(scope)")
-            } else {
-                printError("whsync: \(drift.count) difference(s) from the topology file in \(scope)")
-                throw ExitCode(1)
+            try await users.withClient(for: configuration) { management in
+                let passwords = try users.passwords(for: loaded.users)
+                var drift = try await broker.withConnection(name: "whsync topology verify") { connection in
+                    try await TopologyDeployer(plan: plan).verify(on: connection, management: management)
+                }
+                if let management {
+                    drift += try await BrokerUserDeployer(users: loaded.users, vhost: configuration.virtualHost).verify(
+                        management: management, passwords: passwords)
+                }
+                for item in drift { print(item) }
+                let scope =
+                    management == nil
+                    ? "exchanges and queues (bindings and broker users not checked: no management URL)"
+                    : "exchanges, queues, bindings and broker users"
+                        + (passwords == nil && !loaded.users.isEmpty ? " (passwords not checked: no passwords directory)" : "")
+                if drift.isEmpty {
+                    print("topology matches: \(scope)")
+                } else {
+                    printError("whsync: \(drift.count) difference(s) from the topology file in \(scope)")
+                    throw ExitCode(1)
+                }
             }
         }
     }

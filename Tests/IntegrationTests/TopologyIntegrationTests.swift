@@ -14,8 +14,10 @@ import WarehouseSyncWorker
         try Topology.load(contentsOf: TestBroker.repoRoot().appendingPathComponent(Topology.defaultRelativePath))
     }
 
-    static func management() throws -> ManagementClient {
-        ManagementClient(baseURL: URL(string: try TestBroker.env("WHSYNC_TEST_MANAGEMENT_URL"))!, username: "guest", password: "guest")
+    /// Runs `body` with a client of the test broker's management API (shut down after it).
+    static func withManagement<Result>(_ body: (ManagementClient) async throws -> Result) async throws -> Result {
+        try await withManagementClient(
+            baseURL: URL(string: try TestBroker.env("WHSYNC_TEST_MANAGEMENT_URL"))!, username: "guest", password: "guest", body)
     }
 
     /// What the broker holds in a vhost, as the management API lists it.
@@ -43,7 +45,7 @@ import WarehouseSyncWorker
         let second = try await Self.snapshot(vhost: vhost.name)
         #expect(first == second)
         #expect(first.contains("erp.inventory"))
-        let drift = try await deployer.verify(on: connection, management: Self.management())
+        let drift = try await Self.withManagement { try await deployer.verify(on: connection, management: $0) }
         #expect(drift.isEmpty, "\(drift)")
         await connection.close()
     }
@@ -59,7 +61,7 @@ import WarehouseSyncWorker
             try channel.deleteQueue("erp.shipment")
             try channel.declareQueue("erp.shipment", arguments: ["x-queue-type": "quorum", "x-delivery-limit": 3])
         }
-        let drift = try await deployer.verify(on: connection, management: Self.management())
+        let drift = try await Self.withManagement { try await deployer.verify(on: connection, management: $0) }
         #expect(drift.contains(.missing(kind: "queue", name: "erp.receipt")))
         #expect(drift.contains { if case .different(kind: "queue", name: "erp.shipment", let detail) = $0 { detail.contains("inequivalent arg") } else { false } })
         #expect(drift.contains { $0.description.contains("binding") && $0.description.contains("erp.shipment") })
@@ -74,6 +76,37 @@ import WarehouseSyncWorker
         #expect(cli.status == 1)
         #expect(cli.stdout.contains("missing queue: erp.receipt"))
         #expect(cli.stdout.contains("different queue 'erp.shipment'"))
+    }
+
+    @Test func cliVerifyWithAnUnreachableManagementURLFailsWithOneLineNamingItWithoutThePassword() async throws {
+        let vhost = try await TestBroker.makeVirtualHost()
+        defer { Task { await TestBroker.deleteVirtualHost(vhost.name) } }
+        // The empty vhost is checked over AMQP first, then the bindings through the management
+        // API, where nothing listens (port 1 of the loopback interface).
+        let verify = try await TestBroker.run(
+            try TestBroker.executablePath("whsync"),
+            ["topology", "verify", "--amqp-url", vhost.url, "--management-url", "http://whsync-admin:url-secret@127.0.0.1:1"])
+        #expect(verify.status != 0)
+        let lines = verify.stderr.split(separator: "\n").filter { $0.contains("management API") }
+        #expect(lines.count == 1, "\(verify.stderr)")
+        #expect(lines.first?.contains("cannot reach the management API at http://whsync-admin@127.0.0.1:1") == true, "\(verify.stderr)")
+        #expect(!verify.stderr.contains("url-secret") && !verify.stdout.contains("url-secret"))
+    }
+
+    @Test func wrongCredentialsAreRefusedNamingTheURLAndStatusWithoutAnyPassword() async throws {
+        var url = try #require(URLComponents(string: try TestBroker.env("WHSYNC_TEST_MANAGEMENT_URL")))
+        url.user = "whsync-admin"
+        url.password = "url-secret"
+        let error = await #expect(throws: AMQPError.self) {
+            try await withManagementClient(baseURL: try #require(url.url), username: "guest", password: "wrong-password") {
+                try await $0.bindings(vhost: "/")
+            }
+        }
+        let message = try #require(error).description
+        #expect(error?.code == .accessRefused)
+        #expect(message.hasPrefix("management API GET http://"), "\(message)")
+        #expect(message.hasSuffix("/api/bindings/%2F answered HTTP 401"), "\(message)")
+        #expect(!message.contains("url-secret") && !message.contains("wrong-password") && !message.contains("whsync-admin"), "\(message)")
     }
 
     @Test func cliApplyThenVerifyPasses() async throws {
@@ -154,7 +187,10 @@ extension ScratchBrokerTests {
         #expect(partitions == (0..<4).map { "erp.inventory.p\($0)" })
         let connection = try await TestBroker.connect(vhost.configuration, confirms: true)
         try await TopologyDeployer(plan: topology.plan).apply(on: connection)
-        #expect(try await TopologyDeployer(plan: topology.plan).verify(on: connection, management: TopologyIntegrationTests.management()).isEmpty)
+        let drift = try await TopologyIntegrationTests.withManagement {
+            try await TopologyDeployer(plan: topology.plan).verify(on: connection, management: $0)
+        }
+        #expect(drift.isEmpty)
 
         // 40 keys x 5 events through wms.events, as whsync publish sends them.
         let keys = (0..<40).map { "WH1/SKU-\($0)" }
