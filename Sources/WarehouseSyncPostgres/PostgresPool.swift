@@ -4,37 +4,72 @@ import PostgresNIO
 import Synchronization
 import WarehouseSyncStore
 
-/// postgres-nio's `PostgresClient` (a connection pool) run in a task this object owns, and the
-/// rules every store operation follows on it: a bounded wait for a connection, retries with
-/// backoff when the connection is lost, errors mapped to ``StoreError`` without payloads.
+/// postgres-nio's `PostgresClient` (a connection pool), and the rules every store operation
+/// follows on it: a bounded wait for a connection, retries with backoff when the connection is
+/// lost, errors mapped to ``StoreError`` without payloads.
+///
+/// Who runs the client is ``PostgresWorkerStore/ClientLifetime``: a long-running process runs it
+/// as a service of its `ServiceGroup` (``runClient()``); a short-lived command lets the pool run
+/// it in a task of its own, which ``close()`` ends.
 final class PostgresPool: Sendable {
     let configuration: PostgresStoreConfiguration
     let logger: Logger
     private let client: PostgresClient
-    private let runTask: Task<Void, Never>
+    /// The pool's own task running the client (``PostgresWorkerStore/ClientLifetime/ownTask``);
+    /// nil when the caller runs it (``runClient()``).
+    private let runTask: Task<Void, Never>?
     private let closed = Mutex(false)
+    /// Open once the client runs (or the pool closed): operations wait for it before they lease,
+    /// so that none asks a client nobody runs yet.
+    private let started = StartGate()
 
-    init(configuration: PostgresStoreConfiguration, logger: Logger) {
+    init(configuration: PostgresStoreConfiguration, logger: Logger, lifetime: PostgresWorkerStore.ClientLifetime) {
         self.configuration = configuration
         self.logger = logger
         let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
         self.client = client
-        runTask = Task { await client.run() }
+        switch lifetime {
+        case .ownTask:
+            runTask = Task { await client.run() }
+            started.open()
+        case .runByCaller:
+            runTask = nil
+        }
     }
 
     var isClosed: Bool { closed.withLock { $0 } }
 
-    /// Stops the pool: its connections close, operations in flight and later fail as unavailable.
-    func close() async {
+    /// Runs the client until it stops: at a graceful shutdown of the `ServiceGroup` this runs in
+    /// (postgres-nio's `PostgresClient` is a ServiceLifecycle `Service`) or on cancellation. Only
+    /// for ``PostgresWorkerStore/ClientLifetime/runByCaller``, once. The pool counts as closed
+    /// afterwards.
+    func runClient() async {
+        precondition(runTask == nil, "runClient() is for a pool whose caller runs the client")
+        started.open()
+        await client.run()
+        markClosed()
+    }
+
+    /// Operations fail as unavailable from now on (those waiting for the client to start, too).
+    /// Returns whether the pool was open.
+    @discardableResult
+    func markClosed() -> Bool {
         let wasClosed = closed.withLock { closed in
             defer { closed = true }
             return closed
         }
-        guard !wasClosed else { return }
+        started.open()
+        return !wasClosed
+    }
+
+    /// Stops the pool: its connections close, operations in flight and later fail as unavailable.
+    /// When the caller runs the client (``runClient()``), only stops taking operations: the
+    /// client stops with the caller's service.
+    func close() async {
+        guard markClosed(), let runTask else { return }
         runTask.cancel()
         // The pool's shutdown has been seen to hang now and then (a connection it waits for);
-        // do not let it hold the caller: wait a bounded time, then leave it to finish alone.
-        let runTask = self.runTask
+        // do not let a short-lived command wait for it: wait a bounded time, then leave it.
         let outcome = FirstOutcome<Bool>()
         Task {
             await runTask.value
@@ -46,6 +81,35 @@ final class PostgresPool: Sendable {
         }
         if (try? await outcome.value()) != true {
             logger.warning("the PostgreSQL connection pool did not stop within 5 s; leaving it to finish", metadata: ["store": "\(configuration)"])
+        }
+    }
+
+    /// Opened once; ``wait()`` returns at once after that.
+    private final class StartGate: Sendable {
+        private struct State {
+            var isOpen = false
+            var waiters: [CheckedContinuation<Void, Never>] = []
+        }
+
+        private let state = Mutex(State())
+
+        func open() {
+            let waiters = state.withLock { state in
+                state.isOpen = true
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+
+        func wait() async {
+            await withCheckedContinuation { continuation in
+                let isOpen = state.withLock { state in
+                    if !state.isOpen { state.waiters.append(continuation) }
+                    return state.isOpen
+                }
+                if isOpen { continuation.resume() }
+            }
         }
     }
 
@@ -174,8 +238,13 @@ final class PostgresPool: Sendable {
         let logger = self.logger
         let timeout = configuration.leaseTimeout
         let outcome = FirstOutcome<T>()
+        let started = self.started
+        let pool = self
         let work = Task {
             do {
+                // Until the client runs (or the pool closed); the lease timeout bounds the wait.
+                await started.wait()
+                guard !pool.isClosed else { throw StoreError(code: .unavailable, message: "the store is closed") }
                 let value = try await client.withConnection { connection in
                     guard race.leased() else { throw LeaseTimedOut() }
                     return try await body(connection, logger)

@@ -15,8 +15,10 @@ import WarehouseSyncStore
 ///   is released by exactly one of them.
 /// - `KeyState.held` is derived from the `held_messages` rows, as in SQLite.
 /// - Migrations run once, under a transaction-level advisory lock, when the store opens.
-/// - The connections are a postgres-nio `PostgresClient` pool run in a task the store owns
-///   (``close()`` ends it). An operation whose connection is lost is retried a few times with
+/// - The connections are a postgres-nio `PostgresClient` pool. A long-running process runs it as
+///   a service of its `ServiceGroup` (``ClientLifetime/runByCaller``, ``runClient()``); a
+///   short-lived command lets the store run it in a task of its own (``ClientLifetime/ownTask``,
+///   ended by ``close()``). An operation whose connection is lost is retried a few times with
 ///   backoff; what remains is ``StoreError/Code-swift.struct/unavailable``.
 public final class PostgresWorkerStore: WorkerStore {
     public let configuration: PostgresStoreConfiguration
@@ -25,6 +27,18 @@ public final class PostgresWorkerStore: WorkerStore {
     public let appliedMigrations: [String]
     let pool: PostgresPool
     let logger: Logger
+
+    /// Who runs the connection pool (postgres-nio's `PostgresClient`).
+    public enum ClientLifetime: Sendable {
+        /// The store, in a task of its own that ``close()`` ends (within 5 s: a pool that does
+        /// not stop by then is left to finish alone). For short-lived commands.
+        case ownTask
+        /// The caller, through ``runClient()``, typically a service in the process's
+        /// `ServiceGroup` placed before every service that uses the store. Operations wait for
+        /// the client to run (bounded by the lease timeout); ``close()`` only stops taking
+        /// operations.
+        case runByCaller
+    }
 
     /// Every migration id, in order.
     public static var migrationIds: [String] { migrations.map(\.id) }
@@ -35,7 +49,8 @@ public final class PostgresWorkerStore: WorkerStore {
     /// ``StoreError/Code-swift.struct/migration`` when the schema cannot be migrated.
     public init(
         configuration: PostgresStoreConfiguration,
-        logger: Logger = Logger(label: "whsync.store")
+        logger: Logger = Logger(label: "whsync.store"),
+        clientLifetime: ClientLifetime = .ownTask
     ) async throws(StoreError) {
         self.configuration = configuration
         self.logger = logger
@@ -46,7 +61,20 @@ public final class PostgresWorkerStore: WorkerStore {
                 metadata: ["store": "\(configuration)", "store.migrations": "\(appliedMigrations.joined(separator: ","))"]
             )
         }
-        pool = PostgresPool(configuration: configuration, logger: logger)
+        pool = PostgresPool(configuration: configuration, logger: logger, lifetime: clientLifetime)
+    }
+
+    /// ``ClientLifetime/runByCaller`` only, once: runs the connection pool until a graceful
+    /// shutdown of the `ServiceGroup` it runs in (postgres-nio's `PostgresClient` is a
+    /// ServiceLifecycle `Service`) or cancellation. The store is closed when it returns.
+    public func runClient() async {
+        await pool.runClient()
+    }
+
+    /// Operations fail as unavailable from now on, without waiting for anything: for the
+    /// service running the client, when its graceful shutdown begins.
+    public func stopTakingOperations() {
+        pool.markClosed()
     }
 
     public func close() async {

@@ -49,24 +49,19 @@ public enum GatewayLauncher {
         } catch {
             throw WorkerStartError("AMQP_URL: \(error.message)")
         }
-        do {
-            do throws(PublishError) {
-                try await publisher.checkExchange()
-            } catch {
-                throw WorkerStartError(error.message)
-            }
-            let server = GatewayServer(configuration: configuration, publisher: publisher, registry: registry, logger: logger)
-            let group = ServiceGroup(
-                configuration: .init(
-                    services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
-                    gracefulShutdownSignals: [.sigterm, .sigint],
-                    logger: logger))
-            try await group.run()
+        do throws(PublishError) {
+            try await publisher.checkExchange()
         } catch {
             await publisher.close()
-            throw error
+            throw WorkerStartError(error.message)
         }
-        await publisher.close()
+        // The publisher connection first: the group stops the server (which finishes the
+        // requests in hand) before it closes the connection.
+        let server = GatewayServer(configuration: configuration, publisher: publisher, registry: registry, logger: logger)
+        try await ProcessGroup.make(
+            resources: [ClosingService("AMQP publisher connection") { await publisher.close() }],
+            engine: server, operations: nil, logger: logger
+        ).run()
         logger.notice("stopped")
     }
 }

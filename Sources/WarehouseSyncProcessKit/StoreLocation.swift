@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import WarehouseSyncCore
 import WarehouseSyncOps
 import WarehouseSyncPostgres
@@ -177,7 +178,24 @@ func redactURL(_ text: String) -> String {
 extension StoreLocation {
     /// Opens the store (creating and migrating it when needed): what every executable that reads
     /// `STORE_URL` calls. Errors are one line naming `STORE_URL`.
+    /// For a short-lived command: the store runs what it needs itself; call `close()` at the end.
     public func open(logger: Logger) async throws -> any WorkerStore {
+        try await open(logger: logger, lifetime: .ownTask)
+    }
+
+    /// For a long-running process: the store, and the service that keeps it (a PostgreSQL
+    /// store's connection pool runs in it) and closes it at its graceful shutdown. Put the
+    /// service in the process's `ServiceGroup` before every service that uses the store.
+    /// Before the group runs, `close()` on the store releases it.
+    func openForService(logger: Logger) async throws -> (store: any WorkerStore, service: any Service) {
+        let store = try await open(logger: logger, lifetime: .runByCaller)
+        if let postgres = store as? PostgresWorkerStore {
+            return (store, PostgresClientService(store: postgres))
+        }
+        return (store, ClosingService("store(\(self))") { await store.close() })
+    }
+
+    private func open(logger: Logger, lifetime: PostgresWorkerStore.ClientLifetime) async throws -> any WorkerStore {
         switch self {
         case .sqlite(let path):
             do {
@@ -188,7 +206,7 @@ extension StoreLocation {
             }
         case .postgres(let location):
             do {
-                return try await PostgresWorkerStore(configuration: location.storeConfiguration, logger: logger)
+                return try await PostgresWorkerStore(configuration: location.storeConfiguration, logger: logger, clientLifetime: lifetime)
             } catch {
                 throw ConfigurationError(
                     setting: WorkerConfiguration.Key.storeURL.rawValue,

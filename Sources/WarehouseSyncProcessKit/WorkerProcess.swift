@@ -10,11 +10,14 @@ import WarehouseSyncSettings
 import WarehouseSyncStore
 import WarehouseSyncWorker
 
-/// What every worker process (the stream workers, the replay worker) opens at start and closes at
-/// the end: the store, the ERP client, a consuming connection and a confirming publisher
-/// connection. One copy of the wiring and of its cleanup, whatever fails.
+/// What every worker process (the stream workers, the replay worker) opens at start: the store,
+/// the ERP client, a consuming connection and a confirming publisher connection, each kept by a
+/// service of the process's one `ServiceGroup` (``ProcessGroup``), which closes them after the
+/// engine stopped. One copy of the wiring and of its cleanup, whatever fails.
 struct WorkerProcess {
     let store: any WorkerStore
+    /// Keeps the store (a PostgreSQL store's connection pool runs in it) and closes it.
+    let storeService: any Service
     let erp: HTTPERPClient
     let consumer: AMQPConnection
     /// Confirmed publishes (dead letters, retry copies, replays) on their own connection, so that
@@ -23,7 +26,7 @@ struct WorkerProcess {
     let logger: Logger
 
     static func open(executable: String, configuration: WorkerConfiguration, logger: Logger) async throws -> WorkerProcess {
-        let store = try await configuration.store.open(logger: logger)
+        let (store, storeService) = try await configuration.store.openForService(logger: logger)
         let erp = HTTPERPClient(configuration: configuration.erp, logger: logger)
         var amqp = configuration.amqp
         do {
@@ -32,7 +35,8 @@ struct WorkerProcess {
             amqp.connectionName = "\(executable) publisher"
             do {
                 let publisher = try await AMQPConnection.connect(amqp, options: .init(publisherConfirms: true), logger: logger)
-                return WorkerProcess(store: store, erp: erp, consumer: consumer, publisher: publisher, logger: logger)
+                return WorkerProcess(
+                    store: store, storeService: storeService, erp: erp, consumer: consumer, publisher: publisher, logger: logger)
             } catch {
                 await consumer.close()
                 throw error
@@ -49,38 +53,41 @@ struct WorkerProcess {
         "\(executable)@\(ProcessInfo.processInfo.hostName)"
     }
 
+    /// The services that keep what ``open(executable:configuration:logger:)`` opened, in
+    /// dependency order: the store first (the engine's readiness and work use it to the end),
+    /// then the connections, then the ERP client. Each closes its resource when the group stops
+    /// it, after the engine has finished (it hands back the deliveries it could not settle
+    /// before its run returns, while the connections are open).
+    var resources: [any Service] {
+        [
+            storeService,
+            ClosingService("AMQP consumer connection") { [consumer] in await consumer.close() },
+            ClosingService("AMQP publisher connection") { [publisher] in await publisher.close() },
+            ClosingService("ERP client") { [erp] in try? await erp.shutdown() },
+        ]
+    }
+
     /// Runs `service` and the operations endpoint until SIGTERM/SIGINT (or until `service`
-    /// returns), then closes everything. `verify` runs first: a missing topology fails the start.
+    /// returns), in one `ServiceGroup` with the resources, which it stops in reverse order.
+    /// `verify` runs first: a missing topology fails the start (and closes what was opened).
     func serve(
         _ service: some Service, verify: () async throws -> Void, readiness: ReadinessChecks,
         configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry
     ) async throws {
         do {
             try await verify()
-            readiness.register("broker") { [consumer, publisher] in consumer.isConnected && publisher.isConnected }
-            let ops = OpsServer(
-                host: configuration.metricsHost, port: configuration.metricsPort, readiness: readiness,
-                registry: registry, logger: logger)
-            let group = ServiceGroup(
-                configuration: .init(
-                    // Stopped in reverse order: the worker first, so that /readyz and /metrics
-                    // answer while it finishes its work in hand.
-                    services: [
-                        .init(service: ops),
-                        .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup),
-                    ],
-                    gracefulShutdownSignals: [.sigterm, .sigint],
-                    logger: logger))
-            try await group.run()
         } catch {
             await close()
             throw error
         }
-        await close()
+        readiness.register("broker") { [consumer, publisher] in consumer.isConnected && publisher.isConnected }
+        let ops = OpsServer(
+            host: configuration.metricsHost, port: configuration.metricsPort, readiness: readiness,
+            registry: registry, logger: logger)
+        try await ProcessGroup.make(resources: resources, engine: service, operations: ops, logger: logger).run()
     }
 
-    /// Closes all of it; closing twice is harmless (the services close the connections on a
-    /// graceful stop already).
+    /// Closes all of it, for a start that fails before the group runs; closing twice is harmless.
     func close() async {
         await consumer.close()
         await publisher.close()

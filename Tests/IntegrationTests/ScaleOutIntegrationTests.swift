@@ -60,4 +60,35 @@ import WarehouseSyncSimulation
             #expect(try await system.queueDepth("whsync.dead-letters") == 0)
         }
     }
+
+    /// A worker on PostgreSQL stops cleanly on SIGTERM: the store's connection pool runs as a
+    /// service in the worker's ServiceGroup and stops after the worker, so nothing is left to a
+    /// timeout (no pool shutdown race, no connection close given up) and nothing leases a
+    /// connection from a pool nobody runs yet.
+    @Test func aWorkerOnPostgresStopsCleanlyOnSIGTERM() async throws {
+        let day = try SimulatedDay(options: SimulationOptions(seed: 7, warehouses: 2, skus: 10, events: 200))
+        let inventory = day.messages.filter { $0.routingKey.hasPrefix("inventory.") }
+        let expected = try #require(day.manifest.counts.byStream["inventory"]).posted
+        let storeURL = try await WorkerSystem.makePostgresDatabase()
+        try await WorkerSystem.with(masterData: day.catalogue, storeURL: storeURL) { system in
+            let worker = try await system.startWorker(.inventory)
+            try await system.publish(inventory)
+            try await system.waitUntil("every inventory movement to be booked", timeout: .seconds(120)) {
+                try await system.erpDocumentCount() >= expected
+            }
+            worker.signal(SIGTERM)
+            #expect(await worker.waitForExit(timeout: .seconds(30)) == 0, "did not exit 0 on SIGTERM:\n\(worker.log.suffix(2000))")
+            let log = worker.log
+            #expect(log.contains("worker stopped"))
+            for warning in [
+                "did not stop within",  // the pool's old 5 s close race
+                "did not close within",  // an AMQP connection's close given up
+                "hasn't been called yet",  // postgres-nio: a lease before the client runs
+                "the store is closed",  // the store closed while the worker still used it
+            ] {
+                #expect(!log.contains(warning), "the log says '\(warning)':\n\(log.suffix(2000))")
+            }
+            #expect(try await system.erpDocumentCount() == expected)
+        }
+    }
 }

@@ -14,7 +14,8 @@ import WarehouseSyncStore
 /// through ``DeadLetterReplayer`` (the same path as `whsync dlq replay`).
 ///
 /// Graceful stop (SIGTERM/SIGINT through ServiceLifecycle): cancel the consumer, let the letters
-/// in hand be stored and acked (or handed back), stop the replay loop, close the connections.
+/// in hand be stored and acked (or handed back), stop the replay loop, return. The connections
+/// and the store belong to the caller, who closes them after `run()` returns.
 public final class ReplayWorkerService: Service, Sendable {
     /// The same connections, store and ERP client as a stream worker's (``WorkerProcess``).
     public typealias Dependencies = WorkerService.Dependencies
@@ -95,8 +96,8 @@ public final class ReplayWorkerService: Service, Sendable {
             stopping.set()
             Task { await consumer.cancel() }
         }
-        await dependencies.consumer.close()
-        await dependencies.publisher.close()
+        // The connections and the store stay open: their owner (the process's ServiceGroup)
+        // closes them after this returns.
         logger.notice("replay worker stopped")
     }
 

@@ -12,8 +12,10 @@ import WarehouseSyncStore
 /// `GAP_TIMEOUT` and prunes old dedup records.
 ///
 /// Graceful stop (SIGTERM/SIGINT through ServiceLifecycle): cancel the consumers, let the work
-/// in hand finish (a posting that waits for the ERP's circuit is handed back instead), then close
-/// the connections and the store. Deliveries not settled by then come again to the next worker.
+/// in hand finish (a posting that waits for the ERP's circuit is handed back instead), then
+/// return. The connections and the store belong to the caller, who closes them after `run()`
+/// returns (the process kit: services before this one in the same `ServiceGroup`). Deliveries
+/// not settled by then come again to the next worker.
 public final class WorkerService: Service, Sendable {
     public struct Dependencies: Sendable {
         public var consumer: AMQPConnection
@@ -175,8 +177,8 @@ public final class WorkerService: Service, Sendable {
         pipeline.beginStopping()
         await pipeline.chain.drain()
         await pipeline.circuit.shutdown()
-        await dependencies.consumer.close()
-        await dependencies.publisher.close()
+        // The connections and the store stay open: their owner (the process's ServiceGroup)
+        // closes them after this returns, so what was not settled above goes back to the broker.
         logger.notice("worker stopped")
     }
 
