@@ -332,7 +332,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WarehouseSyncCoreTests",
-            dependencies: ["WarehouseSyncTesting", 
+            dependencies: ["WarehouseSyncSettings", "WarehouseSyncOperations", "WarehouseSyncTesting", 
                 "WarehouseSyncCore",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]

@@ -43,7 +43,7 @@ public struct TopologyError: Error, CustomStringConvertible, Sendable, Hashable 
     /// What is wrong and, where it helps, what would be right.
     public let message: String
     /// The file the document came from, when it came from one.
-    public internal(set) var file: String?
+    public var file: String?
 
     public init(code: Code, keyPath: String, message: String, file: String? = nil) {
         self.code = code

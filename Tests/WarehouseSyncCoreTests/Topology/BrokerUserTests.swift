@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import WarehouseSyncCore
+import WarehouseSyncSettings
+import WarehouseSyncOperations
 
 @Suite("Broker users in the topology: parsing, validation, grants, export")
 struct BrokerUserTests {

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import WarehouseSyncCore
+import WarehouseSyncSettings
+import WarehouseSyncOperations
 
 @Suite("Topology definitions export")
 struct TopologyDefinitionsTests {

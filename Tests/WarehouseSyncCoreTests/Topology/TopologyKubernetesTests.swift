@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import WarehouseSyncCore
+import WarehouseSyncSettings
+import WarehouseSyncOperations
 
 @Suite("Topology export as messaging-topology-operator resources")
 struct TopologyKubernetesTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WarehouseSyncCore
+import WarehouseSyncSettings
 
 @Suite("Topology validation")
 struct TopologyValidationTests {

@@ -1,4 +1,5 @@
 import Foundation
+import WarehouseSyncCore
 
 extension TopologyPlan {
     /// The plan as a RabbitMQ definitions file, for `rabbitmqctl import_definitions FILE` (3.10

@@ -1,3 +1,4 @@
+import WarehouseSyncCore
 /// Where and how the topology is rendered as RabbitMQ messaging-topology-operator resources.
 public struct KubernetesTopologyOptions: Sendable, Equatable {
     /// `spec.rabbitmqClusterReference.name`: the `RabbitmqCluster` the operator declares into.
