@@ -14,9 +14,10 @@
 ///   an unhealthy one keeps it open and doubles the interval (capped at `maxProbeInterval`).
 /// - half-open: consuming again, on trial, on the word of `/health`. The first answered posting
 ///   closes it; a systemic failure opens it again (with the next, longer interval), unless the
-///   run that opened it was one key's alone and this is that key again: one item that always
-///   gets a systemic answer (a 403 for one plant) is that item's problem once `/health` answers,
-///   and spends its attempts instead of pausing the stream for good. A
+///   run that opened it was one key's alone and this is that key again with an answer from the
+///   ERP itself: one item that always gets a systemic answer (a 403 for one plant) is that
+///   item's problem once `/health` answers, and spends its attempts instead of pausing the
+///   stream for good. No answer, or a proxy's, stays the ERP's problem whoever posted. A
 ///   failure the ERP answered (a 503 for one item) is an item failure: it spends an attempt and
 ///   does not pause the stream, since `/health` says the ERP is up. When such failures reach
 ///   `failureThreshold` distinct keys, `/health` is asked again while consuming goes on, and
@@ -113,8 +114,11 @@ public struct CircuitBreaker<Instant: InstantProtocol>: Sendable where Instant.D
     }
 
     /// A posting of `key` failed transiently; `systemic` as
-    /// ``ERPResponseClass/TransientReason/isSystemic`` says.
-    public mutating func recordTransientFailure(key: String, systemic: Bool, at now: Instant) -> [Action] {
+    /// ``ERPResponseClass/TransientReason/isSystemic`` says, `erpAnswer` as
+    /// ``ERPResponseClass/TransientReason/isERPAnswer``.
+    public mutating func recordTransientFailure(
+        key: String, systemic: Bool, erpAnswer: Bool = true, at now: Instant
+    ) -> [Action] {
         let threshold = configuration.failureThreshold
         switch state {
         case .closed(var failures):
@@ -125,7 +129,7 @@ public struct CircuitBreaker<Instant: InstantProtocol>: Sendable where Instant.D
             }
             return open(at: now, openings: 1, suspects: failures.keys)
         case .halfOpen(let openings, var failures, let probeDue, let suspects):
-            if systemic, suspects != [key] { return open(at: now, openings: openings + 1, suspects: [key]) }
+            if systemic, !(erpAnswer && suspects == [key]) { return open(at: now, openings: openings + 1, suspects: [key]) }
             failures.record(key: key, systemic: false, threshold: threshold)
             guard probeDue == nil, failures.keys.count >= threshold else {
                 state = .halfOpen(openings: openings, itemFailures: failures, probeDue: probeDue, suspects: suspects)

@@ -54,6 +54,14 @@ public enum ERPResponseClass: Sendable, Hashable {
             case .misanswered, .timeout, .connectionFailed: true
             }
         }
+
+        /// Whether the ERP itself answered (a status with the body the contract gives it): only
+        /// then can a failure belong to one item. No answer, or one from a proxy, says nothing
+        /// about the item posted.
+        public var isERPAnswer: Bool {
+            if case .status = self { return true }
+            return false
+        }
     }
 
     /// What was wrong with an answer that is not the ERP speaking.

@@ -56,17 +56,19 @@ actor CircuitGate {
     func recordTransientFailure(_ reason: ERPResponseClass.TransientReason, key: String) -> Bool {
         lastFailure = reason
         if case .misanswered = reason {
-            let previous = misanswer.withLock { current in
-                defer { current = reason }
-                return current
+            let startsMisanswering = misanswer.withLock { current in
+                let starts = current == nil
+                current = reason
+                return starts
             }
-            if previous == nil {
+            if startsMisanswering {
                 logger.error(
                     "the ERP's answer is not the ERP speaking (a proxy, an ingress, a wrong ERP_BASE_URL?): the event is retried, never taken as posted or rejected",
                     metadata: ["erp.answer": "\(reason)"])
             }
         }
-        perform(breaker.recordTransientFailure(key: key, systemic: reason.isSystemic, at: clock.now))
+        perform(breaker.recordTransientFailure(
+            key: key, systemic: reason.isSystemic, erpAnswer: reason.isERPAnswer, at: clock.now))
         return !breaker.allowsPosting
     }
 

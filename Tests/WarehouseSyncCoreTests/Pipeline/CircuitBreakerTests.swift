@@ -92,6 +92,15 @@ struct CircuitBreakerTests {
         #expect(breaker.recordTransientFailure(key: "L", systemic: true, at: .seconds(20)) == [.stopConsuming, .probeHealth(after: .seconds(4))])
     }
 
+    @Test("a lone key whose postings get no answer, or a proxy's, still reopens it: that is never the item's problem")
+    func loneKeyWithoutERPAnswerReopens() {
+        var breaker = opened()
+        _ = breaker.recordProbe(healthy: true, at: .seconds(2))
+        #expect(breaker.recordTransientFailure(key: "K", systemic: true, erpAnswer: false, at: .seconds(3))
+            == [.stopConsuming, .probeHealth(after: .seconds(4))])
+        #expect(!breaker.allowsPosting)
+    }
+
     @Test("items the ERP refuses while /health answers are item failures: half-open stays consuming")
     func halfOpenItemFailures() {
         var breaker = halfOpened()

@@ -111,6 +111,10 @@ struct ERPResponseClassTests {
         }
         for reason: Reason in [.status(503), .status(500), .status(429), .status(408)] {
             #expect(!reason.isSystemic, "\(reason)")
+            #expect(reason.isERPAnswer, "\(reason)")
+        }
+        for reason: Reason in [.timeout, .connectionFailed, .misanswered(status: 404, .notFound)] {
+            #expect(!reason.isERPAnswer, "\(reason)")
         }
     }
 
