@@ -29,6 +29,10 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         case acceptFirstSequence = "ACCEPT_FIRST_SEQUENCE"
         case dedupRetention = "DEDUP_RETENTION"
         case metricsHost = "METRICS_HOST"
+        // The ERP adapter (DESIGN §9): `ERP_KIND=tryton` reads the other two.
+        case erpKind = "ERP_KIND"
+        case erpUser = "ERP_USER"
+        case erpPasswordFile = "ERP_PASSWORD_FILE"
     }
 
     public static let defaultMetricsPort = 9090
@@ -45,6 +49,9 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var store: StoreLocation
     /// `ERP_BASE_URL` (required) and `ERP_TOKEN_FILE` (optional).
     public var erp: ERPClientConfiguration
+    /// `ERP_KIND=tryton`: Tryton's JSON-RPC at `ERP_BASE_URL` (http://host:8000/<database>/) as
+    /// `ERP_USER` with `ERP_PASSWORD_FILE`; `nil`: the HTTP contract (`ERP_KIND=http`, default).
+    public var tryton: TrytonConfiguration?
     /// `METRICS_PORT`: 0-65535, 0 picks a free port.
     public var metricsPort: Int
     /// `PREFETCH`: unacknowledged deliveries per consumer, 1-65535.
@@ -125,6 +132,8 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
             reader.fail(Key.erpBaseURL.rawValue, "not set (expected the ERP's http:// or https:// URL)")
         }
 
+        let tryton = Self.readTryton(&reader)
+
         let metricsPort = reader.integer(
             Key.metricsPort.rawValue, default: Self.defaultMetricsPort, in: 0...65535,
             accepted: "a port number (0-65535; 0 picks a free one)")
@@ -153,6 +162,35 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         self.acceptFirstSequence = acceptFirstSequence
         self.dedupRetention = dedupRetention
         self.metricsHost = reader.value(Key.metricsHost.rawValue) ?? OpsServer.defaultHost
+        self.tryton = tryton
+    }
+
+    /// `ERP_KIND` and, for `tryton`, `ERP_USER` and `ERP_PASSWORD_FILE` (with `ERP_BASE_URL`).
+    static func readTryton(_ reader: inout SettingsReader) -> TrytonConfiguration? {
+        guard let kind = ERPKind(setting: reader.value(Key.erpKind.rawValue)) else {
+            reader.fail(Key.erpKind.rawValue, "expected one of \(ERPKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            return nil
+        }
+        guard kind == .tryton else { return nil }
+        let user = reader.value(Key.erpUser.rawValue)
+        if user == nil { reader.fail(Key.erpUser.rawValue, "not set (ERP_KIND=tryton logs in as this user)") }
+        var password: TrytonPassword?
+        if let path = reader.value(Key.erpPasswordFile.rawValue) {
+            do throws(ERPClientConfigurationError) {
+                password = try TrytonConfiguration.readPassword(path: path)
+            } catch {
+                reader.fail(Key.erpPasswordFile.rawValue, error.message)
+            }
+        } else {
+            reader.fail(Key.erpPasswordFile.rawValue, "not set (a file holding ERP_USER's password)")
+        }
+        guard let user, let password, let url = reader.value(Key.erpBaseURL.rawValue) else { return nil }
+        do throws(ERPClientConfigurationError) {
+            return try TrytonConfiguration(baseURL: url, user: user, password: password)
+        } catch {
+            reader.fail(error.setting, error.message)
+            return nil
+        }
     }
 
     /// One line for the start-up log: every setting, secrets redacted (no passwords, no token).
@@ -169,6 +207,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
             "store=\(store)",
             "erp=\(redactURL(erp.baseURL))",
             "erpToken=\(erp.token == nil ? "none" : "set")",
+            "erpKind=\(tryton == nil ? "http" : "tryton user \(tryton?.user ?? "")")",
             "metricsPort=\(metricsPort)",
             "prefetch=\(prefetch)",
             "gapTimeout=\(DurationParser.format(gapTimeout))",

@@ -15,6 +15,12 @@ public struct WorkerOptions: ParsableArguments {
     var erpBaseURL: String?
     @Option(help: "File holding the ERP bearer token. Default: $ERP_TOKEN_FILE, else no token")
     var erpTokenFile: String?
+    @Option(help: "The ERP adapter: http (DESIGN §3) or tryton. Default: $ERP_KIND, else http")
+    var erpKind: String?
+    @Option(help: "The Tryton user (ERP_KIND=tryton). Default: $ERP_USER")
+    var erpUser: String?
+    @Option(help: "File holding the Tryton user's password (ERP_KIND=tryton). Default: $ERP_PASSWORD_FILE")
+    var erpPasswordFile: String?
     @Option(help: "Port of /healthz, /readyz, /metrics (0 picks one). Default: $METRICS_PORT, else 9090")
     var metricsPort: String?
     @Option(help: "Address of the operations endpoint. Default: $METRICS_HOST, else 127.0.0.1")
@@ -47,7 +53,7 @@ public struct WorkerOptions: ParsableArguments {
             .metricsPort: metricsPort, .metricsHost: metricsHost, .prefetch: prefetch, .gapTimeout: gapTimeout,
             .retryMaxAttempts: retryMaxAttempts, .topologyFile: topologyFile, .statusMap: statusMap,
             .acceptFirstSequence: acceptFirstSequence, .dedupRetention: dedupRetention, .logLevel: logLevel,
-            .logFormat: logFormat,
+            .logFormat: logFormat, .erpKind: erpKind, .erpUser: erpUser, .erpPasswordFile: erpPasswordFile,
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { key, value in value.map { (key.rawValue, $0) } })
     }

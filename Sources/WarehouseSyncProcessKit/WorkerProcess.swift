@@ -18,7 +18,7 @@ struct WorkerProcess {
     let store: any WorkerStore
     /// Keeps the store (a PostgreSQL store's connection pool runs in it) and closes it.
     let storeService: any Service
-    let erp: HTTPERPClient
+    let erp: any ERPAdapter
     let consumer: AMQPConnection
     /// Confirmed publishes (dead letters, retry copies, replays) on their own connection, so that
     /// a slow confirm never stalls deliveries.
@@ -27,7 +27,7 @@ struct WorkerProcess {
 
     static func open(executable: String, configuration: WorkerConfiguration, logger: Logger) async throws -> WorkerProcess {
         let (store, storeService) = try await configuration.store.openForService(logger: logger)
-        let erp = HTTPERPClient(configuration: configuration.erp, logger: logger)
+        let erp = makeERPAdapter(http: configuration.erp, tryton: configuration.tryton, logger: logger)
         var amqp = configuration.amqp
         do {
             amqp.connectionName = amqp.connectionName ?? "\(executable) consumer"

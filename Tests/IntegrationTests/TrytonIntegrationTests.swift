@@ -1,0 +1,190 @@
+import AMQPClient
+import Foundation
+import Logging
+import Testing
+import WarehouseSyncCore
+import WarehouseSyncERP
+import WarehouseSyncSimulation
+import WarehouseSyncTesting
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The workers with `ERP_KIND=tryton` against the real trytond that `./scripts/test` starts
+/// (scripts/tryton, master data = ``catalogue``). The server is shared: each test uses its own
+/// seed (so its own eventIds, shipment and receipt ids) and compares Tryton's stock before and
+/// after, never absolute balances.
+@Suite(.serialized) struct TrytonIntegrationTests {
+    /// The master data scripts/test loads into Tryton (`wms-simulator day --warehouses 3 --skus 20`).
+    static let catalogue = Catalogue(warehouses: 3, skus: 20)
+
+    /// A disturbed day (out of order, duplicates) posts exactly: Tryton's stock per warehouse,
+    /// product and status moves by the simulator's ledger, one internal shipment per posted
+    /// inventory event and one document per shipment and receipt id, although the inventory
+    /// worker is SIGKILLed mid-day.
+    @Test func aDisturbedDayPostsExactlyThoughAWorkerIsKilled() async throws {
+        let tryton = try TrytonServer()
+        let day = try SimulatedDay(options: SimulationOptions(
+            seed: 301, warehouses: 3, skus: 20, events: 360, outOfOrder: 0.06, duplicates: 0.04))
+        let manifest = day.manifest
+        let client = try tryton.client()
+        defer { Task { try? await client.shutdown() } }
+        let before = try await tryton.balances(client)
+
+        var expected: [String: Quantity] = before
+        for row in manifest.expected.ledger.balances {
+            let key = "\(row.warehouse)/\(row.sku)/\(row.status)"
+            expected[key, default: .zero] += try Quantity.parse(row.quantity)
+        }
+        expected = expected.filter { !$0.value.isZero }
+
+        try await WorkerSystem.with(workerEnvironment: tryton.workerEnvironment) { system in
+            for stream in EventStream.allCases { try await system.startWorker(stream) }
+            try await system.publish(day.messages)
+
+            try await system.waitUntil("inventory postings to begin before the kill", timeout: .seconds(300)) {
+                try await system.metric(.inventory, "whsync_posted_total") >= 40
+            }
+            let worker = try #require(system.workers[.inventory])
+            worker.signal(SIGKILL)
+            #expect(await worker.waitForExit(timeout: .seconds(30)) != nil)
+            try await system.startWorker(.inventory)
+
+            try await system.waitUntil("Tryton's stock to reach the simulator's ledger", timeout: .seconds(900)) {
+                try await tryton.balances(client) == expected
+            }
+            try await system.waitUntil("the work queues to drain", timeout: .seconds(120)) {
+                var total: UInt32 = 0
+                for stream in EventStream.allCases { total += try await system.queueDepth("erp.\(stream)") }
+                return total == 0
+            }
+            #expect(try await tryton.balances(client) == expected)
+
+            // One done internal shipment per posted inventory event, none twice.
+            let inventoryIds = Set(manifest.expected.postedEventIds.filter { !$0.isEmpty })
+            let internalShipments = try await tryton.probe.references("stock.shipment.internal", prefix: "evt-301-")
+            #expect(internalShipments.count == Set(internalShipments.map(\.reference)).count, "an eventId was booked twice")
+            #expect(internalShipments.allSatisfy { $0.state == "done" })
+            #expect(Set(internalShipments.map(\.reference)).isSubset(of: inventoryIds))
+            #expect(internalShipments.count == manifest.counts.byStream["inventory"]?.posted)
+            for (model, prefix) in [("stock.shipment.out", "SHP-301-"), ("stock.shipment.in", "RCV-301-")] {
+                let documents = try await tryton.probe.references(model, prefix: prefix)
+                #expect(!documents.isEmpty)
+                #expect(documents.count == Set(documents.map(\.reference)).count, "\(model): a document was created twice")
+            }
+            #expect(try await system.queueDepth("whsync.dead-letters") == 0)
+        }
+    }
+
+    /// An unknown SKU, a unit other than the product's and a quantity finer than the unit are
+    /// dead-lettered at once with Tryton's (or the adapter's) message; a good event posts.
+    @Test func businessRejectionsAreDeadLetteredWithTheirMessage() async throws {
+        let tryton = try TrytonServer()
+        let sku = Self.catalogue.skus.first { $0.uom == "EA" }!
+        try await WorkerSystem.with(workerEnvironment: tryton.workerEnvironment) { system in
+            try await system.startWorker(.inventory)
+            try await system.publish([
+                inventoryMessage(eventId: "tr-rej-1", warehouse: "WH1", sku: "SKU-9999", uom: "EA", sequence: 1),
+                inventoryMessage(eventId: "tr-rej-2", warehouse: "WH2", sku: sku.sku, uom: "KG", sequence: 1),
+                inventoryMessage(eventId: "tr-rej-3", warehouse: "WH3", sku: sku.sku, uom: "EA", sequence: 1, quantity: "1.5"),
+                inventoryMessage(eventId: "tr-ok-4", warehouse: "WH3", sku: sku.sku, uom: "EA", sequence: 2, quantity: "3"),
+            ])
+            let letters = try await system.deadLetters(count: 3, timeout: .seconds(120))
+            try #require(letters.count == 3)
+            var errors: [String: String] = [:]
+            for letter in letters {
+                #expect(letter.properties.headers["whsync-reason"]?.stringValue == "erp-rejected")
+                errors[letter.properties.messageId ?? ""] = letter.properties.headers["whsync-error"]?.stringValue ?? ""
+            }
+            #expect(errors["tr-rej-1"]?.contains("unknown SKU 'SKU-9999'") == true, "\(errors)")
+            #expect(errors["tr-rej-2"]?.contains("'KG' is not the unit of SKU '\(sku.sku)'") == true, "\(errors)")
+            #expect(errors["tr-rej-3"]?.contains("1.5 has more decimals than unit EA keeps") == true, "\(errors)")
+            try await system.waitUntil("the good event to post", timeout: .seconds(60)) {
+                try await tryton.probe.references("stock.shipment.internal", prefix: "tr-ok-4").first?.state == "done"
+            }
+            #expect(try await tryton.probe.references("stock.shipment.internal", prefix: "tr-rej-").isEmpty)
+        }
+    }
+}
+
+/// The Tryton server of `./scripts/test` (scripts/tryton), found through its variables.
+struct TrytonServer {
+    let url: String
+    let user: String
+    let passwordFile: String
+    let probe: TrytonProbe
+
+    init() throws {
+        let hint = "run the suite with ./scripts/test, which starts Tryton with scripts/tryton"
+        url = try TestEnvironment.require("WHSYNC_TEST_TRYTON_URL", hint: hint)
+        user = try TestEnvironment.require("WHSYNC_TEST_TRYTON_USER", hint: hint)
+        passwordFile = try TestEnvironment.require("WHSYNC_TEST_TRYTON_PASSWORD_FILE", hint: hint)
+        let password = try String(contentsOfFile: passwordFile, encoding: .utf8).trimmingCharacters(in: .newlines)
+        probe = TrytonProbe(url: url, user: user, password: password)
+    }
+
+    var workerEnvironment: [String: String] {
+        ["ERP_KIND": "tryton", "ERP_BASE_URL": url, "ERP_USER": user, "ERP_PASSWORD_FILE": passwordFile]
+    }
+
+    func client() throws -> TrytonERPClient {
+        let password = try TrytonConfiguration.readPassword(path: passwordFile)
+        return TrytonERPClient(configuration: try TrytonConfiguration(baseURL: url, user: user, password: password))
+    }
+
+    /// Tryton's stock of the catalogue's warehouses as `warehouse/sku/status → quantity`, zeros left out.
+    func balances(_ client: TrytonERPClient) async throws -> [String: Quantity] {
+        var balances: [String: Quantity] = [:]
+        for warehouse in TrytonIntegrationTests.catalogue.warehouses {
+            for row in try await client.balances(warehouse: warehouse) {
+                balances["\(row.warehouse)/\(row.sku)/\(row.status)"] = row.quantity
+            }
+        }
+        return balances
+    }
+}
+
+/// Tryton's JSON-RPC from the test's side, independent of the adapter: documents by reference.
+struct TrytonProbe: Sendable {
+    let url: String
+    let user: String
+    let password: String
+
+    struct Document: Sendable {
+        let reference: String
+        let state: String
+    }
+
+    /// The documents of `model` whose reference starts with `prefix`.
+    func references(_ model: String, prefix: String) async throws -> [Document] {
+        let login = try await call("common.db.login", [user, ["password": password], "en"], session: nil)
+        let values = try #require(login as? [Any])
+        let session = "\(user):\(values[0]):\(values[1])"
+        let preferences = try #require(try await call("model.res.user.get_preferences", [true, [:] as [String: Any]], session: session) as? [String: Any])
+        let context: [String: Any] = ["company": preferences["company"] ?? NSNull()]
+        let rows = try await call(
+            "model.\(model).search_read",
+            [[["reference", "like", prefix + "%"]], 0, NSNull(), NSNull(), ["reference", "state"], context], session: session)
+        return try #require(rows as? [[String: Any]]).map {
+            Document(reference: $0["reference"] as? String ?? "", state: $0["state"] as? String ?? "")
+        }
+    }
+
+    private func call(_ method: String, _ params: [Any], session: String?) async throws -> Any {
+        var request = URLRequest(url: URL(string: url + "rpc/")!)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let session {
+            request.setValue("Session " + Data(session.utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+        }
+        request.httpBody = try JSONSerialization.data(withJSONObject: ["id": 1, "method": method, "params": params])
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        guard status == 200, let result = object?["result"] else {
+            throw TestBroker.ProcessFailure(description: "Tryton \(method) answered HTTP \(status): \(String(decoding: data.prefix(500), as: UTF8.self))")
+        }
+        return result
+    }
+}
