@@ -14,12 +14,13 @@ import WarehouseSyncWorker
 struct ReconcileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile",
-        abstract: "Compare the WMS's stock balances with the ERP's (GET /balances); exit 1 when they differ.",
+        abstract: "Compare the WMS's stock balances with the ERP's (GET /balances, or Tryton's stock); exit 1 when they differ.",
         discussion: """
             FILE holds the WMS's balances, one JSON object per line: \
             {"warehouse": "WH1", "sku": "SKU-0001", "status": "available", "quantity": "12.5"} \
             (status: a canonical inventory status, available when left out; quantity: a decimal \
-            number or string). The ERP is asked for every warehouse in FILE, or those given with \
+            number or string). The ERP (the adapter ERP_KIND names, as the workers: GET /balances, or \
+            Tryton's quantities per status location) is asked for every warehouse in FILE, or those given with \
             --warehouse; a row on one side only counts as zero on the other. The differing rows go \
             to stdout, the summary to stderr. Exit 0: the books agree; 1: they differ; 2: the ERP \
             could not be asked or its answer not read; 64: FILE or an option is unusable.

@@ -106,6 +106,56 @@ import FoundationNetworking
             #expect(try await tryton.probe.references("stock.shipment.internal", prefix: "tr-rej-").isEmpty)
         }
     }
+
+    /// `whsync reconcile` with `--erp-kind tryton` reads Tryton's stock through the port: the
+    /// WMS's balances agree (exit 0); a movement booked in Tryton behind the workers' back is
+    /// reported on its row (exit 1); once the WMS counts it too, they agree again.
+    @Test func reconcileFindsADriftBookedBehindTheWorkersBack() async throws {
+        let tryton = try TrytonServer()
+        let client = try tryton.client()
+        defer { Task { try? await client.shutdown() } }
+        let sku = Self.catalogue.skus[1]
+        func lines(_ rows: [StockBalance]) -> Data {
+            Data(rows.map { #"{"warehouse":"\#($0.warehouse)","sku":"\#($0.sku)","status":"\#($0.status)","quantity":"\#($0.quantity)"}"# }
+                .joined(separator: "\n").utf8)
+        }
+        func reconcile(_ rows: [StockBalance]) async throws -> TestBroker.ProcessResult {
+            try await TestBroker.run(
+                try TestBroker.executablePath("whsync"),
+                ["reconcile", "-", "--warehouse", "WH2", "--json", "--erp-kind", "tryton", "--erp-base-url", tryton.url,
+                 "--erp-user", tryton.user, "--erp-password-file", tryton.passwordFile],
+                environment: ["PATH": "/usr/bin:/bin"], stdin: lines(rows))
+        }
+        // Stock the workers posted, as the WMS counts it: 4 available.
+        let message = inventoryMessage(
+            eventId: "tr-recon-\(UUID().uuidString.prefix(8))", warehouse: "WH2", sku: sku.sku, uom: sku.uom, sequence: 1, quantity: "4")
+        let event = try EventDecoder().decode(message.body, routingKey: message.routingKey)
+        #expect(await isPosted(client.post(PostingDocument(event: event))))
+        let wms = try await client.balances(warehouse: "WH2")
+        let agreeing = try await reconcile(wms)
+        #expect(agreeing.status == 0, "\(agreeing.stderr)")
+
+        // Behind the workers' back: 2 more booked in Tryton.
+        let drift = inventoryMessage(
+            eventId: "tr-drift-\(UUID().uuidString.prefix(8))", warehouse: "WH2", sku: sku.sku, uom: sku.uom, sequence: 1, quantity: "2")
+        #expect(try await isPosted(client.post(PostingDocument(event: EventDecoder().decode(drift.body, routingKey: drift.routingKey)))))
+        let differing = try await reconcile(wms)
+        #expect(differing.status == 1, "\(differing.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(differing.stdout.utf8)) as? [String: Any]
+        let found = report?["differences"] as? [[String: Any]] ?? []
+        #expect(found.count == 1, "\(found)")
+        #expect(found.first?["sku"] as? String == sku.sku && found.first?["status"] as? String == "available")
+        #expect(found.first?["difference"] as? String == "2", "\(found)")
+
+        // The WMS counts the drift too: no difference.
+        let again = try await reconcile(try await client.balances(warehouse: "WH2"))
+        #expect(again.status == 0, "\(again.stderr)")
+    }
+
+    private func isPosted(_ answer: ERPResponseClass) -> Bool {
+        if case .posted = answer { return true }
+        return false
+    }
 }
 
 /// The Tryton server of `./scripts/test` (scripts/tryton), found through its variables.
