@@ -207,7 +207,6 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
             "store=\(store)",
             "erp=\(redactURL(erp.baseURL))",
             "erpToken=\(erp.token == nil ? "none" : "set")",
-            "erpKind=\(tryton == nil ? "http" : "tryton user \(tryton?.user ?? "")")",
             "metricsPort=\(metricsPort)",
             "prefetch=\(prefetch)",
             "gapTimeout=\(DurationParser.format(gapTimeout))",
@@ -218,6 +217,6 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
             "acceptFirstSequence=\(acceptFirstSequence)",
             "dedupRetention=\(DurationParser.format(dedupRetention))",
             "metricsHost=\(metricsHost)",
-        ].joined(separator: " ")
+        ].joined(separator: " ") + (tryton.map { " erpKind=tryton erpUser=\($0.user)" } ?? "")
     }
 }
