@@ -56,9 +56,17 @@ public struct TrytonConfiguration: Sendable {
         String(http.baseURL.split(separator: "/").last ?? "")
     }
 
+    /// Time for one JSON-RPC call: longer than the HTTP contract's 10 s, because a call that
+    /// times out here may still finish inside trytond (SQLite waits for its lock), and a retry
+    /// that searches before it finished would create the document again.
+    public static let defaultRequestTimeout: Duration = .seconds(60)
+
     /// Validates the URL (it must name a database after the host), the user and the password.
-    public init(baseURL: String, user: String, password: TrytonPassword, maxConcurrentPosts: Int = 4) throws(ERPClientConfigurationError) {
-        http = try ERPClientConfiguration(baseURL: baseURL, maxConcurrentPosts: maxConcurrentPosts)
+    public init(
+        baseURL: String, user: String, password: TrytonPassword, maxConcurrentPosts: Int = 4,
+        requestTimeout: Duration = defaultRequestTimeout
+    ) throws(ERPClientConfigurationError) {
+        http = try ERPClientConfiguration(baseURL: baseURL, requestTimeout: requestTimeout, maxConcurrentPosts: maxConcurrentPosts)
         let path = URLComponents(string: http.baseURL)?.path ?? ""
         guard path.split(separator: "/").count == 1 else {
             throw ERPClientConfigurationError(

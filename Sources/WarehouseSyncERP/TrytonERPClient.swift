@@ -284,15 +284,46 @@ public final class TrytonERPClient: ERPClient {
         let quantity: Quantity
     }
 
+    /// The document of `model` carrying `reference`. Should a create have been repeated (a call
+    /// that timed out on our side but was still running inside trytond when the retry searched),
+    /// the most advanced one is the document and the drafts beside it are cancelled: a draft has
+    /// moved no stock, and a cancelled one never will.
     private func find(_ model: String, reference: String, warehouse: Int? = nil) async throws(Stop) -> Found? {
         var domain: [JSONValue] = [["reference", "=", .string(reference)]]
         if let warehouse { domain.append(["warehouse", "=", .number(warehouse)]) }
-        let result = try value(await rpc.model(model, "search_read", [.array(domain), 0, 1, nil, ["id", "state"]]))
-        guard let row = result.arrayValue?.first else { return nil }
-        guard let id = row["id"]?.numberLiteral.flatMap({ Int($0) }), let state = row["state"]?.stringValue else {
-            throw Stop(answer: .transient(reason: .misanswered(status: 200, .noJSONBody), retryAfter: nil))
+        let result = try value(await rpc.model(model, "search_read", [.array(domain), 0, 10, [["id", "ASC"]], ["id", "state"]]))
+        var found: [Found] = []
+        for row in result.arrayValue ?? [] {
+            guard let id = row["id"]?.numberLiteral.flatMap({ Int($0) }), let state = row["state"]?.stringValue else {
+                throw Stop(answer: .transient(reason: .misanswered(status: 200, .noJSONBody), retryAfter: nil))
+            }
+            found.append(Found(id: id, state: state))
         }
-        return Found(id: id, state: state)
+        let live = found.filter { $0.state != "cancelled" }
+        guard live.count > 1 else { return live.first ?? found.first }
+        let chosen = live.max { Self.progress($0.state) < Self.progress($1.state) || (Self.progress($0.state) == Self.progress($1.state) && $0.id > $1.id) }!
+        let extra = live.filter { $0.id != chosen.id && ($0.state == "draft" || $0.state == "request") }
+        logger.warning(
+            "Tryton holds \(live.count) documents with one reference: keeping the most advanced, cancelling the drafts",
+            metadata: ["erp.model": "\(model)", "erp.reference": "\(reference)", "erp.kept": "\(chosen.id)",
+                       "erp.cancelled": "\(extra.map(\.id))"])
+        if !extra.isEmpty {
+            _ = try value(await rpc.model(model, "cancel", [.array(extra.map { .number($0.id) })]))
+        }
+        return chosen
+    }
+
+    /// How far a shipment's state is along its workflow.
+    static func progress(_ state: String) -> Int {
+        switch state {
+        case "done": 6
+        case "shipped": 5
+        case "packed": 4
+        case "picked", "received": 3
+        case "assigned": 2
+        case "waiting": 1
+        default: 0
+        }
     }
 
     private func create(_ model: String, _ values: JSONValue) async throws(Stop) -> Int {
