@@ -138,6 +138,9 @@ public final class TrytonERPClient: ERPClient {
         let status = try field(body, "status")
         let model = "stock.shipment.out"
         var found = try await find(model, reference: shipmentId, warehouse: warehouse.id)
+        if status == "shipped", let existing = found, !["done", "cancelled"].contains(existing.state) {
+            try await checkShippedLines(body, shipment: existing.id, shipmentId: shipmentId)
+        }
         if found == nil, let lines = body["lines"]?.arrayValue, !lines.isEmpty {
             let party = try await directory.party(code: configuration.customerPartyCode)
             let company = try await companyId()
@@ -178,6 +181,32 @@ public final class TrytonERPClient: ERPClient {
             if state == "assigned" || state == "picked" { try await button(model, "pack", id); state = "packed" }
             if status != "packed", state == "packed" || state == "shipped" { try await button(model, "do", id) }
             return .posted(documentId: documentId)
+        }
+    }
+
+    /// The goods that leave are the shipped event's lines: a shipment created from its packed
+    /// lines must hold the same quantity of each product, or the stock would leave wrong. A WMS
+    /// that ships short is refused plainly (the shipment is adjusted in Tryton, then the dead
+    /// letter replayed), never booked with the packed quantities.
+    private func checkShippedLines(_ body: JSONValue, shipment id: Int, shipmentId: String) async throws(Stop) {
+        var shipped: [Int: Quantity] = [:]
+        for (index, line) in (body["lines"]?.arrayValue ?? []).enumerated() {
+            let product = try await productLine(line, path: "lines[\(index)].")
+            shipped[product.product.id, default: .zero] += product.quantity
+        }
+        let rows = try value(await rpc.model(
+            "stock.move", "search_read",
+            [[["shipment", "=", .string("stock.shipment.out,\(id)")], ["state", "!=", "cancelled"]], 0, nil, nil, ["product", "quantity"]]))
+        var booked: [Int: Quantity] = [:]
+        for row in rows.arrayValue ?? [] {
+            guard let product = row["product"]?.numberLiteral.flatMap({ Int($0) }),
+                  let quantity = row["quantity"]?.numberLiteral.flatMap({ Double($0) })
+            else { throw Stop(answer: .transient(reason: .misanswered(status: 200, .noJSONBody), retryAfter: nil)) }
+            booked[product, default: .zero] += Quantity(microUnits: Int64((quantity * 1_000_000).rounded()))
+        }
+        if shipped != booked {
+            throw reject(
+                "lines: shipment '\(shipmentId)' ships other quantities than Tryton's shipment \(id) holds from its packed lines; adjust it in Tryton, then replay")
         }
     }
 

@@ -112,6 +112,32 @@ import FoundationNetworking
         }
     }
 
+    /// A shipment shipped with other quantities than it was packed with is refused plainly, not
+    /// booked with the packed ones; the Tryton shipment stays packed, its stock in place.
+    @Test func aShipmentShippedShortIsRefusedNotBookedAsPacked() async throws {
+        let tryton = try TrytonServer()
+        let sku = Self.catalogue.skus.first { $0.uom == "EA" }!
+        let shipment = "SHP-TR-SHORT-\(UUID().uuidString.prefix(8))"
+        func event(_ sequence: Int, _ status: String, quantity: Int) -> RawMessage {
+            let body = """
+                {"schema":"shipment.event/1","eventId":"\(shipment)-\(sequence)","occurredAt":"2026-11-22T10:00:00Z",\
+                "warehouse":"WH1","sequence":\(sequence),"shipmentId":"\(shipment)","orderRef":"SO-1","status":"\(status)",\
+                "lines":[{"sku":"\(sku.sku)","quantity":\(quantity),"uom":"EA"}]}
+                """
+            return RawMessage(routingKey: "shipment.WH1", body: Array(body.utf8))
+        }
+        try await WorkerSystem.with(workerEnvironment: tryton.workerEnvironment) { system in
+            try await system.startWorker(.shipment)
+            try await system.publish([event(1, "packed", quantity: 2), event(2, "shipped", quantity: 1)])
+            let letters = try await system.deadLetters(count: 1, timeout: .seconds(120))
+            try #require(letters.count == 1)
+            #expect(letters[0].properties.messageId == "\(shipment)-2")
+            let error = letters[0].properties.headers["whsync-error"]?.stringValue ?? ""
+            #expect(error.contains("ships other quantities than Tryton's shipment"), "\(error)")
+            #expect(try await tryton.probe.references("stock.shipment.out", prefix: shipment).map(\.state) == ["packed"])
+        }
+    }
+
     /// `whsync reconcile` with `--erp-kind tryton` reads Tryton's stock through the port: the
     /// WMS's balances agree (exit 0); a movement booked in Tryton behind the workers' back is
     /// reported on its row (exit 1); once the WMS counts it too, they agree again.
