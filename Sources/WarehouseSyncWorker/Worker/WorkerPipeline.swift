@@ -186,7 +186,7 @@ final class WorkerPipeline: Sendable {
         let (stream, gate) = (stream, gate)
         let (routingKey, headers, body) = (message.routingKey, message.headers, message.body)
         return try await patiently { [store] in
-            try await store.commitDecision(stream: stream, key: key, eventId: event.eventId) { snapshot in
+            try await store.commitDecision(stream: stream, key: key, eventId: event.eventId, sequence: event.sequence) { snapshot in
                 let now = Date()
                 let decision = gate.decide(snapshot.state, event: incoming, record: snapshot.record, now: now)
                 guard decision.updatedState != nil || decision.updatedRecord != nil else {
@@ -297,15 +297,17 @@ final class WorkerPipeline: Sendable {
             return (change, (release, KeySnapshot(state: newState, version: current.version + 1, record: .notSeen)))
         }
         // The snapshot in hand is usually still the key's: commit on it, and only when another
-        // process moved the key meanwhile read and decide again (commitDecision's loop).
+        // process moved the key meanwhile read and decide again (commitDecision's loop). So
+        // also when a long release chain has gone past the held events that snapshot read.
         let (change, outcome) = decide(snapshot)
-        do {
-            if let change { try await patiently { [store] in try await store.commit(change) } }
-            return outcome
-        } catch let error as StoreError where error.code == .versionConflict {
-            return try await patiently { [store] in
-                try await store.commitDecision(stream: stream, key: key, eventId: eventId, decide)
-            }
+        if change?.newState.map({ $0.held.isKnown($0.nextExpected) }) ?? true {
+            do {
+                if let change { try await patiently { [store] in try await store.commit(change) } }
+                return outcome
+            } catch let error as StoreError where error.code == .versionConflict {}
+        }
+        return try await patiently { [store] in
+            try await store.commitDecision(stream: stream, key: key, eventId: eventId, decide)
         }
     }
 
@@ -409,7 +411,7 @@ final class WorkerPipeline: Sendable {
             let missing = state.missingSequences.map { "\($0.lowerBound)…\($0.upperBound)" } ?? "?"
             logger.warning(
                 "key parked: a sequence gap outlived GAP_TIMEOUT; see `whsync gaps list`",
-                metadata: [LogMetadataKey.key.rawValue: "\(key)", "gap.missing": "\(missing)", "gap.held": "\(state.held.count)"])
+                metadata: [LogMetadataKey.key.rawValue: "\(key)", "gap.missing": "\(missing)", "gap.lowestHeld": "\(state.lowestHeld.map(String.init) ?? "?")"])
         } catch let error as StoreError where error.code == .versionConflict {
             // Another process moved the key meanwhile; the next pass looks again.
         } catch {
