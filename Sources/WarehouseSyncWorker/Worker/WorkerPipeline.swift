@@ -26,6 +26,9 @@ final class WorkerPipeline: Sendable {
         /// outage is retried in place before the message is handed back to the broker. A store
         /// outage is waited out for as long as it lasts (``StoreOutage``).
         var patience: Duration = .seconds(30)
+        /// `ERP_BATCH_MAX`: 0 posts on the single routes; N gathers postings into batch requests
+        /// of at most N items (``PostingBatcher``).
+        var erpBatchMax: Int = 0
     }
 
     let settings: Settings
@@ -33,6 +36,7 @@ final class WorkerPipeline: Sendable {
     private let gate: SequenceGate
     private let store: any WorkerStore
     private let erp: any ERPClient
+    private let batcher: PostingBatcher?
     private let publisher: AMQPConnection
     let circuit: CircuitGate
     let storeOutage: StoreOutage
@@ -56,6 +60,7 @@ final class WorkerPipeline: Sendable {
         gate = SequenceGate(policy: settings.sequencing)
         self.store = store
         self.erp = erp
+        batcher = settings.erpBatchMax > 0 ? PostingBatcher(erp: erp, maxItems: settings.erpBatchMax) : nil
         self.publisher = publisher
         self.circuit = circuit
         self.metrics = metrics
@@ -225,7 +230,11 @@ final class WorkerPipeline: Sendable {
                 throw handBack(message, reason: "stopping while the ERP is unavailable", logger: logger)
             }
             let started = clock.now
-            answer = await erp.post(document)
+            if let batcher {
+                answer = await batcher.post(document, key: event.sequencingKey)
+            } else {
+                answer = await erp.post(document)
+            }
             metrics.recordERPLatency(clock.now - started)
             guard case .transient(let reason, _) = answer else {
                 await circuit.recordAnswer()
