@@ -296,6 +296,15 @@ let package = Package(
             dependencies: ["AMQPClient"],
             path: "bench/Sources/amqp-bench"
         ),
+        // bench/held-key: a decision's cost on a key holding many events, on a real store.
+        .executableTarget(
+            name: "held-key",
+            dependencies: [
+                "WarehouseSyncCore", "WarehouseSyncStore", "WarehouseSyncProcessKit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "bench/Sources/held-key"
+        ),
         // Load generator and raw drain for bench/e2e-throughput (publish backlog/paced, drain).
         .executableTarget(
             name: "e2e-publisher",

@@ -20,7 +20,7 @@ struct ERPMiddleware: RouterMiddleware {
         let started = ContinuousClock.now
         let path = request.uri.path
         let isAdmin = path.hasPrefix("/admin/")
-        let isPosting = request.method == .post && DocumentType.allCases.contains { $0.path == path }
+        let isPosting = request.method == .post && (DocumentType.allCases.contains { $0.path == path } || path == PostingBatch.path)
         let correlationId = request.headers[.correlationID]
 
         var injected = false
@@ -86,7 +86,7 @@ struct ERPMiddleware: RouterMiddleware {
         if method == .post, DocumentType.allCases.contains(where: { $0.path == path }) {
             return path
         }
-        let known = ["/health", "/balances", "/documents", "/stats", "/admin/faults"]
+        let known = ["/health", "/balances", "/documents", "/stats", "/admin/faults", PostingBatch.path]
         return "\(method.rawValue) \(known.contains(path) ? path : "other")"
     }
 
@@ -104,7 +104,7 @@ struct ERPMiddleware: RouterMiddleware {
             return metadata
         }
         // Postings that were neither posted nor recognised as duplicates are worth seeing at info.
-        if isPosting, status != 201, status != 409 {
+        if isPosting, status != 201, status != 409, !(path == PostingBatch.path && status == 200) {
             server.logger.info("posting not accepted", metadata: metadata())
         } else {
             server.logger.debug("request", metadata: metadata())

@@ -20,6 +20,9 @@ extension ReferenceERPServer {
                 try await self.post(type, request: request, context: context)
             }
         }
+        router.post(RouterPath(PostingBatch.path)) { request, context in
+            try await self.postBatch(request: request, context: context)
+        }
         router.get("/health") { _, _ in
             Self.json(200, ["status": "ok"])
         }

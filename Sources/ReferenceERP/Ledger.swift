@@ -115,57 +115,84 @@ final class Ledger: Sendable {
     /// Posts `posting` under `idempotencyKey` in one transaction. Throws ``ERPRejection`` (422)
     /// for unknown master data or a balance the ERP cannot take; nothing is written then.
     func post(_ posting: Posting, idempotencyKey: String, now: Date = Date()) async throws -> Outcome {
-        let masterData = masterData
-        let strictStock = strictStock
+        let (masterData, strictStock) = (masterData, strictStock)
         return try await database.write { db in
-            if let existing = try Self.document(forKey: idempotencyKey, db) {
-                let matches = existing.type == posting.type && existing.body == posting.body
-                return .duplicate(existing.summary, payloadMatches: matches)
-            }
-            try posting.check(against: masterData)
-            let postedAt = Timestamp(now, fractionDigits: 3).text
-            let position = try db.queryFirst(
-                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'documents'), 0) + 1 AS next"
-            )?.int64("next") ?? 1
-            let documentId = "\(posting.type.documentPrefix)-\(Self.pad(position))"
+            try Self.post(posting, idempotencyKey: idempotencyKey, now: now, masterData: masterData, strictStock: strictStock, db)
+        }
+    }
 
-            let movements = try Self.stockMovements(of: posting, db)
-            for movement in movements {
-                try Self.apply(
-                    movement, warehouse: posting.warehouse, documentId: documentId, at: postedAt,
-                    strictStock: strictStock, masterData: masterData, db)
+    /// Posts each item of a batch request (DESIGN §3a) on its own, as ``post(_:idempotencyKey:now:)``
+    /// would, in one transaction: an item refused (``ERPRejection``) leaves nothing of itself and
+    /// takes nothing from the others. One outcome per item, in order.
+    func post(batch: [(posting: Posting, idempotencyKey: String)], now: Date = Date()) async throws -> [Result<Outcome, ERPRejection>] {
+        let (masterData, strictStock) = (masterData, strictStock)
+        return try await database.write { db in
+            try batch.map { item in
+                try db.execute("SAVEPOINT erp_batch_item")
+                do {
+                    let outcome = try Self.post(
+                        item.posting, idempotencyKey: item.idempotencyKey, now: now, masterData: masterData, strictStock: strictStock, db)
+                    try db.execute("RELEASE erp_batch_item")
+                    return .success(outcome)
+                } catch let rejection as ERPRejection {
+                    try db.execute("ROLLBACK TO erp_batch_item")
+                    try db.execute("RELEASE erp_batch_item")
+                    return .failure(rejection)
+                }
             }
+        }
+    }
+
+    private static func post(
+        _ posting: Posting, idempotencyKey: String, now: Date, masterData: MasterData, strictStock: Bool, _ db: SQLiteConnection
+    ) throws -> Outcome {
+        if let existing = try Self.document(forKey: idempotencyKey, db) {
+            let matches = existing.type == posting.type && existing.body == posting.body
+            return .duplicate(existing.summary, payloadMatches: matches)
+        }
+        try posting.check(against: masterData)
+        let postedAt = Timestamp(now, fractionDigits: 3).text
+        let position = try db.queryFirst(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'documents'), 0) + 1 AS next"
+        )?.int64("next") ?? 1
+        let documentId = "\(posting.type.documentPrefix)-\(Self.pad(position))"
+
+        let movements = try Self.stockMovements(of: posting, db)
+        for movement in movements {
+            try Self.apply(
+                movement, warehouse: posting.warehouse, documentId: documentId, at: postedAt,
+                strictStock: strictStock, masterData: masterData, db)
+        }
+        try db.execute(
+            """
+            INSERT INTO documents (position, document_id, type, idempotency_key, event_id, sequence, warehouse,
+                doc_key, subject, status, reason, correlation_id, moved_stock, has_discrepancy, body, posted_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .integer(position), .text(documentId), .text(posting.type.rawValue), .text(idempotencyKey),
+                .text(posting.eventId), .integer(posting.sequence), .text(posting.warehouse), .text(posting.key),
+                .text(posting.subject), .text(posting.status), SQLiteValue(posting.reason),
+                SQLiteValue(posting.correlationId), SQLiteValue(!movements.isEmpty), SQLiteValue(posting.hasDiscrepancy),
+                .text(posting.body.serialized()), .text(postedAt),
+            ])
+        for (index, line) in posting.lines.enumerated() {
             try db.execute(
                 """
-                INSERT INTO documents (position, document_id, type, idempotency_key, event_id, sequence, warehouse,
-                    doc_key, subject, status, reason, correlation_id, moved_stock, has_discrepancy, body, posted_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO document_lines (document_id, line_no, sku, uom, lot, quantity_micro,
+                    quantity_expected_micro, quantity_received_micro, discrepancy_micro)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
-                    .integer(position), .text(documentId), .text(posting.type.rawValue), .text(idempotencyKey),
-                    .text(posting.eventId), .integer(posting.sequence), .text(posting.warehouse), .text(posting.key),
-                    .text(posting.subject), .text(posting.status), SQLiteValue(posting.reason),
-                    SQLiteValue(posting.correlationId), SQLiteValue(!movements.isEmpty), SQLiteValue(posting.hasDiscrepancy),
-                    .text(posting.body.serialized()), .text(postedAt),
+                    .text(documentId), SQLiteValue(index + 1), .text(line.sku), .text(line.uom), SQLiteValue(line.lot),
+                    SQLiteValue(line.quantity?.microUnits), SQLiteValue(line.quantityExpected?.microUnits),
+                    SQLiteValue(line.quantityReceived?.microUnits), SQLiteValue(line.discrepancy?.microUnits),
                 ])
-            for (index, line) in posting.lines.enumerated() {
-                try db.execute(
-                    """
-                    INSERT INTO document_lines (document_id, line_no, sku, uom, lot, quantity_micro,
-                        quantity_expected_micro, quantity_received_micro, discrepancy_micro)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                    [
-                        .text(documentId), SQLiteValue(index + 1), .text(line.sku), .text(line.uom), SQLiteValue(line.lot),
-                        SQLiteValue(line.quantity?.microUnits), SQLiteValue(line.quantityExpected?.microUnits),
-                        SQLiteValue(line.quantityReceived?.microUnits), SQLiteValue(line.discrepancy?.microUnits),
-                    ])
-            }
-            return .posted(DocumentSummary(
-                position: position, documentId: documentId, type: posting.type, idempotencyKey: idempotencyKey,
-                eventId: posting.eventId, sequence: posting.sequence, warehouse: posting.warehouse, key: posting.key,
-                postedAt: postedAt, hasDiscrepancy: posting.hasDiscrepancy))
         }
+        return .posted(DocumentSummary(
+            position: position, documentId: documentId, type: posting.type, idempotencyKey: idempotencyKey,
+            eventId: posting.eventId, sequence: posting.sequence, warehouse: posting.warehouse, key: posting.key,
+            postedAt: postedAt, hasDiscrepancy: posting.hasDiscrepancy))
     }
 
     /// One change to a balance.

@@ -58,6 +58,11 @@ extension Posting {
         } catch {
             throw .malformed("the body is not valid JSON: \(error)")
         }
+        try self.init(type: type, body: body)
+    }
+
+    /// ``init(type:bytes:)`` of a body already parsed (an item of a batch request).
+    init(type: DocumentType, body: JSONValue) throws(ERPRejection) {
         guard let object = body.objectValue else {
             throw .malformed("the body must be a JSON object, found \(body.typeName)")
         }

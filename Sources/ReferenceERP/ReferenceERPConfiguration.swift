@@ -21,6 +21,10 @@ public struct ReferenceERPConfiguration: Sendable {
     public var strictStock: Bool
     /// The largest request body accepted (413 beyond). Events are at most 256 KiB.
     public var maxBodyBytes: Int
+    /// The most items a batch request may carry (DESIGN §3a).
+    public var maxBatchItems = PostingBatch.maxItems
+    /// The largest batch request body accepted: room for `maxBatchItems` documents.
+    public var maxBatchBodyBytes = 16 << 20
 
     public init(
         host: String = "127.0.0.1",

@@ -51,6 +51,12 @@ public final class HTTPERPClient: ERPClient {
         }
     }
 
+    public func post(batch: PostingBatch) async -> [ERPResponseClass] {
+        await slots.withPermit {
+            await send(batch)
+        }
+    }
+
     public func health() async -> Bool {
         var request = HTTPClientRequest(url: configuration.baseURL + "/health")
         request.method = .GET
@@ -115,34 +121,20 @@ public final class HTTPERPClient: ERPClient {
     }
 
     private func send(_ document: PostingDocument) async -> ERPResponseClass {
-        var request = HTTPClientRequest(url: configuration.baseURL + document.endpoint.path)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
+        var request = postRequest(path: document.endpoint.path, body: document.body)
         request.headers.add(name: "Idempotency-Key", value: document.idempotencyKey)
         if let correlationId = document.correlationId {
             request.headers.add(name: "X-Correlation-ID", value: correlationId)
         }
-        addAuthorization(to: &request)
-        request.body = .bytes(ByteBuffer(bytes: document.body.serializedBytes()))
 
         let result: ERPResponseClass
-        var status: Int?
-        var retryAfter: String?
         var failure: String?
-        do {
-            let response = try await httpClient.execute(request, deadline: deadline(configuration.requestTimeout))
-            status = Int(response.status.code)
-            retryAfter = response.headers.first(name: "Retry-After")
-            let body = try await Self.readBody(response.body, keep: configuration.maxBodyBytes)
-            result = ERPResponseClass.classify(status: Int(response.status.code), retryAfter: retryAfter, body: body, now: Date())
-        } catch {
-            if let status {
-                // The ERP answered; only the body did not arrive whole. The status decides.
-                result = ERPResponseClass.classify(status: status, retryAfter: retryAfter, body: [UInt8](), now: Date())
-            } else {
-                result = .transient(reason: Self.transientReason(for: error), retryAfter: nil)
-                failure = Self.describe(error)
-            }
+        switch await exchange(request, keep: configuration.maxBodyBytes) {
+        case .answered(let status, let retryAfter, let body):
+            result = ERPResponseClass.classify(status: status, retryAfter: retryAfter, body: body, now: Date())
+        case .failed(let error):
+            result = .transient(reason: Self.transientReason(for: error), retryAfter: nil)
+            failure = Self.describe(error)
         }
         // Metadata is built only when the level is logged: this runs for every posting.
         switch result {
@@ -156,6 +148,51 @@ public final class HTTPERPClient: ERPClient {
             logger.debug("ERP posting failed transiently", metadata: Self.metadata(document, extra))
         }
         return result
+    }
+
+    private func send(_ batch: PostingBatch) async -> [ERPResponseClass] {
+        // Every item's result must arrive: a batch answer is kept whole, up to the drain limit.
+        switch await exchange(postRequest(path: PostingBatch.path, body: batch.body), keep: Self.maxDrainBytes) {
+        case .answered(let status, let retryAfter, let body):
+            return batch.classify(status: status, retryAfter: retryAfter, body: body, now: Date())
+        case .failed(let error):
+            let reason = Self.transientReason(for: error)
+            logger.debug(
+                "ERP batch failed transiently",
+                metadata: ["erp.items": "\(batch.documents.count)", "erp.reason": "\(reason)", "error": "\(Self.describe(error))"])
+            return Array(repeating: .transient(reason: reason, retryAfter: nil), count: batch.documents.count)
+        }
+    }
+
+    /// A JSON `POST` to `path` with the token.
+    private func postRequest(path: String, body: JSONValue) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: configuration.baseURL + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        addAuthorization(to: &request)
+        request.body = .bytes(ByteBuffer(bytes: body.serializedBytes()))
+        return request
+    }
+
+    private enum Exchange {
+        /// The ERP answered `status`; `body` holds the first bytes kept (none when the body broke
+        /// off: the status decides then).
+        case answered(status: Int, retryAfter: String?, body: [UInt8])
+        /// No answer: no connection, or no status in time.
+        case failed(any Error)
+    }
+
+    private func exchange(_ request: HTTPClientRequest, keep: Int) async -> Exchange {
+        var answered: (status: Int, retryAfter: String?)?
+        do {
+            let response = try await httpClient.execute(request, deadline: deadline(configuration.requestTimeout))
+            answered = (Int(response.status.code), response.headers.first(name: "Retry-After"))
+            let body = try await Self.readBody(response.body, keep: keep)
+            return .answered(status: Int(response.status.code), retryAfter: answered?.retryAfter, body: body)
+        } catch {
+            guard let answered else { return .failed(error) }
+            return .answered(status: answered.status, retryAfter: answered.retryAfter, body: [])
+        }
     }
 
     private static func metadata(_ document: PostingDocument, _ extra: Logger.Metadata) -> Logger.Metadata {

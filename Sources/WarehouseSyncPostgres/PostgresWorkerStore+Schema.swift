@@ -118,6 +118,10 @@ extension PostgresWorkerStore {
         PostgresMigration(
             id: "store-5-turn-claims",
             statements: ["ALTER TABLE keys ADD COLUMN claimed_by TEXT", "ALTER TABLE keys ADD COLUMN claimed_sequence BIGINT"]),
+        // The oldest held time of a key in one index probe (StoredHeldEvents): a key holding 10⁴
+        // events must not cost a scan of them per decision.
+        PostgresMigration(
+            id: "store-6-held-age", statements: ["CREATE INDEX held_messages_age ON held_messages (stream, key, held_at_us)"]),
     ]
 
     /// The table of applied migrations: `id`, `position` (1-based), `applied_at_us`.

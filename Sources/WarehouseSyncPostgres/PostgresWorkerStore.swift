@@ -13,7 +13,7 @@ import WarehouseSyncStore
 ///   for a change without a new state, all in one `READ COMMITTED` transaction. Of two replicas
 ///   committing on the same version one wins, the other gets `versionConflict`; so a held event
 ///   is released by exactly one of them.
-/// - `KeyState.held` is derived from the `held_messages` rows, as in SQLite.
+/// - `KeyState.held` is derived from the `held_messages` rows, as in SQLite (``StoredHeldEvents``).
 /// - Migrations run once, under a transaction-level advisory lock, when the store opens.
 /// - The connections are a postgres-nio `PostgresClient` pool. A long-running process runs it as
 ///   a service of its `ServiceGroup` (``ClientLifetime/runByCaller``, ``runClient()``); a
@@ -83,16 +83,24 @@ public final class PostgresWorkerStore: WorkerStore {
 
     // MARK: Reads
 
-    public func snapshot(stream: EventStream, key: String, eventId: String) async throws -> KeySnapshot {
+    public func snapshot(stream: EventStream, key: String, eventId: String, sequence: Int64?) async throws -> KeySnapshot {
         try await pool.run("snapshot") { connection, logger in
-            // One statement: one consistent read of the key row, its held rows and the record.
+            // One statement: one consistent read of the key row, the bounded view of its held
+            // rows (StoredHeldEvents: the lowest, the asked one, the oldest time) and the record.
             let rows = try await connection.rows(
                 """
                 SELECT 'key' AS kind, version AS n1, next_expected AS n2, parked_since_us AS n3, park_reason AS t1,
                     skipped AS t2, claimed_by AS t3, claimed_sequence AS n4
                 FROM keys WHERE stream = \(stream.rawValue) AND key = \(key)
                 UNION ALL
-                SELECT 'held', sequence, held_at_us, NULL, event_id, NULL, NULL, NULL
+                (SELECT 'held', sequence, held_at_us, NULL, event_id, NULL, NULL, NULL
+                FROM held_messages WHERE stream = \(stream.rawValue) AND key = \(key)
+                ORDER BY sequence LIMIT \(StoredHeldEvents.lowestRowsToRead))
+                UNION ALL
+                SELECT 'asked', sequence, held_at_us, NULL, event_id, NULL, NULL, NULL
+                FROM held_messages WHERE stream = \(stream.rawValue) AND key = \(key) AND sequence = \(sequence)
+                UNION ALL
+                SELECT 'oldest', min(held_at_us), NULL, NULL, NULL, NULL, NULL, NULL
                 FROM held_messages WHERE stream = \(stream.rawValue) AND key = \(key)
                 UNION ALL
                 SELECT 'record', NULL, NULL, NULL, state, fingerprint, document_id, NULL
@@ -102,10 +110,13 @@ public final class PostgresWorkerStore: WorkerStore {
             )
             var version: Int64 = 0
             var keyRow: (nextExpected: Int64, parking: KeyState.Parking?, skipped: [ClosedRange<Int64>], claim: KeyState.Claim?)?
-            var held: [Int64: KeyState.HeldEvent] = [:]
+            var lowest: [(sequence: Int64, event: KeyState.HeldEvent)] = []
+            var askedRow: KeyState.HeldEvent?
+            var oldest: Date?
             var snapshot = KeySnapshot(state: nil, version: 0, record: .notSeen)
             for row in rows {
-                switch try row.value("kind", as: String.self) {
+                let kind = try row.value("kind", as: String.self)
+                switch kind {
                 case "key":
                     version = try row.value("n1")
                     let parking = try Self.parking(
@@ -115,10 +126,14 @@ public final class PostgresWorkerStore: WorkerStore {
                         try row.value("n2"), parking, try StoredSkippedGaps.gaps(try row.value("t2"), key: key),
                         try StoredClaim.claim(eventId: try row.value("t3"), sequence: try row.value("n4"))
                     )
-                case "held":
-                    held[try row.value("n1")] = KeyState.HeldEvent(
-                        eventId: try row.value("t1"), heldAt: StoreTime.date(microseconds: try row.value("n2"))
+                case "held", "asked":
+                    let held = (
+                        sequence: try row.value("n1", as: Int64.self),
+                        event: KeyState.HeldEvent(eventId: try row.value("t1"), heldAt: StoreTime.date(microseconds: try row.value("n2")))
                     )
+                    if kind == "held" { lowest.append(held) } else { askedRow = held.event }
+                case "oldest":
+                    oldest = try row.value("n1", as: Int64?.self).map(StoreTime.date(microseconds:))
                 default:
                     snapshot.record = try StoredDedupState.record(
                         state: try row.value("t1"), fingerprintHex: try row.value("t2"), eventId: eventId
@@ -127,12 +142,22 @@ public final class PostgresWorkerStore: WorkerStore {
                 }
             }
             if let keyRow {
+                // UNION ALL keeps each branch's rows together, not necessarily in order.
+                lowest.sort { $0.sequence < $1.sequence }
                 snapshot.state = KeyState(
-                    nextExpected: keyRow.nextExpected, held: held, parked: keyRow.parking, skipped: keyRow.skipped,
-                    claim: keyRow.claim)
+                    nextExpected: keyRow.nextExpected, held: StoredHeldEvents.view(lowestRows: lowest, asked: sequence.map { ($0, askedRow) }) { oldest },
+                    parked: keyRow.parking, skipped: keyRow.skipped, claim: keyRow.claim)
                 snapshot.version = version
             }
             return snapshot
+        }
+    }
+
+    public func heldSequences(stream: EventStream, key: String) async throws -> [Int64] {
+        try await pool.run("heldSequences") { connection, logger in
+            try await connection.rows(
+                "SELECT sequence FROM held_messages WHERE stream = \(stream.rawValue) AND key = \(key) ORDER BY sequence", logger
+            ).map { try $0.value("sequence", as: Int64.self) }
         }
     }
 
@@ -311,17 +336,26 @@ public final class PostgresWorkerStore: WorkerStore {
             }
         }
         if let state = change.newState {
-            let heldAfter = try await heldEvents(db, stream: stream, key: key, logger)
-            let expectedHeld = state.held.mapValues {
-                KeyState.HeldEvent(eventId: $0.eventId, heldAt: StoreTime.stored($0.heldAt))
+            let (lowestCount, sequences) = StoredHeldEvents.check(state.held)
+            var lowest: [(sequence: Int64, event: KeyState.HeldEvent)] = []
+            var rowsAt: [Int64: KeyState.HeldEvent] = [:]
+            for row in try await db.rows(
+                """
+                (SELECT true AS low, sequence, event_id, held_at_us FROM held_messages WHERE stream = \(stream) AND key = \(key)
+                ORDER BY sequence LIMIT \(lowestCount))
+                UNION ALL
+                SELECT false, sequence, event_id, held_at_us FROM held_messages
+                WHERE stream = \(stream) AND key = \(key) AND sequence = ANY(\(sequences))
+                """,
+                logger
+            ) {
+                let sequence = try row.value("sequence", as: Int64.self)
+                let event = KeyState.HeldEvent(
+                    eventId: try row.value("event_id"), heldAt: StoreTime.date(microseconds: try row.value("held_at_us")))
+                if try row.value("low", as: Bool.self) { lowest.append((sequence, event)) } else { rowsAt[sequence] = event }
             }
-            guard heldAfter == expectedHeld else {
-                throw StoreError(
-                    code: .invalidChange,
-                    message: "key \(key.prefix(128)): the state's held sequences \(expectedHeld.keys.sorted()) "
-                        + "do not match the held messages \(heldAfter.keys.sorted()) after the change"
-                )
-            }
+            lowest.sort { $0.sequence < $1.sequence }
+            try StoredHeldEvents.verify(state.held, key: key, lowestRows: lowest, rowsAt: rowsAt)
         }
 
         // 3. The dedup records.
@@ -347,20 +381,6 @@ public final class PostgresWorkerStore: WorkerStore {
             code: .versionConflict,
             message: "key \(change.key.prefix(128)) is at version \(current), not \(change.expectedVersion)"
         )
-    }
-
-    private static func heldEvents(
-        _ db: PostgresConnection, stream: String, key: String, _ logger: Logger
-    ) async throws -> [Int64: KeyState.HeldEvent] {
-        var held: [Int64: KeyState.HeldEvent] = [:]
-        for row in try await db.rows(
-            "SELECT sequence, event_id, held_at_us FROM held_messages WHERE stream = \(stream) AND key = \(key)", logger
-        ) {
-            held[try row.value("sequence")] = KeyState.HeldEvent(
-                eventId: try row.value("event_id"), heldAt: StoreTime.date(microseconds: try row.value("held_at_us"))
-            )
-        }
-        return held
     }
 
     private static func parking(since: Int64?, reason: String?, key: String) throws -> KeyState.Parking? {

@@ -21,6 +21,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         case prefetch = "PREFETCH"
         case gapTimeout = "GAP_TIMEOUT"
         case retryMaxAttempts = "RETRY_MAX_ATTEMPTS"
+        case erpBatchMax = "ERP_BATCH_MAX"
         case logLevel = "LOG_LEVEL"
         case logFormat = "LOG_FORMAT"
         // Beyond section 9 (all optional).
@@ -74,6 +75,9 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var dedupRetention: Duration = defaultDedupRetention
     /// `METRICS_HOST`: the address the operations endpoint listens on (containers: 0.0.0.0).
     public var metricsHost: String = OpsServer.defaultHost
+    /// `ERP_BATCH_MAX`: 0 (the default) posts on the single routes; 1…1000 gathers postings into
+    /// requests of the ERP's batch route (DESIGN §3a) of at most that many items.
+    public var erpBatchMax = 0
 
     public init(
         amqp: AMQPConfiguration, store: StoreLocation, erp: ERPClientConfiguration,
@@ -147,6 +151,9 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         let logFormat = reader.logFormat(Key.logFormat.rawValue, default: Self.defaultLogFormat)
         let statusMapping = reader.statusMapping(Key.statusMap.rawValue)
         let acceptFirstSequence = reader.bool(Key.acceptFirstSequence.rawValue, default: false)
+        let erpBatchMax = reader.integer(
+            Key.erpBatchMax.rawValue, default: 0, in: 0...PostingBatch.maxItems,
+            accepted: "0 (single routes) or the most items per batch request, 1-\(PostingBatch.maxItems)")
         let dedupRetention = reader.duration(
             Key.dedupRetention.rawValue, default: Self.defaultDedupRetention, atLeast: .nanoseconds(1), accepted: "more than zero")
 
@@ -161,6 +168,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         self.statusMapping = statusMapping
         self.acceptFirstSequence = acceptFirstSequence
         self.dedupRetention = dedupRetention
+        self.erpBatchMax = erpBatchMax
         self.metricsHost = reader.value(Key.metricsHost.rawValue) ?? OpsServer.defaultHost
         self.tryton = tryton
     }
@@ -198,7 +206,8 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var workerSettings: WorkerService.Settings {
         WorkerService.Settings(
             prefetch: prefetch, gapTimeout: gapTimeout, retryMaxAttempts: retryMaxAttempts,
-            acceptFirstSequence: acceptFirstSequence, dedupRetention: dedupRetention, statusMapping: statusMapping)
+            acceptFirstSequence: acceptFirstSequence, dedupRetention: dedupRetention, statusMapping: statusMapping,
+            erpBatchMax: erpBatchMax)
     }
 
     public var description: String {
@@ -211,6 +220,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
             "prefetch=\(prefetch)",
             "gapTimeout=\(DurationParser.format(gapTimeout))",
             "retryMaxAttempts=\(retryMaxAttempts)",
+            "erpBatchMax=\(erpBatchMax)",
             "logLevel=\(logLevel.rawValue)",
             "logFormat=\(logFormat.rawValue)",
             "topology=\(topologyFile ?? "auto")",

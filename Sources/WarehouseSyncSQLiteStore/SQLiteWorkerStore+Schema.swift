@@ -113,5 +113,9 @@ extension SQLiteWorkerStore {
         SQLiteMigration(
             id: "store-5-turn-claims",
             sql: "ALTER TABLE keys ADD COLUMN claimed_by TEXT; ALTER TABLE keys ADD COLUMN claimed_sequence INTEGER;"),
+        // The oldest held time of a key in one index probe (StoredHeldEvents): a key holding 10⁴
+        // events must not cost a scan of them per decision.
+        SQLiteMigration(
+            id: "store-6-held-age", sql: "CREATE INDEX held_messages_age ON held_messages (stream, key, held_at_us);"),
     ]
 }

@@ -9,8 +9,8 @@ import WarehouseSyncStore
 /// write transaction, which SQLite serialises across connections.
 ///
 /// `KeyState.held` is not stored in the `keys` row: it is read from the `held_messages` rows, so
-/// that a held entry and its message cannot diverge; ``commit(_:)`` checks that a new state's
-/// `held` equals the rows after the change.
+/// that a held entry and its message cannot diverge, as a bounded view (``StoredHeldEvents``);
+/// ``commit(_:)`` checks that a new state's view agrees with the rows after the change.
 public final class SQLiteWorkerStore: WorkerStore {
     public let path: String
     let database: SQLiteDatabase
@@ -44,9 +44,20 @@ public final class SQLiteWorkerStore: WorkerStore {
 
     // MARK: Reads
 
-    public func snapshot(stream: EventStream, key: String, eventId: String) async throws -> KeySnapshot {
+    public func snapshot(stream: EventStream, key: String, eventId: String, sequence: Int64?) async throws -> KeySnapshot {
         try await mapped {
-            try await database.read { db in try Self.snapshot(db, stream: stream, key: key, eventId: eventId) }
+            try await database.read { db in try Self.snapshot(db, stream: stream, key: key, eventId: eventId, sequence: sequence) }
+        }
+    }
+
+    public func heldSequences(stream: EventStream, key: String) async throws -> [Int64] {
+        try await mapped {
+            try await database.read { db in
+                try db.query(
+                    "SELECT sequence FROM held_messages WHERE stream = ? AND key = ? ORDER BY sequence",
+                    [.text(stream.rawValue), .text(key)]
+                ).map { try $0.int64("sequence") }
+            }
         }
     }
 
@@ -109,12 +120,12 @@ public final class SQLiteWorkerStore: WorkerStore {
     /// caller retries after the group's commit failed). Decisions that write nothing take the
     /// write lock too: with several processes on one file they wait for it like commits.
     public func commitDecision<Outcome: Sendable>(
-        stream: EventStream, key: String, eventId: String,
+        stream: EventStream, key: String, eventId: String, sequence: Int64?,
         _ decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)
     ) async throws -> Outcome {
         try await mapped {
             try await database.write { db in
-                let (change, outcome) = decide(try Self.snapshot(db, stream: stream, key: key, eventId: eventId))
+                let (change, outcome) = decide(try Self.snapshot(db, stream: stream, key: key, eventId: eventId, sequence: sequence))
                 if let change {
                     try change.validate()
                     try Self.apply(change, db)
@@ -148,8 +159,10 @@ public final class SQLiteWorkerStore: WorkerStore {
     // MARK: Internals
 
 
-    private static func snapshot(_ db: SQLiteConnection, stream: EventStream, key: String, eventId: String) throws -> KeySnapshot {
-        let (state, version) = try keyState(db, stream: stream, key: key)
+    private static func snapshot(
+        _ db: SQLiteConnection, stream: EventStream, key: String, eventId: String, sequence: Int64?
+    ) throws -> KeySnapshot {
+        let (state, version) = try keyState(db, stream: stream, key: key, sequence: sequence)
         var snapshot = KeySnapshot(state: state, version: version, record: .notSeen)
         if let row = try db.queryFirst(
             "SELECT state, fingerprint, document_id FROM dedup_records WHERE event_id = ?", [.text(eventId)]
@@ -240,17 +253,16 @@ public final class SQLiteWorkerStore: WorkerStore {
             )
         }
 
-        // `held` is derived from the rows: the state written must describe exactly the rows left.
+        // `held` is derived from the rows: the state written must agree with the rows left.
         if let state = change.newState {
-            let heldAfter = try heldEvents(db, stream: change.stream, key: change.key)
-            let expectedHeld = state.held.mapValues(storedHeldEvent)
-            guard heldAfter == expectedHeld else {
-                throw StoreError(
-                    code: .invalidChange,
-                    message: "key \(change.key.prefix(128)): the state's held sequences \(expectedHeld.keys.sorted()) "
-                        + "do not match the held messages \(heldAfter.keys.sorted()) after the change"
-                )
+            let (lowestCount, sequences) = StoredHeldEvents.check(state.held)
+            var rowsAt: [Int64: KeyState.HeldEvent] = [:]
+            for sequence in sequences {
+                rowsAt[sequence] = try heldEvent(db, stream: change.stream, key: change.key, sequence: sequence)
             }
+            try StoredHeldEvents.verify(
+                state.held, key: change.key, lowestRows: try lowestHeldEvents(db, stream: change.stream, key: change.key, limit: lowestCount),
+                rowsAt: rowsAt)
         }
 
         for write in change.records {
@@ -272,23 +284,42 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
     }
 
-    private static func storedHeldEvent(_ held: KeyState.HeldEvent) -> KeyState.HeldEvent {
-        KeyState.HeldEvent(eventId: held.eventId, heldAt: StoreTime.stored(held.heldAt))
+    private static func heldEvent(_ row: SQLiteRow) throws -> KeyState.HeldEvent {
+        KeyState.HeldEvent(eventId: try row.string("event_id"), heldAt: StoreTime.date(microseconds: try row.int64("held_at_us")))
     }
 
-    private static func heldEvents(_ db: SQLiteConnection, stream: EventStream, key: String) throws -> [Int64: KeyState.HeldEvent] {
-        var held: [Int64: KeyState.HeldEvent] = [:]
-        for row in try db.query(
-            "SELECT sequence, event_id, held_at_us FROM held_messages WHERE stream = ? AND key = ?", [.text(stream.rawValue), .text(key)]
-        ) {
-            held[try row.int64("sequence")] = KeyState.HeldEvent(
-                eventId: try row.string("event_id"), heldAt: StoreTime.date(microseconds: try row.int64("held_at_us"))
-            )
+    /// The `limit` lowest held events of `key`, in sequence order (the primary key's order).
+    private static func lowestHeldEvents(
+        _ db: SQLiteConnection, stream: EventStream, key: String, limit: Int
+    ) throws -> [(sequence: Int64, event: KeyState.HeldEvent)] {
+        try db.query(
+            "SELECT sequence, event_id, held_at_us FROM held_messages WHERE stream = ? AND key = ? ORDER BY sequence LIMIT ?",
+            [.text(stream.rawValue), .text(key), .integer(Int64(limit))]
+        ).map { (try $0.int64("sequence"), try heldEvent($0)) }
+    }
+
+    private static func heldEvent(_ db: SQLiteConnection, stream: EventStream, key: String, sequence: Int64) throws -> KeyState.HeldEvent? {
+        try db.queryFirst(
+            "SELECT event_id, held_at_us FROM held_messages WHERE stream = ? AND key = ? AND sequence = ?",
+            [.text(stream.rawValue), .text(key), .integer(sequence)]
+        ).map(heldEvent)
+    }
+
+    /// The bounded view of `key`'s held events (``StoredHeldEvents``), with the one at `sequence`.
+    private static func heldEvents(_ db: SQLiteConnection, stream: EventStream, key: String, sequence: Int64?) throws -> HeldEvents {
+        let lowest = try lowestHeldEvents(db, stream: stream, key: key, limit: StoredHeldEvents.lowestRowsToRead)
+        let asked = try sequence.map { sequence in (sequence, try heldEvent(db, stream: stream, key: key, sequence: sequence)) }
+        return try StoredHeldEvents.view(lowestRows: lowest, asked: asked) {
+            // held_messages_age makes this one index probe.
+            try db.queryFirst(
+                "SELECT MIN(held_at_us) AS oldest FROM held_messages WHERE stream = ? AND key = ?", [.text(stream.rawValue), .text(key)]
+            )?.optionalInt64("oldest").map(StoreTime.date(microseconds:))
         }
-        return held
     }
 
-    private static func keyState(_ db: SQLiteConnection, stream: EventStream, key: String) throws -> (KeyState?, Int64) {
+    private static func keyState(
+        _ db: SQLiteConnection, stream: EventStream, key: String, sequence: Int64?
+    ) throws -> (KeyState?, Int64) {
         guard let row = try db.queryFirst(
             """
             SELECT version, next_expected, parked_since_us, park_reason, skipped, claimed_by, claimed_sequence
@@ -305,7 +336,8 @@ public final class SQLiteWorkerStore: WorkerStore {
             parking = KeyState.Parking(since: StoreTime.date(microseconds: since), reason: reason)
         }
         let state = KeyState(
-            nextExpected: try row.int64("next_expected"), held: try heldEvents(db, stream: stream, key: key), parked: parking,
+            nextExpected: try row.int64("next_expected"), held: try heldEvents(db, stream: stream, key: key, sequence: sequence),
+            parked: parking,
             skipped: try StoredSkippedGaps.gaps(try row.optionalString("skipped"), key: key),
             claim: try StoredClaim.claim(eventId: try row.optionalString("claimed_by"), sequence: try row.optionalInt64("claimed_sequence"))
         )

@@ -16,8 +16,10 @@ import WarehouseSyncCore
 /// Every implementation passes the `WarehouseSyncStoreConformance` suite.
 public protocol WorkerStore: Sendable {
     /// The key's state and version (0, state `nil`: never stored) and `eventId`'s dedup record,
-    /// read consistently together.
-    func snapshot(stream: EventStream, key: String, eventId: String) async throws -> KeySnapshot
+    /// read consistently together. The state's ``KeyState/held`` is a bounded view
+    /// (``StoredHeldEvents``): the lowest held events, the one at `sequence` when given (the
+    /// sequence the caller decides on), and the oldest held time.
+    func snapshot(stream: EventStream, key: String, eventId: String, sequence: Int64?) async throws -> KeySnapshot
 
     /// Applies `change` in one transaction, or nothing of it. Throws
     /// ``StoreError/Code-swift.struct/versionConflict`` when the key's version is not
@@ -32,9 +34,12 @@ public protocol WorkerStore: Sendable {
     /// a write); the default reads, decides, commits, and decides again on a version conflict.
     /// `decide` must be pure: it may run more than once.
     func commitDecision<Outcome: Sendable>(
-        stream: EventStream, key: String, eventId: String,
+        stream: EventStream, key: String, eventId: String, sequence: Int64?,
         _ decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)
     ) async throws -> Outcome
+
+    /// All held sequences of `key`, in order: for an operator's view (it reads every row).
+    func heldSequences(stream: EventStream, key: String) async throws -> [Int64]
 
     /// The stored message of the held event (`key`, `sequence`), if any.
     func heldMessage(stream: EventStream, key: String, sequence: Int64) async throws -> HeldMessage?
@@ -115,12 +120,26 @@ public protocol WorkerStore: Sendable {
 }
 
 extension WorkerStore {
+    /// ``snapshot(stream:key:eventId:sequence:)`` for a caller that decides on no arriving
+    /// sequence (a settle, a release, a park, a skip: the lowest held events are what they need).
+    public func snapshot(stream: EventStream, key: String, eventId: String) async throws -> KeySnapshot {
+        try await snapshot(stream: stream, key: key, eventId: eventId, sequence: nil)
+    }
+
+    /// ``commitDecision(stream:key:eventId:sequence:_:)`` deciding on no arriving sequence.
     public func commitDecision<Outcome: Sendable>(
         stream: EventStream, key: String, eventId: String,
         _ decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)
     ) async throws -> Outcome {
+        try await commitDecision(stream: stream, key: key, eventId: eventId, sequence: nil, decide)
+    }
+
+    public func commitDecision<Outcome: Sendable>(
+        stream: EventStream, key: String, eventId: String, sequence: Int64?,
+        _ decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)
+    ) async throws -> Outcome {
         while true {
-            let (change, outcome) = decide(try await snapshot(stream: stream, key: key, eventId: eventId))
+            let (change, outcome) = decide(try await snapshot(stream: stream, key: key, eventId: eventId, sequence: sequence))
             guard let change else { return outcome }
             do {
                 try await commit(change)
@@ -201,8 +220,9 @@ public struct KeyChange: Sendable, Hashable {
     /// The version the decision was made on (``KeySnapshot/version``; 0 for a new key).
     public var expectedVersion: Int64
     /// The key's new state (stored as version `expectedVersion + 1`); `nil` leaves the key row
-    /// alone, though its version is still checked. Its `held` must equal the key's held messages
-    /// after ``insertHeld`` and ``deleteHeldSequence`` are applied.
+    /// alone, though its version is still checked. Its `held` must agree with the key's held
+    /// messages after ``insertHeld`` and ``deleteHeldSequence`` are applied
+    /// (``StoredHeldEvents/verify(_:key:lowestRows:rowsAt:)``).
     public var newState: KeyState?
     /// Dedup records to insert or replace, for events of this key.
     public var records: [DedupWrite]

@@ -21,8 +21,12 @@ public struct InterceptingStore: WorkerStore {
         recordDeadLetterReplacement = recordDeadLetter
     }
 
-    public func snapshot(stream: EventStream, key: String, eventId: String) async throws -> KeySnapshot {
-        try await base.snapshot(stream: stream, key: key, eventId: eventId)
+    public func snapshot(stream: EventStream, key: String, eventId: String, sequence: Int64?) async throws -> KeySnapshot {
+        try await base.snapshot(stream: stream, key: key, eventId: eventId, sequence: sequence)
+    }
+
+    public func heldSequences(stream: EventStream, key: String) async throws -> [Int64] {
+        try await base.heldSequences(stream: stream, key: key)
     }
 
     public func commit(_ change: KeyChange) async throws {

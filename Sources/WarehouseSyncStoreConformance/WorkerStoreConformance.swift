@@ -25,6 +25,7 @@ public enum WorkerStoreConformance {
         case versionConflict = "a stale version conflicts, writes nothing; of two racing commits one wins"
         case dedupTransitions = "dedup records move posting → posted (documentId), held → posted, dead-lettered"
         case heldMessages = "held messages change with the state; a state that disagrees with them is refused"
+        case heldWindow = "a key holding many events is read as a bounded view; its releases walk all of them in order"
         case keysWithHeldEvents = "keysWithHeldEvents lists keys with held rows, per stream"
         case parkedKeys = "parkedKeys lists parked keys, per stream"
         case pruneKeepsNonPosted = "prune deletes old posted records only"
@@ -48,6 +49,7 @@ public enum WorkerStoreConformance {
         case .versionConflict: try await versionConflict(fixture)
         case .dedupTransitions: try await dedupTransitions(fixture)
         case .heldMessages: try await heldMessages(fixture)
+        case .heldWindow: try await heldWindow(fixture)
         case .keysWithHeldEvents: try await keysWithHeldEvents(fixture)
         case .parkedKeys: try await parkedKeys(fixture)
         case .pruneKeepsNonPosted: try await pruneKeepsNonPosted(fixture)
@@ -542,6 +544,86 @@ public enum WorkerStoreConformance {
             }
             #expect(try await store.snapshot(stream: .inventory, key: key, eventId: "half") == KeySnapshot(
                 state: KeyState(nextExpected: 45), version: 45, record: .notSeen))
+        }
+    }
+
+    static func heldWindow(_ fixture: some WorkerStoreFixture) async throws {
+        let gate = SequenceGate(policy: SequencingPolicy(gapTimeout: .seconds(60)))
+        let key = "WH2/SKU-W"
+        let count: Int64 = 30
+        try await withStore(fixture) { store in
+            // Sequences 2…31 arrive in reverse order (the oldest held is the highest), each
+            // decided the pipeline's way: on a snapshot that read the sequence it decides on.
+            for sequence in stride(from: count + 1, through: 2, by: -1) {
+                let event = IncomingEvent(eventId: "w\(sequence)", sequence: sequence, fingerprint: fingerprint(sequence), isReplay: false)
+                let heldAt = t0.addingTimeInterval(Double(count + 1 - sequence))
+                try await store.commitDecision(stream: .inventory, key: key, eventId: event.eventId, sequence: sequence) { snapshot in
+                    let decision = gate.decide(snapshot.state, event: event, record: snapshot.record, now: heldAt)
+                    #expect(decision.action == .hold)
+                    let message = HeldMessage(
+                        sequence: sequence, eventId: event.eventId, heldAt: heldAt, routingKey: "inventory.WH2", headers: [:],
+                        body: Array("{\"eventId\":\"w\(sequence)\"}".utf8))
+                    let change = KeyChange(
+                        stream: .inventory, key: key, expectedVersion: snapshot.version, newState: decision.updatedState,
+                        records: [DedupWrite(eventId: event.eventId, record: .held(event.fingerprint), sequence: sequence)],
+                        insertHeld: message, now: heldAt)
+                    return (change, ())
+                }
+            }
+            #expect(try await store.heldSequences(stream: .inventory, key: key) == Array(2...(count + 1)))
+
+            // The view is bounded: the lowest ones, the one asked about, the oldest time of all.
+            let asked = try await store.snapshot(stream: .inventory, key: key, eventId: "w20", sequence: 20)
+            let held = try #require(asked.state?.held)
+            #expect(held.knownSequences == Array(2..<(2 + Int64(HeldEvents.windowSize))) + [20])
+            #expect(held.knownThrough == 1 + Int64(HeldEvents.windowSize))
+            #expect(held.isKnown(20) && !held.isKnown(21) && !held.isEmpty)
+            #expect(held.oldestHeldAt == t0)
+            #expect(asked.state?.lowestHeld == 2)
+            #expect(asked.state?.missingSequences == 1...1)
+            #expect(held[20]?.eventId == "w20")
+            // Another eventId under a held sequence far above the lowest is still a conflict.
+            let twin = IncomingEvent(eventId: "w20-rescan", sequence: 20, fingerprint: fingerprint(99), isReplay: false)
+            #expect(gate.decide(asked.state, event: twin, record: .notSeen, now: t0).action == .conflict(.sequenceHeld(byEventId: "w20")))
+
+            // A state whose view leaves out a row in the range it claims to know is refused.
+            var missingOne = try #require(asked.state)
+            missingOne = KeyState(
+                nextExpected: missingOne.nextExpected,
+                held: HeldEvents(
+                    lowest: [(2, KeyState.HeldEvent(eventId: "w2", heldAt: held[2]!.heldAt)), (4, KeyState.HeldEvent(eventId: "w4", heldAt: held[4]!.heldAt))],
+                    moreAbove: true, oldestHeldAt: t0))
+            await expectStoreError(.invalidChange) {
+                try await store.commit(KeyChange(stream: .inventory, key: key, expectedVersion: asked.version, newState: missingOne, now: t0))
+            }
+
+            // Sequence 1 arrives and is settled; every held event is then released in order,
+            // each settled the way the pipeline settles (on a snapshot read for it).
+            try await store.commitDecision(stream: .inventory, key: key, eventId: "w1", sequence: 1) { snapshot in
+                let first = IncomingEvent(eventId: "w1", sequence: 1, fingerprint: fingerprint(1), isReplay: false)
+                #expect(gate.decide(snapshot.state, event: first, record: snapshot.record, now: t0).action == .apply)
+                let settled = gate.settle(snapshot.state!, sequence: 1)
+                #expect(settled.release == Release(sequence: 2, eventId: "w2"))
+                return (KeyChange(
+                    stream: .inventory, key: key, expectedVersion: snapshot.version, newState: settled.updatedState,
+                    records: [DedupWrite(eventId: "w1", record: .posted(fingerprint(1)), sequence: 1)], deleteHeldSequence: 1, now: t0), ())
+            }
+            var released: [Int64] = []
+            var next: Release? = Release(sequence: 2, eventId: "w2")
+            while let release = next {
+                released.append(release.sequence)
+                next = try await store.commitDecision(stream: .inventory, key: key, eventId: release.eventId) { snapshot in
+                    let settled = gate.settle(snapshot.state!, sequence: release.sequence)
+                    return (KeyChange(
+                        stream: .inventory, key: key, expectedVersion: snapshot.version, newState: settled.updatedState,
+                        records: [DedupWrite(eventId: release.eventId, record: .posted(fingerprint(release.sequence)), sequence: release.sequence)],
+                        deleteHeldSequence: release.sequence, now: t0), settled.release)
+                }
+            }
+            #expect(released == Array(2...(count + 1)))
+            let done = try await store.snapshot(stream: .inventory, key: key, eventId: "")
+            #expect(done.state == KeyState(nextExpected: count + 2))
+            #expect(try await store.keysWithHeldEvents(stream: .inventory) == [])
         }
     }
 

@@ -28,7 +28,7 @@ struct GapsCommand: AsyncParsableCommand {
         let heldSequences: [Int64]
         let oldestHeldAt: String?
 
-        init(stream: EventStream, key: String, state: KeyState) {
+        init(stream: EventStream, key: String, state: KeyState, heldSequences: [Int64]) {
             self.stream = stream.rawValue
             self.key = key
             parked = state.parked != nil
@@ -37,9 +37,9 @@ struct GapsCommand: AsyncParsableCommand {
             nextExpected = state.nextExpected
             missingFrom = state.missingSequences?.lowerBound
             missingTo = state.missingSequences?.upperBound
-            heldCount = state.held.count
-            heldSequences = Array(state.held.keys.sorted().prefix(100))
-            oldestHeldAt = state.held.values.map(\.heldAt).min().map(formatTime)
+            heldCount = heldSequences.count
+            self.heldSequences = Array(heldSequences.prefix(100))
+            oldestHeldAt = state.oldestHeldAt.map(formatTime)
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -69,7 +69,8 @@ struct GapsCommand: AsyncParsableCommand {
             let keys = Set(try await store.parkedKeys(stream: stream)).union(try await store.keysWithHeldEvents(stream: stream))
             for key in keys.sorted() {
                 guard let state = try await store.snapshot(stream: stream, key: key, eventId: "").state else { continue }
-                gaps.append(KeyGap(stream: stream, key: key, state: state))
+                let held = try await store.heldSequences(stream: stream, key: key)
+                gaps.append(KeyGap(stream: stream, key: key, state: state, heldSequences: held))
             }
         }
         return gaps.sorted { ($0.parked ? 0 : 1, $0.stream, $0.key) < ($1.parked ? 0 : 1, $1.stream, $1.key) }

@@ -22,12 +22,15 @@ import WarehouseSyncOps
     /// A disturbed day (out of order, duplicates) over hundreds of keys ends in exactly the
     /// ledger the simulator expects, each eventId booked once and each key in sequence order,
     /// although the inventory worker is killed with SIGKILL twice while it works.
-    @Test func aDisturbedDayEndsInTheExactLedgerThoughAWorkerIsKilledTwice() async throws {
+    /// On the single routes (`ERP_BATCH_MAX=0`) and the batch route (DESIGN §3a).
+    @Test(arguments: [0, 50])
+    func aDisturbedDayEndsInTheExactLedgerThoughAWorkerIsKilledTwice(erpBatchMax: Int) async throws {
         let day = try SimulatedDay(options: SimulationOptions(
             seed: 11, warehouses: 4, skus: 60, events: 3000, outOfOrder: 0.08, duplicates: 0.05))
         let manifest = day.manifest
+        let environment = ["ERP_BATCH_MAX": "\(erpBatchMax)"]
         try await WorkerSystem.with(masterData: day.catalogue) { system in
-            for stream in EventStream.allCases { try await system.startWorker(stream) }
+            for stream in EventStream.allCases { try await system.startWorker(stream, environment: environment) }
             try await system.publish(day.messages)
 
             let expectedDocuments = manifest.expected.documents.values.reduce(0, +)
@@ -39,7 +42,7 @@ import WarehouseSyncOps
                 let worker = try #require(system.workers[.inventory])
                 worker.signal(SIGKILL)
                 #expect(await worker.waitForExit(timeout: .seconds(10)) != nil)
-                try await system.startWorker(.inventory)
+                try await system.startWorker(.inventory, environment: environment)
             }
 
             try await system.waitUntil("every expected document to be booked", timeout: .seconds(300)) {
@@ -60,6 +63,10 @@ import WarehouseSyncOps
             ]
             let expectedByType = Dictionary(uniqueKeysWithValues: manifest.expected.documents.map { (types[$0.key] ?? $0.key, $0.value) })
             #expect(documents == expectedByType)
+            // The route the day went by: batch requests only when ERP_BATCH_MAX asks for them.
+            let endpoints = try await system.erpJSON("/stats")["endpoints"] as? [String: Any] ?? [:]
+            let batchRequests = (endpoints["POST /postings:batch"] as? [String: Any])?["requests"] as? Int ?? 0
+            #expect(erpBatchMax == 0 ? batchRequests == 0 : batchRequests > 0)
 
             var expectedBalances: [String: String] = [:]
             for balance in manifest.expected.ledger.balances {
@@ -267,10 +274,12 @@ import WarehouseSyncOps
     }
 
     /// A business rejection (422: unknown SKU) dead-letters that event alone; its key moves on.
-    @Test func aBusinessRejectionDeadLettersOnlyThatEvent() async throws {
+    /// On the single routes and the batch route: a batch item refused alone.
+    @Test(arguments: [0, 10])
+    func aBusinessRejectionDeadLettersOnlyThatEvent(erpBatchMax: Int) async throws {
         let catalogue = Catalogue(warehouses: 1, skus: 5)
         try await WorkerSystem.with(masterData: catalogue) { system in
-            try await system.startWorker(.shipment)
+            try await system.startWorker(.shipment, environment: ["ERP_BATCH_MAX": "\(erpBatchMax)"])
             let sku = catalogue.skus[0]
             let shipment = "SHP-REJ-1"
             func event(_ sequence: Int, _ status: String, lineSKU: String) -> RawMessage {

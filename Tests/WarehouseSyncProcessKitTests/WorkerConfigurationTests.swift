@@ -45,7 +45,7 @@ private func problems(_ environment: [String: String], overrides: [String: Strin
         #expect(configuration.retryMaxAttempts == 5)
         #expect(configuration.logLevel == .info)
         #expect(configuration.logFormat == .text)
-        #expect(configuration.description == "amqp=amqp://whsync@broker:5672/%2F store=sqlite:/var/lib/whsync/worker.db erp=http://erp:8081 erpToken=none metricsPort=9090 prefetch=100 gapTimeout=15m retryMaxAttempts=5 logLevel=info logFormat=text topology=auto acceptFirstSequence=false dedupRetention=336h metricsHost=127.0.0.1")
+        #expect(configuration.description == "amqp=amqp://whsync@broker:5672/%2F store=sqlite:/var/lib/whsync/worker.db erp=http://erp:8081 erpToken=none metricsPort=9090 prefetch=100 gapTimeout=15m retryMaxAttempts=5 erpBatchMax=0 logLevel=info logFormat=text topology=auto acceptFirstSequence=false dedupRetention=336h metricsHost=127.0.0.1")
         #expect(configuration.topologyFile == nil)
         #expect(configuration.acceptFirstSequence == false)
         #expect(configuration.dedupRetention == .seconds(14 * 86_400))

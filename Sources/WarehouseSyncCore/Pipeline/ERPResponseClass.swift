@@ -74,6 +74,9 @@ public enum ERPResponseClass: Sendable, Hashable {
         /// 404: the route does not exist there (a wrong base URL or an ingress rule), whatever
         /// the body says; the contract has no business meaning for it.
         case notFound = "(no such route: check ERP_BASE_URL)"
+        /// A batch answer (DESIGN §3a) without one valid result for the item: not a `200` with
+        /// a `results` array, or no result (or two) with the item's index and idempotency key.
+        case noBatchResult = "without a valid result for the item"
 
         public var description: String { rawValue }
     }
@@ -89,8 +92,17 @@ public enum ERPResponseClass: Sendable, Hashable {
     public static func classify(
         status: Int, retryAfter: String?, body: some Collection<UInt8>, now: Date
     ) -> ERPResponseClass {
-        let delay = { retryAfter.flatMap { RetryAfter.parse($0, now: now) } }
-        let object = (try? JSONValue(parsing: body))?.objectValue
+        classify(
+            status: status, object: (try? JSONValue(parsing: body))?.objectValue,
+            message: { rejectionMessage(status: status, body: body) },
+            retryAfter: { retryAfter.flatMap { RetryAfter.parse($0, now: now) } })
+    }
+
+    /// The rules of DESIGN §3 on a status and the JSON object that came with it (`nil`: none):
+    /// for a single route's answer and for one result of the batch route (§3a) alike.
+    static func classify(
+        status: Int, object: JSONObject?, message: () -> String, retryAfter: () -> Duration?
+    ) -> ERPResponseClass {
         switch status {
         case 200..<300:
             guard let object, let id = documentId(in: object) else {
@@ -101,15 +113,15 @@ public enum ERPResponseClass: Sendable, Hashable {
             return .transient(reason: .misanswered(status: status, .notFound), retryAfter: nil)
         case 408, 429, 500..<600:
             // Transient by the contract, whoever said it.
-            return .transient(reason: .status(status), retryAfter: delay())
+            return .transient(reason: .status(status), retryAfter: retryAfter())
         default:
             guard object != nil else {
-                return .transient(reason: .misanswered(status: status, .noJSONBody), retryAfter: delay())
+                return .transient(reason: .misanswered(status: status, .noJSONBody), retryAfter: retryAfter())
             }
             switch status {
             case 409: return .alreadyPosted
-            case 400, 422: return .rejected(status: status, message: rejectionMessage(status: status, body: body))
-            default: return .transient(reason: .status(status), retryAfter: delay())
+            case 400, 422: return .rejected(status: status, message: message())
+            default: return .transient(reason: .status(status), retryAfter: retryAfter())
             }
         }
     }
@@ -152,6 +164,15 @@ public enum ERPResponseClass: Sendable, Hashable {
         if let object = (try? JSONValue(parsing: body))?.objectValue, let message = messageField(of: object) {
             text = message
         }
+        return cleanedMessage(text, status: status)
+    }
+
+    /// ``rejectionMessage(status:body:)`` of a JSON object (a batch result).
+    static func rejectionMessage(status: Int, object: JSONObject) -> String {
+        cleanedMessage(messageField(of: object) ?? JSONValue.object(object).serialized(), status: status)
+    }
+
+    private static func cleanedMessage(_ text: String, status: Int) -> String {
         let firstLine = text.split(whereSeparator: \.isNewline).first { !$0.allSatisfy(\.isWhitespace) } ?? ""
         let isControl = { (character: Character) in
             character.unicodeScalars.contains { $0.properties.generalCategory == .control }

@@ -204,6 +204,7 @@ public struct SequenceGate: Sendable {
             // Never seen before and given up on by an operator: not stale, lost unless someone posts it.
             return GateDecision(action: record == .notSeen && key.wasSkipped(event.sequence) ? .skipped : .stale)
         }
+        precondition(key.held.isKnown(event.sequence), "the store read no held entry for the sequence decided on")
         if let held = key.held[event.sequence] {
             guard held.eventId == event.eventId else {
                 return GateDecision(action: .conflict(.sequenceHeld(byEventId: held.eventId)))
@@ -219,7 +220,7 @@ public struct SequenceGate: Sendable {
             return GateDecision(action: .conflict(.sequenceClaimed(byEventId: claimant)))
         }
         if key.parked != nil || event.sequence > key.nextExpected {
-            key.held[event.sequence] = KeyState.HeldEvent(eventId: event.eventId, heldAt: now)
+            key.held.hold(KeyState.HeldEvent(eventId: event.eventId, heldAt: now), at: event.sequence)
             return GateDecision(
                 action: key.parked == nil ? .hold : .holdParked, updatedState: key, updatedRecord: .held(event.fingerprint)
             )
@@ -243,7 +244,7 @@ public struct SequenceGate: Sendable {
     public func settle(_ state: KeyState, sequence: Int64) -> Settlement {
         guard sequence == state.nextExpected else { return Settlement(updatedState: nil, release: nil) }
         var key = state
-        key.held[sequence] = nil
+        key.held.remove(sequence)
         key.claim = nil
         // Saturating, as a defence: the decoder bounds sequences far below Int64.max.
         let (next, overflow) = sequence.addingReportingOverflow(1)
@@ -253,6 +254,8 @@ public struct SequenceGate: Sendable {
 
     /// The held event whose turn it is, unless the key is parked. At start-up the pipeline asks
     /// this of every key with held events: a release chain that a crash interrupted resumes here.
+    /// `nil` too when the state's view of its held events no longer reaches ``KeyState/nextExpected``
+    /// (a long release chain on one read): read the key again and ask again.
     public func pendingRelease(_ state: KeyState) -> Release? {
         guard state.parked == nil, let held = state.held[state.nextExpected] else { return nil }
         return Release(sequence: state.nextExpected, eventId: held.eventId)
@@ -269,8 +272,8 @@ public struct SequenceGate: Sendable {
     /// `GAP_TIMEOUT` above the retry schedule (``RetryPolicy/totalRetryDelay``), or such keys
     /// park and need a skip (which then skips nothing and just resumes).
     public func checkGap(_ state: KeyState, waited: Duration, now: Date) -> KeyState? {
-        guard state.parked == nil, state.held[state.nextExpected] == nil, !state.held.isEmpty,
-            waited >= policy.gapTimeout
+        guard state.parked == nil, state.held.isKnown(state.nextExpected), state.held[state.nextExpected] == nil,
+            !state.held.isEmpty, waited >= policy.gapTimeout
         else { return nil }
         var key = state
         key.parked = KeyState.Parking(since: now, reason: .gapTimeout)

@@ -26,6 +26,9 @@ final class WorkerPipeline: Sendable {
         /// outage is retried in place before the message is handed back to the broker. A store
         /// outage is waited out for as long as it lasts (``StoreOutage``).
         var patience: Duration = .seconds(30)
+        /// `ERP_BATCH_MAX`: 0 posts on the single routes; N gathers postings into batch requests
+        /// of at most N items (``PostingBatcher``).
+        var erpBatchMax: Int = 0
     }
 
     let settings: Settings
@@ -33,6 +36,7 @@ final class WorkerPipeline: Sendable {
     private let gate: SequenceGate
     private let store: any WorkerStore
     private let erp: any ERPClient
+    private let batcher: PostingBatcher?
     private let publisher: AMQPConnection
     let circuit: CircuitGate
     let storeOutage: StoreOutage
@@ -56,6 +60,7 @@ final class WorkerPipeline: Sendable {
         gate = SequenceGate(policy: settings.sequencing)
         self.store = store
         self.erp = erp
+        batcher = settings.erpBatchMax > 0 ? PostingBatcher(erp: erp, maxItems: settings.erpBatchMax) : nil
         self.publisher = publisher
         self.circuit = circuit
         self.metrics = metrics
@@ -186,7 +191,7 @@ final class WorkerPipeline: Sendable {
         let (stream, gate) = (stream, gate)
         let (routingKey, headers, body) = (message.routingKey, message.headers, message.body)
         return try await patiently { [store] in
-            try await store.commitDecision(stream: stream, key: key, eventId: event.eventId) { snapshot in
+            try await store.commitDecision(stream: stream, key: key, eventId: event.eventId, sequence: event.sequence) { snapshot in
                 let now = Date()
                 let decision = gate.decide(snapshot.state, event: incoming, record: snapshot.record, now: now)
                 guard decision.updatedState != nil || decision.updatedRecord != nil else {
@@ -225,7 +230,11 @@ final class WorkerPipeline: Sendable {
                 throw handBack(message, reason: "stopping while the ERP is unavailable", logger: logger)
             }
             let started = clock.now
-            answer = await erp.post(document)
+            if let batcher {
+                answer = await batcher.post(document, key: event.sequencingKey)
+            } else {
+                answer = await erp.post(document)
+            }
             metrics.recordERPLatency(clock.now - started)
             guard case .transient(let reason, _) = answer else {
                 await circuit.recordAnswer()
@@ -297,15 +306,17 @@ final class WorkerPipeline: Sendable {
             return (change, (release, KeySnapshot(state: newState, version: current.version + 1, record: .notSeen)))
         }
         // The snapshot in hand is usually still the key's: commit on it, and only when another
-        // process moved the key meanwhile read and decide again (commitDecision's loop).
+        // process moved the key meanwhile read and decide again (commitDecision's loop). So
+        // also when a long release chain has gone past the held events that snapshot read.
         let (change, outcome) = decide(snapshot)
-        do {
-            if let change { try await patiently { [store] in try await store.commit(change) } }
-            return outcome
-        } catch let error as StoreError where error.code == .versionConflict {
-            return try await patiently { [store] in
-                try await store.commitDecision(stream: stream, key: key, eventId: eventId, decide)
-            }
+        if change?.newState.map({ $0.held.isKnown($0.nextExpected) }) ?? true {
+            do {
+                if let change { try await patiently { [store] in try await store.commit(change) } }
+                return outcome
+            } catch let error as StoreError where error.code == .versionConflict {}
+        }
+        return try await patiently { [store] in
+            try await store.commitDecision(stream: stream, key: key, eventId: eventId, decide)
         }
     }
 
@@ -409,7 +420,7 @@ final class WorkerPipeline: Sendable {
             let missing = state.missingSequences.map { "\($0.lowerBound)…\($0.upperBound)" } ?? "?"
             logger.warning(
                 "key parked: a sequence gap outlived GAP_TIMEOUT; see `whsync gaps list`",
-                metadata: [LogMetadataKey.key.rawValue: "\(key)", "gap.missing": "\(missing)", "gap.held": "\(state.held.count)"])
+                metadata: [LogMetadataKey.key.rawValue: "\(key)", "gap.missing": "\(missing)", "gap.lowestHeld": "\(state.lowestHeld.map(String.init) ?? "?")"])
         } catch let error as StoreError where error.code == .versionConflict {
             // Another process moved the key meanwhile; the next pass looks again.
         } catch {

@@ -42,11 +42,14 @@ public final class WorkerService: Service, Sendable {
         public var acceptFirstSequence: Bool
         public var dedupRetention: Duration
         public var statusMapping: StatusMapping
+        /// `ERP_BATCH_MAX`: 0, the single routes; 1…1000, the batch route (DESIGN §3a).
+        public var erpBatchMax: Int
 
         public init(
             prefetch: Int, gapTimeout: Duration, retryMaxAttempts: Int, acceptFirstSequence: Bool, dedupRetention: Duration,
-            statusMapping: StatusMapping
+            statusMapping: StatusMapping, erpBatchMax: Int = 0
         ) {
+            self.erpBatchMax = erpBatchMax
             self.prefetch = prefetch
             self.gapTimeout = gapTimeout
             self.retryMaxAttempts = retryMaxAttempts
@@ -93,7 +96,7 @@ public final class WorkerService: Service, Sendable {
             settings: .init(
                 stream: stream, workerName: workerName, topology: topology,
                 sequencing: SequencingPolicy(acceptFirstSeen: configuration.acceptFirstSequence, gapTimeout: configuration.gapTimeout),
-                retryPolicy: retryPolicy),
+                retryPolicy: retryPolicy, erpBatchMax: configuration.erpBatchMax),
             decoder: EventDecoder(statusMapping: configuration.statusMapping), store: dependencies.store, erp: dependencies.erp,
             publisher: dependencies.publisher, circuit: gate, metrics: metrics, logger: logger)
         if retryPolicy.totalRetryDelay >= configuration.gapTimeout {
