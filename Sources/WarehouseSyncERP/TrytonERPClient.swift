@@ -64,6 +64,80 @@ public final class TrytonERPClient: ERPClient {
         return result
     }
 
+    /// A batch (DESIGN §3a; distinct keys): its inventory deltas as one `create` of all their
+    /// internal shipments and one `wait`, `assign_force` and `do` over all of them, the other
+    /// items concurrently on their single mappings. Any call of the shared steps that fails sends
+    /// the inventory items it concerned to the single mapping, which resumes each from its
+    /// state: a batch never books less, nor twice, than the items one by one would.
+    public func post(batch: PostingBatch) async -> [ERPResponseClass] {
+        let documents = batch.documents
+        let inventory = documents.indices.filter { documents[$0].endpoint == .inventoryMovements }
+        var results = [ERPResponseClass?](repeating: nil, count: documents.count)
+        if inventory.count > 1 {
+            let answers = await slots.withPermit { await self.bookInventory(batch: inventory.map { documents[$0] }) }
+            for (position, index) in inventory.enumerated() { results[index] = answers[position] }
+        }
+        await withTaskGroup(of: (Int, ERPResponseClass).self) { group in
+            for index in documents.indices where results[index] == nil {
+                group.addTask { (index, await self.post(documents[index])) }
+            }
+            for await (index, answer) in group { results[index] = answer }
+        }
+        return results.map { $0 ?? .transient(reason: .timeout, retryAfter: nil) }
+    }
+
+    /// The shared steps of a batch's inventory deltas; `nil` for the items left to the single mapping.
+    private func bookInventory(batch documents: [PostingDocument]) async -> [ERPResponseClass?] {
+        let model = "stock.shipment.internal"
+        var answers = [ERPResponseClass?](repeating: nil, count: documents.count)
+        // What the single mapping checks first (warehouse, status, product, unit, decimals).
+        var prepared: [(index: Int, values: JSONValue)] = []
+        var company = 0
+        do {
+            company = try await companyId()
+        } catch {
+            return Array(repeating: error.answer, count: documents.count)
+        }
+        for (index, document) in documents.enumerated() {
+            do {
+                let body = document.body
+                let warehouse = try await directory.warehouse(try field(body, "warehouse"))
+                let line = try await productLine(body, path: "")
+                let statusLocation = try directory.statusLocation(try field(body, "status"), of: warehouse)
+                let (from, to) = line.quantity.signum > 0 ? (warehouse.lostFound, statusLocation) : (statusLocation, warehouse.lostFound)
+                let move = Self.object([
+                    ("product", .number(line.product.id)), ("unit", .number(line.product.unitId)),
+                    ("quantity", .number(line.quantity.magnitudeText)), ("from_location", .number(from)),
+                    ("to_location", .number(to)), ("company", .number(company)),
+                ])
+                prepared.append((index, Self.object([
+                    ("reference", .string(document.idempotencyKey)), ("from_location", .number(from)), ("to_location", .number(to)),
+                    ("company", .number(company)), ("moves", [["create", [move]]]),
+                ])))
+            } catch {
+                answers[index] = error.answer
+            }
+        }
+        guard !prepared.isEmpty else { return answers }
+        // Documents a former attempt left: those go to the single mapping, which resumes them.
+        let references = prepared.map { JSONValue.string(documents[$0.index].idempotencyKey) }
+        guard case .result(let existing) = await rpc.model(
+            model, "search_read", [[["reference", "in", .array(references)]], 0, nil, nil, ["reference"]])
+        else { return answers }
+        let seen = Set((existing.arrayValue ?? []).compactMap { $0["reference"]?.stringValue })
+        let fresh = prepared.filter { !seen.contains(documents[$0.index].idempotencyKey) }
+        guard !fresh.isEmpty,
+              case .result(let created) = await rpc.model(model, "create", [.array(fresh.map(\.values))]),
+              let ids = created.arrayValue?.compactMap({ $0.numberLiteral.flatMap { Int($0) } }), ids.count == fresh.count
+        else { return answers }
+        let idList = JSONValue.array(ids.map { .number($0) })
+        for step in ["wait", "assign_force", "do"] {
+            guard case .result = await rpc.model(model, step, [idList]) else { return answers }
+        }
+        for (item, id) in zip(fresh, ids) { answers[item.index] = .posted(documentId: "\(model),\(id)") }
+        return answers
+    }
+
     /// Logged in and the database answering (`res.user.get_preferences` through the session).
     public func health() async -> Bool {
         switch await rpc.model("res.user", "get_preferences", [false], timeout: configuration.http.healthTimeout) {

@@ -211,6 +211,47 @@ import FoundationNetworking
         #expect(try await tryton.balances(client)["WH1/\(sku.sku)/available"] == before + 3)
     }
 
+    /// A batch (ERP_BATCH_MAX): its inventory deltas become one `create` and one of each step in
+    /// Tryton, each item answered as on its own: posted, already posted (an item posted before),
+    /// rejected (an unknown SKU) while the others post; the stock moves by exactly their sum.
+    @Test func aBatchPostsItsInventoryDeltasTogetherEachAnsweredOnItsOwn() async throws {
+        let tryton = try TrytonServer()
+        let client = try tryton.client()
+        defer { Task { try? await client.shutdown() } }
+        let run = UUID().uuidString.prefix(8)
+        let skus = Self.catalogue.skus.filter { $0.uom == "EA" }.prefix(4)
+        func document(_ eventId: String, sku: String, quantity: String) throws -> PostingDocument {
+            let message = inventoryMessage(eventId: eventId, warehouse: "WH3", sku: sku, uom: "EA", sequence: 1, quantity: quantity)
+            return PostingDocument(event: try EventDecoder().decode(message.body, routingKey: message.routingKey))
+        }
+        let early = try document("tr-batch-\(run)-early", sku: skus.first!.sku, quantity: "1")
+        #expect(await isPosted(client.post(early)))
+        let before = try await tryton.balances(client)
+
+        var documents = [early, try document("tr-batch-\(run)-unknown", sku: "SKU-9999", quantity: "1")]
+        for (index, sku) in skus.enumerated() {
+            documents.append(try document("tr-batch-\(run)-\(index)", sku: sku.sku, quantity: "\(index + 2)"))
+        }
+        let answers = await client.post(batch: PostingBatch(documents))
+        #expect(answers.count == documents.count)
+        #expect(answers[0] == .alreadyPosted)
+        if case .rejected(_, let message) = answers[1] {
+            #expect(message.contains("unknown SKU 'SKU-9999'"), "\(message)")
+        } else {
+            Issue.record("the unknown SKU was not rejected: \(answers[1])")
+        }
+        #expect(answers[2...].allSatisfy { isPosted($0) }, "\(answers)")
+
+        let after = try await tryton.balances(client)
+        for (index, sku) in skus.enumerated() {
+            let key = "WH3/\(sku.sku)/available"
+            #expect(after[key] ?? .zero == (before[key] ?? .zero) + Quantity(units: Int64(index + 2))!, "\(key)")
+        }
+        let booked = try await tryton.probe.references("stock.shipment.internal", prefix: "tr-batch-\(run)-")
+        #expect(booked.count == 1 + skus.count && Set(booked.map(\.reference)).count == booked.count)
+        #expect(booked.allSatisfy { $0.state == "done" })
+    }
+
     private func isPosted(_ answer: ERPResponseClass) -> Bool {
         if case .posted = answer { return true }
         return false
