@@ -22,11 +22,13 @@ import FoundationNetworking
     /// A disturbed day (out of order, duplicates) posts exactly: Tryton's stock per warehouse,
     /// product and status moves by the simulator's ledger, one internal shipment per posted
     /// inventory event and one document per shipment and receipt id, although the inventory
-    /// worker is SIGKILLed mid-day.
-    @Test func aDisturbedDayPostsExactlyThoughAWorkerIsKilled() async throws {
+    /// worker is SIGKILLed mid-day; posting one by one, and in batches (`ERP_BATCH_MAX`), each
+    /// with its own seed.
+    @Test(arguments: [(0, 301), (50, 302)])
+    func aDisturbedDayPostsExactlyThoughAWorkerIsKilled(erpBatchMax: Int, seed: UInt64) async throws {
         let tryton = try TrytonServer()
         let day = try SimulatedDay(options: SimulationOptions(
-            seed: 301, warehouses: 3, skus: 20, events: 240, outOfOrder: 0.06, duplicates: 0.04))
+            seed: seed, warehouses: 3, skus: 20, events: 240, outOfOrder: 0.06, duplicates: 0.04))
         let manifest = day.manifest
         let client = try tryton.client()
         defer { Task { try? await client.shutdown() } }
@@ -39,7 +41,8 @@ import FoundationNetworking
         }
         expected = expected.filter { !$0.value.isZero }
 
-        try await WorkerSystem.with(workerEnvironment: tryton.workerEnvironment) { system in
+        let environment = tryton.workerEnvironment.merging(["ERP_BATCH_MAX": "\(erpBatchMax)"]) { _, new in new }
+        try await WorkerSystem.with(workerEnvironment: environment) { system in
             for stream in EventStream.allCases { try await system.startWorker(stream) }
             try await system.publish(day.messages)
 
@@ -64,13 +67,13 @@ import FoundationNetworking
             // One done internal shipment per posted inventory event, none twice. (A create repeated
             // after a timeout leaves a draft the adapter cancels: never a second live document.)
             let inventoryIds = Set(manifest.expected.postedEventIds.filter { !$0.isEmpty })
-            let internalShipments = try await tryton.probe.references("stock.shipment.internal", prefix: "evt-301-")
+            let internalShipments = try await tryton.probe.references("stock.shipment.internal", prefix: "evt-\(seed)-")
             let live = internalShipments.filter { $0.state != "cancelled" }
             #expect(live.count == Set(live.map(\.reference)).count, "an eventId was booked twice")
             #expect(live.allSatisfy { $0.state == "done" })
             #expect(Set(internalShipments.map(\.reference)).isSubset(of: inventoryIds))
             #expect(live.count == manifest.counts.byStream["inventory"]?.posted)
-            for (model, prefix) in [("stock.shipment.out", "SHP-301-"), ("stock.shipment.in", "RCV-301-")] {
+            for (model, prefix) in [("stock.shipment.out", "SHP-\(seed)-"), ("stock.shipment.in", "RCV-\(seed)-")] {
                 let documents = try await tryton.probe.references(model, prefix: prefix)
                 #expect(!documents.isEmpty)
                 // A shipment the WMS cancelled is cancelled in Tryton too: count the references.
