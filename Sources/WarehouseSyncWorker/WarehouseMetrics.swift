@@ -27,7 +27,8 @@ public final class WarehouseMetrics: Sendable {
         /// `state` is `in-hand` (delivered, being worked on) or `held` (waiting in the store for
         /// a predecessor, parked keys included).
         public static let unposted = "whsync_unposted_events"
-        /// Gauge `{stream, warehouse}`: age of the oldest of those events, seconds (0: none).
+        /// Gauge `{stream, warehouse}`: how long the oldest of those events has waited since it
+        /// was published (in hand) or held (in the store), seconds (0: none).
         public static let oldestUnpostedAge = "whsync_oldest_unposted_age_seconds"
         /// Gauge `{stream, warehouse}`: keys holding events for a missing predecessor.
         public static let heldKeys = "whsync_held_keys"
@@ -178,7 +179,7 @@ public struct WarehouseBacklog: Sendable, Hashable {
     public var heldEvents = 0
     public var heldKeys = 0
     public var parkedKeys = 0
-    /// When the oldest unposted event occurred (in hand) or was held (in the store).
+    /// Since when the oldest unposted event waits: its publish (in hand) or its hold (in the store).
     public var oldestUnposted: Date?
 
     public init(inHand: Int = 0, heldEvents: Int = 0, heldKeys: Int = 0, parkedKeys: Int = 0, oldestUnposted: Date? = nil) {
@@ -263,7 +264,7 @@ public final class WarehouseLabels: Sendable {
 final class InHandEvents: Sendable {
     private struct Entry {
         let warehouse: Substring
-        let occurredAt: Date
+        let since: Date
     }
 
     private struct State {
@@ -274,10 +275,10 @@ final class InHandEvents: Sendable {
     private let state = Mutex(State())
 
     /// Notes an event in hand; ``InHandToken/end()`` when it is settled.
-    func begin(warehouse: Substring, occurredAt: Date) -> InHandToken {
+    func begin(warehouse: Substring, since: Date) -> InHandToken {
         let id = state.withLock { state in
             state.next += 1
-            state.entries[state.next] = Entry(warehouse: warehouse, occurredAt: occurredAt)
+            state.entries[state.next] = Entry(warehouse: warehouse, since: since)
             return state.next
         }
         return InHandToken(events: self, id: id)
@@ -287,13 +288,13 @@ final class InHandEvents: Sendable {
         _ = state.withLock { $0.entries.removeValue(forKey: id) }
     }
 
-    /// Per warehouse: how many are in hand and when the oldest of them occurred.
+    /// Per warehouse: how many are in hand and since when the oldest of them waits.
     func summary() -> [String: WarehouseBacklog] {
         state.withLock { state in
             var result: [String: WarehouseBacklog] = [:]
             for entry in state.entries.values {
                 result[String(entry.warehouse), default: WarehouseBacklog()].inHand += 1
-                result[String(entry.warehouse)]!.noteUnposted(since: entry.occurredAt)
+                result[String(entry.warehouse)]!.noteUnposted(since: entry.since)
             }
             return result
         }
@@ -312,9 +313,10 @@ struct InHandToken: Sendable {
 // MARK: - What the pipeline calls
 
 extension WorkerMetrics {
-    /// The event is in hand until the returned token's `end()`.
-    func inHand(_ event: WarehouseEvent) -> InHandToken {
-        business.inHand.begin(warehouse: Self.warehouse(of: event), occurredAt: event.header.occurredAt.date)
+    /// The event is in hand until the returned token's `end()`; it waits since it was published
+    /// (else since it occurred: a WMS that stamps neither header nor timestamp).
+    func inHand(_ event: WarehouseEvent, publishedAt: Date?) -> InHandToken {
+        business.inHand.begin(warehouse: Self.warehouse(of: event), since: publishedAt ?? event.header.occurredAt.date)
     }
 
     /// Posted: counts it per stream and warehouse, its age since occurrence and, when its

@@ -93,7 +93,7 @@ final class WorkerPipeline: Sendable {
             }
             return
         }
-        let inHand = metrics.inHand(event)
+        let inHand = metrics.inHand(event, publishedAt: message.publishedAt)
         chain.submit(key: event.sequencingKey) { [self] in
             await process(event, message)
             inHand.end()
