@@ -206,6 +206,26 @@ public final class PostgresWorkerStore: WorkerStore {
         }
     }
 
+    public func lastPosted(stream: EventStream, warehouse: String) async throws -> PostedEvent? {
+        let (lower, upper) = PostedEvent.keyRange(warehouse: warehouse)
+        return try await pool.run("lastPosted") { connection, logger in
+            // COLLATE "C": byte order, the bounds' order, whatever the database's collation.
+            guard let row = try await connection.rows(
+                """
+                SELECT event_id, key, sequence, document_id, updated_at_us FROM dedup_records
+                WHERE state = 'posted' AND stream = \(stream.rawValue)
+                    AND key COLLATE "C" >= \(lower) AND key COLLATE "C" < \(upper)
+                ORDER BY updated_at_us DESC, event_id COLLATE "C" DESC LIMIT 1
+                """,
+                logger
+            ).first else { return nil }
+            return PostedEvent(
+                eventId: try row.value("event_id"), key: try row.value("key"), sequence: try row.value("sequence"),
+                documentId: try row.value("document_id", as: String?.self),
+                postedAt: StoreTime.date(microseconds: try row.value("updated_at_us")))
+        }
+    }
+
     // MARK: Writes
 
     public func commit(_ change: KeyChange) async throws {

@@ -106,6 +106,28 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
     }
 
+    public func lastPosted(stream: EventStream, warehouse: String) async throws -> PostedEvent? {
+        let (lower, upper) = PostedEvent.keyRange(warehouse: warehouse)
+        return try await mapped {
+            try await database.read { db in
+                // Newest first along dedup_records_posted (updated_at_us WHERE state = 'posted').
+                try db.query(
+                    """
+                    SELECT event_id, key, sequence, document_id, updated_at_us FROM dedup_records
+                    WHERE state = 'posted' AND stream = ? AND key >= ? AND key < ?
+                    ORDER BY updated_at_us DESC, event_id DESC LIMIT 1
+                    """,
+                    [.text(stream.rawValue), .text(lower), .text(upper)]
+                ).first.map { row in
+                    PostedEvent(
+                        eventId: try row.string("event_id"), key: try row.string("key"), sequence: try row.int64("sequence"),
+                        documentId: try row.optionalString("document_id"),
+                        postedAt: StoreTime.date(microseconds: try row.int64("updated_at_us")))
+                }
+            }
+        }
+    }
+
     // MARK: Writes
 
     public func commit(_ change: KeyChange) async throws {

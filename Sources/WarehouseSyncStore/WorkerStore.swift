@@ -51,6 +51,11 @@ public protocol WorkerStore: Sendable {
     /// The parked keys of `stream`, sorted.
     func parkedKeys(stream: EventStream) async throws -> [String]
 
+    /// The event of `stream` most recently recorded `posted` among the keys of `warehouse`
+    /// (`warehouse/…`), as long as its dedup record is kept (`DEDUP_RETENTION`); `nil` when there
+    /// is none. For `whsync status --warehouse`.
+    func lastPosted(stream: EventStream, warehouse: String) async throws -> PostedEvent?
+
     /// Deletes `posted` dedup records last written before `olderThan` and returns how many.
     /// Records in any other state (`posting`, `held`, `deadLettered`) are kept. Deletes in
     /// batches (``StorePruning``).
@@ -167,6 +172,31 @@ public struct KeySnapshot: Sendable, Hashable {
         self.version = version
         self.record = record
         self.documentId = documentId
+    }
+}
+
+/// An event recorded `posted` (``WorkerStore/lastPosted(stream:warehouse:)``).
+public struct PostedEvent: Sendable, Hashable {
+    public var eventId: String
+    public var key: String
+    public var sequence: Int64
+    /// The ERP's document id, when its answer named one.
+    public var documentId: String?
+    /// When the record was written `posted`.
+    public var postedAt: Date
+
+    public init(eventId: String, key: String, sequence: Int64, documentId: String?, postedAt: Date) {
+        self.eventId = eventId
+        self.key = key
+        self.sequence = sequence
+        self.documentId = documentId
+        self.postedAt = postedAt
+    }
+
+    /// The bounds of the keys of `warehouse` in byte order: `warehouse/` ≤ key < `warehouse0`
+    /// (`0` follows `/`), so that a store compares instead of matching a pattern.
+    public static func keyRange(warehouse: String) -> (lower: String, upper: String) {
+        (warehouse + "/", warehouse + "0")
     }
 }
 

@@ -28,6 +28,7 @@ public enum WorkerStoreConformance {
         case heldWindow = "a key holding many events is read as a bounded view; its releases walk all of them in order"
         case keysWithHeldEvents = "keysWithHeldEvents lists keys with held rows, per stream"
         case parkedKeys = "parkedKeys lists parked keys, per stream"
+        case lastPosted = "lastPosted finds a warehouse's newest posted record, per stream, not another warehouse's"
         case pruneKeepsNonPosted = "prune deletes old posted records only"
         case persistence = "everything survives closing and reopening the store; a closed store is unavailable"
         case concurrentReadDecideCommit = "8 tasks doing read-decide-commit on one key lose no update"
@@ -52,6 +53,7 @@ public enum WorkerStoreConformance {
         case .heldWindow: try await heldWindow(fixture)
         case .keysWithHeldEvents: try await keysWithHeldEvents(fixture)
         case .parkedKeys: try await parkedKeys(fixture)
+        case .lastPosted: try await lastPosted(fixture)
         case .pruneKeepsNonPosted: try await pruneKeepsNonPosted(fixture)
         case .persistence: try await persistence(fixture)
         case .concurrentReadDecideCommit: try await concurrentReadDecideCommit(fixture)
@@ -341,6 +343,40 @@ public enum WorkerStoreConformance {
             // The operator's skip unparks.
             try await store.commit(KeyChange(stream: .receipt, key: "WH1/Z", expectedVersion: 1, newState: KeyState(nextExpected: 4), now: t0))
             #expect(try await store.parkedKeys(stream: .receipt) == ["WH1/A"])
+        }
+    }
+
+    static func lastPosted(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            #expect(try await store.lastPosted(stream: .receipt, warehouse: "WH1") == nil)
+            // WH1's keys, and keys of WH1-like warehouses that a prefix match would mistake for them.
+            let writes: [(key: String, eventId: String, record: DedupRecord, documentId: String?, at: Date)] = [
+                ("WH1/R-1", "r1", .posted(fingerprint(1)), "DOC-1", t0),
+                ("WH1/R-2", "r2", .posted(fingerprint(2)), nil, t0.addingTimeInterval(60)),
+                ("WH1/R-3", "r3", .deadLettered(fingerprint(3)), nil, t0.addingTimeInterval(120)),
+                ("WH1/R-4", "r4", .held(fingerprint(4)), nil, t0.addingTimeInterval(180)),
+                ("WH10/R-1", "w10", .posted(fingerprint(5)), "DOC-10", t0.addingTimeInterval(240)),
+                ("WH1-B/R-1", "wb", .posted(fingerprint(6)), "DOC-B", t0.addingTimeInterval(300)),
+            ]
+            for write in writes {
+                try await store.commit(KeyChange(
+                    stream: .receipt, key: write.key, expectedVersion: 0, newState: KeyState(nextExpected: 2),
+                    records: [DedupWrite(eventId: write.eventId, record: write.record, sequence: 1, documentId: write.documentId)],
+                    now: write.at
+                ))
+            }
+            try await store.commit(KeyChange(
+                stream: .shipment, key: "WH1/S-1", expectedVersion: 0, newState: KeyState(nextExpected: 2),
+                records: [DedupWrite(eventId: "s1", record: .posted(fingerprint(7)), sequence: 1, documentId: "DOC-S")],
+                now: t0.addingTimeInterval(600)
+            ))
+            #expect(try await store.lastPosted(stream: .receipt, warehouse: "WH1") == PostedEvent(
+                eventId: "r2", key: "WH1/R-2", sequence: 1, documentId: nil, postedAt: StoreTime.stored(t0.addingTimeInterval(60))))
+            #expect(try await store.lastPosted(stream: .receipt, warehouse: "WH10")?.eventId == "w10")
+            #expect(try await store.lastPosted(stream: .receipt, warehouse: "WH1-B")?.documentId == "DOC-B")
+            #expect(try await store.lastPosted(stream: .shipment, warehouse: "WH1")?.eventId == "s1")
+            #expect(try await store.lastPosted(stream: .inventory, warehouse: "WH1") == nil)
+            #expect(try await store.lastPosted(stream: .receipt, warehouse: "WH") == nil)
         }
     }
 

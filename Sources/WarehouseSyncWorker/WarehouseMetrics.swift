@@ -166,10 +166,9 @@ public final class WarehouseMetrics: Sendable {
         key.prefix { $0 != "/" }
     }
 
-    /// The warehouse of a routing key `<stream>.<warehouse>` (DESIGN §2); empty when it has none.
-    public static func warehouse(ofRoutingKey routingKey: String) -> Substring {
-        guard let dot = routingKey.firstIndex(of: ".") else { return "" }
-        return routingKey[routingKey.index(after: dot)...]
+    /// The warehouse of a routing key `<stream>.<warehouse>` (DESIGN §2); empty when it is not one.
+    public static func warehouse(ofRoutingKey routingKey: String) -> String {
+        RoutingKey(parsing: routingKey)?.warehouse ?? ""
     }
 }
 
@@ -247,14 +246,9 @@ public final class WarehouseLabels: Sendable {
     /// How many warehouses have a label value of their own.
     public var admittedCount: Int { admitted.withLock { $0.count } }
 
-    /// `[A-Za-z0-9_-]{1,64}`.
+    /// `[A-Za-z0-9_-]{1,64}` (``RoutingKey/isValidWarehouse(_:)``).
     public static func isWarehouseName(_ text: some StringProtocol) -> Bool {
-        let utf8 = text.utf8
-        guard (1...64).contains(utf8.count) else { return false }
-        return utf8.allSatisfy { byte in
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-        }
+        RoutingKey.isValidWarehouse(String(text))
     }
 }
 
@@ -355,7 +349,7 @@ extension WorkerMetrics {
     /// no event to take it from).
     func deadLettered(reason: String, routingKey: String) {
         deadLettered(reason: reason)
-        business.deadLettered(reason: reason, warehouse: String(WarehouseMetrics.warehouse(ofRoutingKey: routingKey)))
+        business.deadLettered(reason: reason, warehouse: WarehouseMetrics.warehouse(ofRoutingKey: routingKey))
     }
 
     /// The key `key` parked.

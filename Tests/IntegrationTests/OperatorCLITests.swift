@@ -68,6 +68,37 @@ import WarehouseSyncWorker
             let workQueues = try #require(inventory["workQueues"] as? [[String: Any]])
             #expect(workQueues.first?["consumers"] as? Int == 1)
 
+            // The warehouse's view: what waits, why, and what was posted last.
+            let byWarehouse = try #require(
+                try json(await whsync(system, ["status", "--warehouse", "WH1", "--json", "--file", Self.topologyFile])) as? [String: Any])
+            let warehouses = try #require(byWarehouse["warehouses"] as? [[String: Any]])
+            try #require(warehouses.count == 1)
+            #expect(warehouses[0]["warehouse"] as? String == "WH1")
+            let wh1 = try #require((warehouses[0]["streams"] as? [[String: Any]])?.first { $0["stream"] as? String == "inventory" })
+            #expect(wh1["heldEvents"] as? Int == 2)
+            #expect(wh1["heldKeys"] as? Int == 1)
+            #expect(wh1["parkedKeys"] as? [String] == ["WH1/\(sku.sku)"])
+            #expect(wh1["oldestHeldSince"] is String)
+            #expect((wh1["delaySeconds"] as? Double ?? -1) >= 0)
+            #expect(wh1["pendingDeadLetters"] as? Int == 0)
+            let lastPosted = try #require(wh1["lastPosted"] as? [String: Any])
+            #expect(lastPosted["eventId"] as? String == "gap-1")
+            #expect(lastPosted["sequence"] as? Int == 1)
+            let wh1Shipment = try #require((warehouses[0]["streams"] as? [[String: Any]])?.first { $0["stream"] as? String == "shipment" })
+            #expect(wh1Shipment["lastPosted"] is NSNull)
+            #expect((byWarehouse["queues"] as? [[String: Any]])?.count == 3)
+            let allWarehouses = try #require(
+                try json(await whsync(system, ["status", "--warehouse", "all", "--json", "--file", Self.topologyFile])) as? [String: Any])
+            #expect((allWarehouses["warehouses"] as? [[String: Any]])?.compactMap { $0["warehouse"] as? String } == ["WH1"])
+            let text = try await whsync(system, ["status", "--warehouse", "WH1", "--file", Self.topologyFile])
+            #expect(text.status == 0, "\(text.stderr)")
+            #expect(text.stdout.contains("warehouse WH1"), "\(text.stdout)")
+            #expect(text.stdout.contains("2 events held on 1 key"), "\(text.stdout)")
+            #expect(text.stdout.contains("1 key parked: WH1/\(sku.sku)"), "\(text.stdout)")
+            #expect(text.stdout.contains("last posted"), "\(text.stdout)")
+            let badName = try await whsync(system, ["status", "--warehouse", "WH 1", "--file", Self.topologyFile])
+            #expect(badName.status != 0 && badName.stderr.contains("--warehouse"), "\(badName.stderr)")
+
             let skip = try #require(
                 try json(await whsync(system, ["gaps", "skip", "--stream", "inventory", "WH1/\(sku.sku)", "--json"])) as? [String: Any])
             #expect(skip["skippedFrom"] as? Int == 2 && skip["resumedAt"] as? Int == 3)

@@ -167,5 +167,6 @@ struct WarehouseMetricsTests {
         #expect(WarehouseMetrics.warehouse(ofKey: "WH1/SHP/7") == "WH1")
         #expect(WarehouseMetrics.warehouse(ofRoutingKey: "inventory.WH1") == "WH1")
         #expect(WarehouseMetrics.warehouse(ofRoutingKey: "garbage") == "")
+        #expect(WarehouseMetrics.warehouse(ofRoutingKey: "inventory.WH 1") == "")
     }
 }
