@@ -226,6 +226,28 @@ public final class PostgresWorkerStore: WorkerStore {
         }
     }
 
+    public func eventRecord(eventId: String) async throws -> EventRecord? {
+        try await pool.run("eventRecord") { connection, logger in
+            guard let row = try await connection.rows(
+                """
+                SELECT state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us
+                FROM dedup_records WHERE event_id = \(eventId)
+                """,
+                logger
+            ).first else { return nil }
+            guard let stream = EventStream(rawValue: try row.value("stream", as: String.self)) else {
+                throw StoreError(code: .corrupt, message: "dedup record \(eventId.prefix(128)) names an unknown stream")
+            }
+            return EventRecord(
+                eventId: eventId, stream: stream, key: try row.value("key"), sequence: try row.value("sequence"),
+                record: try StoredDedupState.record(
+                    state: try row.value("state"), fingerprintHex: try row.value("fingerprint"), eventId: eventId),
+                documentId: try row.value("document_id", as: String?.self),
+                firstRecordedAt: StoreTime.date(microseconds: try row.value("created_at_us")),
+                lastRecordedAt: StoreTime.date(microseconds: try row.value("updated_at_us")))
+        }
+    }
+
     // MARK: Writes
 
     public func commit(_ change: KeyChange) async throws {

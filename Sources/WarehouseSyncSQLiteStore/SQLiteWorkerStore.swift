@@ -128,6 +128,30 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
     }
 
+    public func eventRecord(eventId: String) async throws -> EventRecord? {
+        try await mapped {
+            try await database.read { db in
+                guard let row = try db.queryFirst(
+                    """
+                    SELECT state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us
+                    FROM dedup_records WHERE event_id = ?
+                    """,
+                    [.text(eventId)]
+                ) else { return nil }
+                guard let stream = EventStream(rawValue: try row.string("stream")) else {
+                    throw StoreError(code: .corrupt, message: "dedup record \(eventId.prefix(128)) names an unknown stream")
+                }
+                return EventRecord(
+                    eventId: eventId, stream: stream, key: try row.string("key"), sequence: try row.int64("sequence"),
+                    record: try StoredDedupState.record(
+                        state: row.string("state"), fingerprintHex: row.string("fingerprint"), eventId: eventId),
+                    documentId: try row.optionalString("document_id"),
+                    firstRecordedAt: StoreTime.date(microseconds: try row.int64("created_at_us")),
+                    lastRecordedAt: StoreTime.date(microseconds: try row.int64("updated_at_us")))
+            }
+        }
+    }
+
     // MARK: Writes
 
     public func commit(_ change: KeyChange) async throws {

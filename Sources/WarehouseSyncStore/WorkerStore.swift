@@ -56,6 +56,11 @@ public protocol WorkerStore: Sendable {
     /// is none. For `whsync status --warehouse`.
     func lastPosted(stream: EventStream, warehouse: String) async throws -> PostedEvent?
 
+    /// `eventId`'s dedup record with where it belongs and when it was written, whatever its
+    /// stream and key; `nil` when none is kept (never seen, or a posted one pruned after
+    /// `DEDUP_RETENTION`). For `whsync trace`.
+    func eventRecord(eventId: String) async throws -> EventRecord?
+
     /// Deletes `posted` dedup records last written before `olderThan` and returns how many.
     /// Records in any other state (`posting`, `held`, `deadLettered`) are kept. Deletes in
     /// batches (``StorePruning``).
@@ -197,6 +202,36 @@ public struct PostedEvent: Sendable, Hashable {
     /// (`0` follows `/`), so that a store compares instead of matching a pattern.
     public static func keyRange(warehouse: String) -> (lower: String, upper: String) {
         (warehouse + "/", warehouse + "0")
+    }
+}
+
+/// A dedup record as stored, with its key and times (``WorkerStore/eventRecord(eventId:)``).
+public struct EventRecord: Sendable, Hashable {
+    public var eventId: String
+    public var stream: EventStream
+    public var key: String
+    public var sequence: Int64
+    /// Never ``DedupRecord/notSeen``.
+    public var record: DedupRecord
+    /// The ERP's document id, when posted and its answer named one.
+    public var documentId: String?
+    /// When a worker first wrote the record (held, or let through for posting).
+    public var firstRecordedAt: Date
+    /// When it was last written (posted, dead-lettered, sent to a retry tier).
+    public var lastRecordedAt: Date
+
+    public init(
+        eventId: String, stream: EventStream, key: String, sequence: Int64, record: DedupRecord, documentId: String?,
+        firstRecordedAt: Date, lastRecordedAt: Date
+    ) {
+        self.eventId = eventId
+        self.stream = stream
+        self.key = key
+        self.sequence = sequence
+        self.record = record
+        self.documentId = documentId
+        self.firstRecordedAt = firstRecordedAt
+        self.lastRecordedAt = lastRecordedAt
     }
 }
 

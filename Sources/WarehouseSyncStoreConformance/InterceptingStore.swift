@@ -42,6 +42,7 @@ public struct InterceptingStore: WorkerStore {
     public func lastPosted(stream: EventStream, warehouse: String) async throws -> PostedEvent? {
         try await base.lastPosted(stream: stream, warehouse: warehouse)
     }
+    public func eventRecord(eventId: String) async throws -> EventRecord? { try await base.eventRecord(eventId: eventId) }
     public func pruneProcessed(olderThan: Date) async throws -> Int { try await base.pruneProcessed(olderThan: olderThan) }
 
     public func recordDeadLetter(_ letter: NewDeadLetter) async throws -> DeadLetterRecord {

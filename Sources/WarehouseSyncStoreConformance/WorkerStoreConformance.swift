@@ -29,6 +29,7 @@ public enum WorkerStoreConformance {
         case keysWithHeldEvents = "keysWithHeldEvents lists keys with held rows, per stream"
         case parkedKeys = "parkedKeys lists parked keys, per stream"
         case lastPosted = "lastPosted finds a warehouse's newest posted record, per stream, not another warehouse's"
+        case eventRecord = "eventRecord finds an eventId's record, key and times in any stream"
         case pruneKeepsNonPosted = "prune deletes old posted records only"
         case persistence = "everything survives closing and reopening the store; a closed store is unavailable"
         case concurrentReadDecideCommit = "8 tasks doing read-decide-commit on one key lose no update"
@@ -54,6 +55,7 @@ public enum WorkerStoreConformance {
         case .keysWithHeldEvents: try await keysWithHeldEvents(fixture)
         case .parkedKeys: try await parkedKeys(fixture)
         case .lastPosted: try await lastPosted(fixture)
+        case .eventRecord: try await eventRecord(fixture)
         case .pruneKeepsNonPosted: try await pruneKeepsNonPosted(fixture)
         case .persistence: try await persistence(fixture)
         case .concurrentReadDecideCommit: try await concurrentReadDecideCommit(fixture)
@@ -377,6 +379,31 @@ public enum WorkerStoreConformance {
             #expect(try await store.lastPosted(stream: .shipment, warehouse: "WH1")?.eventId == "s1")
             #expect(try await store.lastPosted(stream: .inventory, warehouse: "WH1") == nil)
             #expect(try await store.lastPosted(stream: .receipt, warehouse: "WH") == nil)
+        }
+    }
+
+    static func eventRecord(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            #expect(try await store.eventRecord(eventId: "e-1") == nil)
+            try await store.commit(KeyChange(
+                stream: .shipment, key: "WH2/S-7", expectedVersion: 0, newState: KeyState(nextExpected: 3),
+                records: [DedupWrite(eventId: "e-1", record: .posting(fingerprint(1)), sequence: 3)], now: t0
+            ))
+            let later = t0.addingTimeInterval(42.5)
+            try await store.commit(KeyChange(
+                stream: .shipment, key: "WH2/S-7", expectedVersion: 1, newState: KeyState(nextExpected: 4),
+                records: [DedupWrite(eventId: "e-1", record: .posted(fingerprint(1)), sequence: 3, documentId: "DOC-7")], now: later
+            ))
+            #expect(try await store.eventRecord(eventId: "e-1") == EventRecord(
+                eventId: "e-1", stream: .shipment, key: "WH2/S-7", sequence: 3, record: .posted(fingerprint(1)), documentId: "DOC-7",
+                firstRecordedAt: StoreTime.stored(t0), lastRecordedAt: StoreTime.stored(later)))
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/A", expectedVersion: 0, newState: KeyState(nextExpected: 1),
+                records: [DedupWrite(eventId: "e-2", record: .deadLettered(fingerprint(2)), sequence: 1)], now: t0
+            ))
+            let dead = try await store.eventRecord(eventId: "e-2")
+            #expect(dead?.record == .deadLettered(fingerprint(2)) && dead?.stream == .inventory && dead?.documentId == nil)
+            #expect(try await store.eventRecord(eventId: "e-") == nil)
         }
     }
 

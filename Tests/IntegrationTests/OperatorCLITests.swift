@@ -134,6 +134,40 @@ import WarehouseSyncWorker
             }
             let posted = try await system.erpJSON("/documents")["documents"] as? [[String: Any]] ?? []
             #expect(posted.compactMap { $0["eventId"] as? String } == ["gap-1", "gap-3", "gap-4", "gap-2"])
+
+            // The late event's story, oldest first: its key's gap skipped, then it is published,
+            // dead-lettered, replayed and posted; somewhere after the dead letter a worker
+            // recorded it (as dead-lettered, or at the replay: the two race here).
+            var trace: [String: Any] = [:]
+            try await system.waitUntil("the replay to be recorded posted", timeout: .seconds(30)) {
+                trace = try #require(try json(await whsync(system, ["trace", "gap-2", "--json"])) as? [String: Any])
+                return trace["state"] as? String == "posted"
+            }
+            #expect(trace["key"] as? String == "WH1/\(sku.sku)")
+            #expect(trace["sequence"] as? Int == 2)
+            #expect(trace["documentId"] is String)
+            #expect((trace["deadLetterIds"] as? [Int])?.count == 1)
+            let steps = try #require(trace["steps"] as? [[String: Any]])
+            let what = steps.compactMap { $0["what"] as? String }
+            let order = ["gap skipped by ", "published", "dead-lettered", "replay by ", "posted"]
+            let ordered = what.filter { $0 != "recorded" }
+            #expect(ordered.count == order.count && zip(ordered, order).allSatisfy { $0.hasPrefix($1) }, "\(what)")
+            let recordedAfterLetter = what.firstIndex(of: "recorded").flatMap { recorded in
+                what.firstIndex(of: "dead-lettered").map { recorded > $0 }
+            }
+            #expect(recordedAfterLetter == true, "\(what)")
+            let times = steps.compactMap { $0["at"] as? String }
+            #expect(times == times.sorted())
+            #expect(steps.contains { ($0["detail"] as? String)?.contains("gap-timeout") == true }, "\(steps)")
+            // An event that waited on the parked key: held, the operator's skip, posted.
+            let held = try #require(try json(await whsync(system, ["trace", "gap-3", "--json"])) as? [String: Any])
+            let heldSteps = (held["steps"] as? [[String: Any]] ?? []).compactMap { $0["what"] as? String }
+            #expect(heldSteps.contains { $0.hasPrefix("gap skipped by ") } && held["state"] as? String == "posted", "\(heldSteps)")
+            let story = try await whsync(system, ["trace", "gap-2"])
+            #expect(story.status == 0 && story.stdout.hasPrefix("event gap-2: inventory WH1/\(sku.sku) #2"), "\(story.stdout)")
+            #expect(story.stdout.contains("now: posted, ERP document"), "\(story.stdout)")
+            let unknown = try await whsync(system, ["trace", "never-published"])
+            #expect(unknown.status == 1 && unknown.stdout.contains("no record of it"), "\(unknown.stdout)")
         }
     }
 
