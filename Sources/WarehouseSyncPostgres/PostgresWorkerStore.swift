@@ -226,6 +226,22 @@ public final class PostgresWorkerStore: WorkerStore {
         }
     }
 
+    public func heldSummary(stream: EventStream) async throws -> [HeldKeySummary] {
+        try await pool.run("heldSummary") { connection, logger in
+            try await connection.rows(
+                """
+                SELECT key COLLATE "C" AS key, count(*) AS held, min(held_at_us) AS oldest FROM held_messages
+                WHERE stream = \(stream.rawValue) GROUP BY 1 ORDER BY 1
+                """,
+                logger
+            ).map { row in
+                HeldKeySummary(
+                    key: try row.value("key"), heldEvents: Int(try row.value("held", as: Int64.self)),
+                    oldestHeldAt: StoreTime.date(microseconds: try row.value("oldest")))
+            }
+        }
+    }
+
     public func eventRecord(eventId: String) async throws -> EventRecord? {
         try await pool.run("eventRecord") { connection, logger in
             guard let row = try await connection.rows(

@@ -128,6 +128,24 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
     }
 
+    public func heldSummary(stream: EventStream) async throws -> [HeldKeySummary] {
+        try await mapped {
+            try await database.read { db in
+                try db.query(
+                    """
+                    SELECT key, count(*) AS held, min(held_at_us) AS oldest FROM held_messages
+                    WHERE stream = ? GROUP BY key ORDER BY key
+                    """,
+                    [.text(stream.rawValue)]
+                ).map { row in
+                    HeldKeySummary(
+                        key: try row.string("key"), heldEvents: Int(try row.int64("held")),
+                        oldestHeldAt: StoreTime.date(microseconds: try row.int64("oldest")))
+                }
+            }
+        }
+    }
+
     public func eventRecord(eventId: String) async throws -> EventRecord? {
         try await mapped {
             try await database.read { db in

@@ -56,6 +56,11 @@ public protocol WorkerStore: Sendable {
     /// is none. For `whsync status --warehouse`.
     func lastPosted(stream: EventStream, warehouse: String) async throws -> PostedEvent?
 
+    /// Per key of `stream` with held events: how many it holds and since when the oldest waits,
+    /// sorted by key. One aggregate read of the held rows, for the workers' per-warehouse gauges
+    /// (``heldSequences(stream:key:)`` reads one key's rows).
+    func heldSummary(stream: EventStream) async throws -> [HeldKeySummary]
+
     /// `eventId`'s dedup record with where it belongs and when it was written, whatever its
     /// stream and key; `nil` when none is kept (never seen, or a posted one pruned after
     /// `DEDUP_RETENTION`). For `whsync trace`.
@@ -202,6 +207,19 @@ public struct PostedEvent: Sendable, Hashable {
     /// (`0` follows `/`), so that a store compares instead of matching a pattern.
     public static func keyRange(warehouse: String) -> (lower: String, upper: String) {
         (warehouse + "/", warehouse + "0")
+    }
+}
+
+/// One key's held events in aggregate (``WorkerStore/heldSummary(stream:)``).
+public struct HeldKeySummary: Sendable, Hashable {
+    public var key: String
+    public var heldEvents: Int
+    public var oldestHeldAt: Date
+
+    public init(key: String, heldEvents: Int, oldestHeldAt: Date) {
+        self.key = key
+        self.heldEvents = heldEvents
+        self.oldestHeldAt = oldestHeldAt
     }
 }
 

@@ -43,6 +43,7 @@ public struct InterceptingStore: WorkerStore {
         try await base.lastPosted(stream: stream, warehouse: warehouse)
     }
     public func eventRecord(eventId: String) async throws -> EventRecord? { try await base.eventRecord(eventId: eventId) }
+    public func heldSummary(stream: EventStream) async throws -> [HeldKeySummary] { try await base.heldSummary(stream: stream) }
     public func pruneProcessed(olderThan: Date) async throws -> Int { try await base.pruneProcessed(olderThan: olderThan) }
 
     public func recordDeadLetter(_ letter: NewDeadLetter) async throws -> DeadLetterRecord {

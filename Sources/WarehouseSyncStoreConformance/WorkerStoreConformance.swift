@@ -30,6 +30,7 @@ public enum WorkerStoreConformance {
         case parkedKeys = "parkedKeys lists parked keys, per stream"
         case lastPosted = "lastPosted finds a warehouse's newest posted record, per stream, not another warehouse's"
         case eventRecord = "eventRecord finds an eventId's record, key and times in any stream"
+        case heldSummary = "heldSummary counts each key's held events and their oldest time, per stream"
         case pruneKeepsNonPosted = "prune deletes old posted records only"
         case persistence = "everything survives closing and reopening the store; a closed store is unavailable"
         case concurrentReadDecideCommit = "8 tasks doing read-decide-commit on one key lose no update"
@@ -56,6 +57,7 @@ public enum WorkerStoreConformance {
         case .parkedKeys: try await parkedKeys(fixture)
         case .lastPosted: try await lastPosted(fixture)
         case .eventRecord: try await eventRecord(fixture)
+        case .heldSummary: try await heldSummary(fixture)
         case .pruneKeepsNonPosted: try await pruneKeepsNonPosted(fixture)
         case .persistence: try await persistence(fixture)
         case .concurrentReadDecideCommit: try await concurrentReadDecideCommit(fixture)
@@ -323,6 +325,47 @@ public enum WorkerStoreConformance {
                 stream: .inventory, key: "WH1/A", expectedVersion: 1, newState: KeyState(nextExpected: 3), deleteHeldSequence: 2, now: t0
             ))
             #expect(try await store.keysWithHeldEvents(stream: .inventory) == ["WH2/B"])
+        }
+    }
+
+    static func heldSummary(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            #expect(try await store.heldSummary(stream: .inventory) == [])
+            // WH1/A holds 5, 3 and 9, inserted in that order (each message is held at t0 + its sequence + 0.5 s).
+            var held: [Int64: KeyState.HeldEvent] = [:]
+            for (version, sequence) in [Int64(5), 3, 9].enumerated() {
+                let message = heldMessage(sequence: sequence, eventId: "A#\(sequence)")
+                held[sequence] = message.heldEvent
+                try await store.commit(KeyChange(
+                    stream: .inventory, key: "WH1/A", expectedVersion: Int64(version),
+                    newState: KeyState(nextExpected: 1, held: HeldEvents(all: held)), insertHeld: message, now: t0
+                ))
+            }
+            let b = heldMessage(sequence: 2, eventId: "B#2")
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH2/B", expectedVersion: 0, newState: KeyState(nextExpected: 1, held: [2: b.heldEvent]),
+                insertHeld: b, now: t0
+            ))
+            let s = heldMessage(sequence: 7, eventId: "S#7")
+            try await store.commit(KeyChange(
+                stream: .shipment, key: "WH1/S", expectedVersion: 0, newState: KeyState(nextExpected: 1, held: [7: s.heldEvent]),
+                insertHeld: s, now: t0
+            ))
+            #expect(try await store.heldSummary(stream: .inventory) == [
+                HeldKeySummary(key: "WH1/A", heldEvents: 3, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(3.5))),
+                HeldKeySummary(key: "WH2/B", heldEvents: 1, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(2.5))),
+            ])
+            #expect(try await store.heldSummary(stream: .shipment).map(\.key) == ["WH1/S"])
+            #expect(try await store.heldSummary(stream: .receipt) == [])
+
+            // The oldest is released: the next oldest counts.
+            held[3] = nil
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/A", expectedVersion: 3, newState: KeyState(nextExpected: 4, held: HeldEvents(all: held)),
+                deleteHeldSequence: 3, now: t0
+            ))
+            #expect(try await store.heldSummary(stream: .inventory).first == HeldKeySummary(
+                key: "WH1/A", heldEvents: 2, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(5.5))))
         }
     }
 

@@ -53,21 +53,19 @@ public struct WarehouseGaugeSampler: Service, CustomStringConvertible {
         metrics.setGauges(backlog, now: now, storeAnswered: true)
     }
 
-    /// Held and parked keys per warehouse, as the store has them.
+    /// Held and parked keys per warehouse, as the store has them: two aggregate reads, however
+    /// many keys hold events.
     func storedBacklog() async throws -> [String: WarehouseBacklog] {
-        let parked = Set(try await store.parkedKeys(stream: stream))
-        let keys = parked.union(try await store.keysWithHeldEvents(stream: stream))
         var backlog: [String: WarehouseBacklog] = [:]
-        for key in keys {
-            guard let state = try await store.snapshot(stream: stream, key: key, eventId: "").state else { continue }
-            let warehouse = String(WarehouseMetrics.warehouse(ofKey: key))
+        for key in try await store.parkedKeys(stream: stream) {
+            backlog[String(WarehouseMetrics.warehouse(ofKey: key)), default: WarehouseBacklog()].parkedKeys += 1
+        }
+        for held in try await store.heldSummary(stream: stream) {
+            let warehouse = String(WarehouseMetrics.warehouse(ofKey: held.key))
             var entry = backlog[warehouse] ?? WarehouseBacklog()
-            if state.parked != nil { entry.parkedKeys += 1 }
-            if !state.held.isEmpty {
-                entry.heldKeys += 1
-                entry.heldEvents += state.held.count
-                entry.noteUnposted(since: state.oldestHeldAt)
-            }
+            entry.heldKeys += 1
+            entry.heldEvents += held.heldEvents
+            entry.noteUnposted(since: held.oldestHeldAt)
             backlog[warehouse] = entry
         }
         return backlog

@@ -89,31 +89,39 @@ extension StatusCommand {
     }
 
     /// The per-warehouse view of `requested` (`all`: every warehouse with held or parked keys or
-    /// pending dead letters), read from `store`.
+    /// pending dead letters), read from `store`: per stream two aggregate reads (held, parked),
+    /// the pending letters once, and the last posted record per warehouse.
     static func warehouses(
         _ requested: [String], store: any WorkerStore, streams: [EventStream], now: Date = Date()
     ) async throws -> [WarehouseStatus] {
-        let gaps = try await GapsCommand.gaps(store, streams: streams)
+        var held: [EventStream: [HeldKeySummary]] = [:]
+        var parked: [EventStream: [String]] = [:]
+        for stream in streams {
+            held[stream] = try await store.heldSummary(stream: stream)
+            parked[stream] = try await store.parkedKeys(stream: stream)
+        }
         let pending = try await DLQCommand.all(store, DeadLetterFilter(status: .pending))
         var names = requested.filter { $0 != "all" }
         if requested.contains("all") {
-            names += gaps.map { String(WarehouseMetrics.warehouse(ofKey: $0.key)) } + pending.compactMap(\.warehouse)
+            let keys = held.values.joined().map(\.key) + parked.values.joined()
+            names += keys.map { String(WarehouseMetrics.warehouse(ofKey: $0)) } + pending.compactMap(\.warehouse)
         }
         var seen = Set<String>()
         names = names.filter { seen.insert($0).inserted }.sorted()
+        func ofWarehouse(_ key: String, _ warehouse: String) -> Bool { WarehouseMetrics.warehouse(ofKey: key) == warehouse }
         var result: [WarehouseStatus] = []
         for warehouse in names {
             var perStream: [WarehouseStream] = []
             for stream in streams {
-                let held = gaps.filter { $0.stream == stream.rawValue && WarehouseMetrics.warehouse(ofKey: $0.key) == warehouse }
+                let heldKeys = (held[stream] ?? []).filter { ofWarehouse($0.key, warehouse) }
                 let letters = pending.filter { $0.stream == stream && $0.warehouse == warehouse }
-                let oldest = try await oldestHeld(store, stream: stream, keys: held.filter { $0.heldCount > 0 }.map(\.key))
+                let oldest = heldKeys.map(\.oldestHeldAt).min()
                 let posted = try await store.lastPosted(stream: stream, warehouse: warehouse)
                 perStream.append(WarehouseStream(
                     stream: stream.rawValue,
-                    heldEvents: held.reduce(0) { $0 + $1.heldCount },
-                    heldKeys: held.filter { $0.heldCount > 0 }.count,
-                    parkedKeys: held.filter(\.parked).map(\.key),
+                    heldEvents: heldKeys.reduce(0) { $0 + $1.heldEvents },
+                    heldKeys: heldKeys.count,
+                    parkedKeys: (parked[stream] ?? []).filter { ofWarehouse($0, warehouse) },
                     oldestHeldSince: oldest.map(formatTime),
                     delaySeconds: oldest.map { max(0, (now.timeIntervalSince($0) * 1000).rounded() / 1000) },
                     pendingDeadLetters: letters.count,
@@ -127,16 +135,6 @@ extension StatusCommand {
             result.append(WarehouseStatus(warehouse: warehouse, streams: perStream))
         }
         return result
-    }
-
-    /// The oldest held-at of `keys`' held events (the store's dates, not the gaps' text).
-    private static func oldestHeld(_ store: any WorkerStore, stream: EventStream, keys: [String]) async throws -> Date? {
-        var oldest: Date?
-        for key in keys {
-            guard let at = try await store.snapshot(stream: stream, key: key, eventId: "").state?.oldestHeldAt else { continue }
-            oldest = oldest.map { min($0, at) } ?? at
-        }
-        return oldest
     }
 
     /// The report as text: business terms first, a paragraph per warehouse.

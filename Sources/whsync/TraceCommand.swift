@@ -89,10 +89,12 @@ struct TraceCommand: AsyncParsableCommand {
 
         if let record {
             steps.append((record.firstRecordedAt, "recorded", "a \(record.stream)-worker took it: key \(record.key), sequence \(record.sequence)"))
-            let snapshot = try await store.snapshot(stream: record.stream, key: record.key, eventId: eventId)
+            // Asked at the event's sequence, so that the key's view of its held events knows it.
+            let snapshot = try await store.snapshot(stream: record.stream, key: record.key, eventId: eventId, sequence: record.sequence)
             if let state = snapshot.state {
+                let heldEvents = try await store.heldSequences(stream: record.stream, key: record.key).count
                 keyPosition = KeyPosition(
-                    nextExpected: state.nextExpected, heldEvents: state.held.count, parkedSince: state.parked.map { formatTime($0.since) })
+                    nextExpected: state.nextExpected, heldEvents: heldEvents, parkedSince: state.parked.map { formatTime($0.since) })
                 if let held = state.held[record.sequence], held.eventId == eventId {
                     steps.append((held.heldAt, "held", "waiting for its predecessors: the key expects #\(state.nextExpected) next"))
                     if let message = try await store.heldMessage(stream: record.stream, key: record.key, sequence: record.sequence) {
