@@ -88,7 +88,7 @@ struct TraceCommand: AsyncParsableCommand {
         var keyPosition: KeyPosition?
 
         if let record {
-            steps.append((record.firstRecordedAt, "recorded", "a \(record.stream)-worker took it: key \(record.key), sequence \(record.sequence)"))
+            steps.append((record.firstRecordedAt, "recorded", "the \(record.stream)-worker took it: key \(record.key), sequence \(record.sequence)"))
             // Asked at the event's sequence, so that the key's view of its held events knows it.
             let snapshot = try await store.snapshot(stream: record.stream, key: record.key, eventId: eventId, sequence: record.sequence)
             if let state = snapshot.state {
