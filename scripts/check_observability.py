@@ -21,6 +21,9 @@ which makes sure promtool and PyYAML are there).
    looks, the datasource points at the compose Prometheus, Prometheus loads the rules file.
 5. `promtool check config` on prometheus.yml, and `promtool test rules` on alerts.test.yml, in
    which every alert of alerts.yml has a test.
+6. First of all, a self-test: a dashboard with one defect of each kind (an unexported metric, an
+   unknown label, a query that does not parse, overlapping panels, an undefined variable, no
+   business row first) must be refused for each.
 
 Prints one summary line and exits 0, or prints every finding and exits 1.
 """
@@ -362,10 +365,49 @@ def check_alerts(prometheus_dir, allowed_series, allowed_labels, promtool):
     return len(alerts)
 
 
+def self_test(series, labels, promtool):
+    """The checks catch what they are for: a dashboard with one defect of each kind is refused
+    with one finding per defect (as the store conformance suite proves itself on a broken store)."""
+    def panel(pid, y, expr, title="p"):
+        return {"id": pid, "type": "timeseries", "title": title, "datasource": {"uid": "${datasource}"},
+                "gridPos": {"h": 4, "w": 12, "x": 0, "y": y}, "targets": [{"refId": "A", "expr": expr}]}
+    broken = {
+        "uid": "broken", "title": "broken", "schemaVersion": 39, "time": {"from": "now-1h", "to": "now"},
+        "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus"}]},
+        "panels": [
+            {"id": 1, "type": "row", "title": "Technical", "gridPos": {"h": 1, "w": 24, "x": 0, "y": 0}},
+            panel(2, 1, "sum(whsync_no_such_metric_total)"),
+            panel(3, 5, "sum by (warehose) (whsync_events_total)"),
+            panel(4, 9, "sum(rate(whsync_events_total[5m])"),
+            panel(5, 11, "sum(whsync_events_total{stream=~\"$nosuch\"})"),
+        ],
+    }
+    expected = [
+        "metric `whsync_no_such_metric_total` is not exported",
+        "label `warehose` is not one",
+        "does not parse",
+        "overlaps panel 4",
+        "uses $nosuch",
+        "the first row must be the business row",
+    ]
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "deploy/grafana/dashboards/broken.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(broken))
+        check_dashboard(path, series, labels, promtool)
+    caught = list(findings)
+    findings.clear()
+    missed = [what for what in expected if not any(what in finding for finding in caught)]
+    if missed:
+        fail("scripts/check_observability.py self-test", f"a broken dashboard was not refused for: {missed}; "
+             f"findings were {caught}")
+
+
 def main():
     repo, promtool = Path(sys.argv[1]), sys.argv[2]
     deploy = repo / "deploy"
     names, series, labels = exported_metrics(repo / "Sources")
+    self_test(series, labels, promtool)
     for required in ["whsync_events_total", "whsync_oldest_unposted_age_seconds", "whsync_posted_total"]:
         if required not in names:
             fail("Sources", f"{required} not found: the reading of the code's metric names is broken")
