@@ -22,8 +22,26 @@ public struct AMQPConfiguration: Sendable, Equatable {
         }
     }
 
+    /// One node of a cluster: where to open the TCP connection.
+    public struct Node: Sendable, Equatable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    /// The first node tried.
     public var host: String
     public var port: Int
+    /// More nodes of the same cluster (`amqp://user:pass@host1:port1,host2:port2/vhost`, DESIGN
+    /// §9): when the node in use fails, the connection moves to the next, in order, for consuming
+    /// and publishing alike.
+    public var otherNodes: [Node] = []
     public var virtualHost: String
     public var username: String
     public var password: String
@@ -62,11 +80,18 @@ public struct AMQPConfiguration: Sendable, Equatable {
         self.connectionName = connectionName
     }
 
+    /// Every node, the first one first.
+    public var nodes: [Node] { [Node(host: host, port: port)] + otherNodes }
+
     /// Parses an AMQP URL. Errors name the part that is wrong and never echo the password.
+    /// Several nodes of a cluster are listed comma-separated where the host goes:
+    /// `amqp://user:pass@rabbit-1:5672,rabbit-2:5672,rabbit-3/vhost` (a node without a port
+    /// takes the scheme's default).
     public init(url: String, connectionName: String? = nil) throws(AMQPError) {
         func invalid(_ why: String) -> AMQPError {
             AMQPError(.invalidConfiguration, "invalid AMQP URL \(Self.redact(url)): \(why)")
         }
+        let (url, moreNodes) = try Self.splitNodes(url, invalid: invalid)
         guard let components = URLComponents(string: url) else {
             throw invalid("not a URL")
         }
@@ -156,12 +181,36 @@ public struct AMQPConfiguration: Sendable, Equatable {
             frameMax: frameMax,
             connectionName: name
         )
+        otherNodes = try moreNodes.map { (text: Substring) throws(AMQPError) -> Node in
+            guard let node = URLComponents(string: "\(secure ? "amqps" : "amqp")://\(text)"), let host = node.host, !host.isEmpty,
+                node.path.isEmpty, node.user == nil
+            else { throw invalid("'\(text)' is not a host or host:port") }
+            if let port = node.port, !(1...65535).contains(port) { throw invalid("port \(port) is out of range") }
+            return Node(host: host, port: node.port ?? (secure ? 5671 : 5672))
+        }
     }
 
-    /// `amqp://user@host:port/vhost` for logs and errors: no password.
+    /// The URL with only its first node, and the other nodes' `host[:port]` texts.
+    private static func splitNodes(
+        _ url: String, invalid: (String) -> AMQPError
+    ) throws(AMQPError) -> (url: String, others: [Substring]) {
+        guard let schemeEnd = url.range(of: "://") else { return (url, []) }
+        let rest = url[schemeEnd.upperBound...]
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        // The user info may hold a comma in its percent-encoded password only, never a raw one
+        // after the last '@'.
+        let hostsStart = authority.lastIndex(of: "@").map { authority.index(after: $0) } ?? authority.startIndex
+        let hosts = authority[hostsStart...].split(separator: ",", omittingEmptySubsequences: false)
+        guard hosts.count > 1 else { return (url, []) }
+        guard !hosts.contains(where: \.isEmpty) else { throw invalid("an empty node in the host list") }
+        return (String(url[..<hostsStart]) + hosts[0] + url[authorityEnd...], Array(hosts.dropFirst()))
+    }
+
+    /// `amqp://user@host:port[,host:port…]/vhost` for logs and errors: no password.
     public var redactedURL: String {
         let vhost = virtualHost == "/" ? "%2F" : (virtualHost.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? virtualHost)
-        return "\(tls == nil ? "amqp" : "amqps")://\(username)@\(host):\(port)/\(vhost)"
+        return "\(tls == nil ? "amqp" : "amqps")://\(username)@\(nodes.map(\.description).joined(separator: ","))/\(vhost)"
     }
 
     public var endpoint: String { "\(host):\(port)" }

@@ -9,14 +9,36 @@ import Glibc
 /// Opening the connection and its channel, and registering consumers: librabbitmq calls on
 /// the connection thread.
 extension ConnectionEngine {
+    /// Opens a connection to the first node that answers, starting with ``nodeCursor`` (the
+    /// node last connected to, or the one after it when that connection was lost).
     func openConnection() throws(AMQPError) {
+        let nodes = configuration.nodes
+        var failures: [AMQPError] = []
+        for offset in 0..<nodes.count {
+            let index = (nodeCursor + offset) % nodes.count
+            do throws(AMQPError) {
+                try openConnection(to: nodes[index])
+                if nodes.count > 1, index != nodeCursor || !failures.isEmpty {
+                    logger.info("connected to another node of the cluster", metadata: ["amqp.node": "\(nodes[index])"])
+                }
+                nodeCursor = index
+                return
+            } catch {
+                failures.append(error)
+            }
+        }
+        guard failures.count > 1, let last = failures.last else { throw failures[0] }
+        throw AMQPError(last.code, "no node of \(nodes.count) answered: " + failures.map(\.message).joined(separator: "; "))
+    }
+
+    private func openConnection(to node: AMQPConfiguration.Node) throws(AMQPError) {
         guard let conn = amqp_new_connection() else {
             throw AMQPError(.protocolError, "librabbitmq could not allocate a connection")
         }
         var adopted = false
         do throws(AMQPError) {
-            try openSocket(conn)
-            try login(conn)
+            try openSocket(conn, node: node)
+            try login(conn, node: node)
             state = conn
             adopted = true
             let negotiated = Int(amqp_get_heartbeat(conn))
@@ -41,8 +63,8 @@ extension ConnectionEngine {
         }
     }
 
-    func openSocket(_ conn: amqp_connection_state_t) throws(AMQPError) {
-        let endpoint = configuration.endpoint
+    func openSocket(_ conn: amqp_connection_state_t, node: AMQPConfiguration.Node) throws(AMQPError) {
+        let endpoint = node.description
         let socket: OpaquePointer?
         if let tls = configuration.tls {
             socket = amqp_ssl_socket_new(conn)
@@ -68,7 +90,7 @@ extension ConnectionEngine {
 
         var timeout = timeval(duration: configuration.connectionTimeout)
         errno = 0
-        let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
+        let status = amqp_socket_open_noblock(socket, node.host, Int32(node.port), &timeout)
         let osError = errno
         guard status == AMQP_STATUS_OK.rawValue else {
             switch status {
@@ -80,14 +102,14 @@ extension ConnectionEngine {
                 )
             case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue:
                 // librabbitmq matches the host against the certificate's DNS names only.
-                let hint = configuration.host.contains(where: { $0.isLetter }) ? "" : " (an IP address never matches: connect by a DNS name the certificate carries)"
-                throw AMQPError(.tlsFailed, "TLS handshake with \(endpoint) failed: the broker's certificate does not name host '\(configuration.host)'\(hint)")
+                let hint = node.host.contains(where: { $0.isLetter }) ? "" : " (an IP address never matches: connect by a DNS name the certificate carries)"
+                throw AMQPError(.tlsFailed, "TLS handshake with \(endpoint) failed: the broker's certificate does not name host '\(node.host)'\(hint)")
             case AMQP_STATUS_SSL_ERROR.rawValue, AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue:
                 throw AMQPError(.tlsFailed, "TLS handshake with \(endpoint) failed: \(statusText(status)) (is it a TLS port?)")
             case AMQP_STATUS_TIMEOUT.rawValue:
                 throw AMQPError(.timeout, "connecting to \(endpoint) timed out after \(configuration.connectionTimeout)")
             case AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED.rawValue:
-                throw AMQPError(.connectionRefused, "cannot resolve host '\(configuration.host)'")
+                throw AMQPError(.connectionRefused, "cannot resolve host '\(node.host)'")
             default:
                 // librabbitmq connects non-blocking, so errno holds EINPROGRESS, not the cause.
                 let reason =
@@ -101,7 +123,7 @@ extension ConnectionEngine {
         amqp_set_handshake_timeout(conn, &timeout)
     }
 
-    func login(_ conn: amqp_connection_state_t) throws(AMQPError) {
+    func login(_ conn: amqp_connection_state_t, node: AMQPConfiguration.Node) throws(AMQPError) {
         let arena = CArena()
         // librabbitmq merges these capabilities with its own; without `connection.blocked` the
         // broker never says that a resource alarm blocks our publishes, and without
@@ -116,7 +138,7 @@ extension ConnectionEngine {
         let reply = whsync_login(
             conn, configuration.virtualHost, Int32(configuration.channelMax), Int32(configuration.frameMax),
             Int32(configuration.heartbeatSeconds), &table, configuration.username, configuration.password)
-        let context = "login to \(configuration.endpoint) as '\(configuration.username)' on vhost '\(configuration.virtualHost)'"
+        let context = "login to \(node) as '\(configuration.username)' on vhost '\(configuration.virtualHost)'"
         switch reply.reply_type {
         case AMQP_RESPONSE_NORMAL:
             return

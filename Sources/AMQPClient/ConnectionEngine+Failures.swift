@@ -67,6 +67,8 @@ extension ConnectionEngine {
         let lost = machine.connectionLost(error, canReconnect: options.reconnect != nil)
         complete(lost.failed)
         teardownConnection(graceful: false)
+        // The node may be gone (a cluster losing a member): the next attempt starts at the next.
+        nodeCursor = (nodeCursor + 1) % configuration.nodes.count
         if lost.stop {
             running = false
         }

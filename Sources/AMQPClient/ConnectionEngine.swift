@@ -107,6 +107,8 @@ final class ConnectionEngine: @unchecked Sendable {
 
     // MARK: Connection-thread state
     var state: amqp_connection_state_t?
+    /// The node of ``AMQPConfiguration/nodes`` tried first by the next connection attempt.
+    var nodeCursor = 0
     /// For `SyncChannel`, which runs on this thread.
     var currentState: amqp_connection_state_t? { state }
     /// The connection's decisions: channel and generation, pending confirms, unsettled

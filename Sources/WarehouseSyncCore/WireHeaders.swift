@@ -18,6 +18,11 @@ public enum WireHeader {
     public static let stream = "whsync-stream"
     /// On a retry copy: the tier it waits in.
     public static let retryTier = "whsync-retry-tier"
+    /// When the event was last published to the events exchange (RFC 3339, milliseconds), set by
+    /// our publishers (`whsync publish`, wms-gateway, the publisher library, a replay): the start
+    /// of the workers' publish-to-posted latency (docs/operations-endpoints.md). Carried through
+    /// retries and holds unchanged; a replay sets it anew.
+    public static let publishedAt = "whsync-published-at"
 
     /// What a dead letter says about itself (DESIGN §5; ``DeadLetterHeaders``).
     public static let reason = "whsync-reason"

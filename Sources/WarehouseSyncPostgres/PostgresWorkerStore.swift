@@ -206,6 +206,64 @@ public final class PostgresWorkerStore: WorkerStore {
         }
     }
 
+    public func lastPosted(stream: EventStream, warehouse: String) async throws -> PostedEvent? {
+        let (lower, upper) = PostedEvent.keyRange(warehouse: warehouse)
+        return try await pool.run("lastPosted") { connection, logger in
+            // COLLATE "C": byte order, the bounds' order, whatever the database's collation.
+            guard let row = try await connection.rows(
+                """
+                SELECT event_id, key, sequence, document_id, updated_at_us FROM dedup_records
+                WHERE state = 'posted' AND stream = \(stream.rawValue)
+                    AND key COLLATE "C" >= \(lower) AND key COLLATE "C" < \(upper)
+                ORDER BY updated_at_us DESC, event_id COLLATE "C" DESC LIMIT 1
+                """,
+                logger
+            ).first else { return nil }
+            return PostedEvent(
+                eventId: try row.value("event_id"), key: try row.value("key"), sequence: try row.value("sequence"),
+                documentId: try row.value("document_id", as: String?.self),
+                postedAt: StoreTime.date(microseconds: try row.value("updated_at_us")))
+        }
+    }
+
+    public func heldSummary(stream: EventStream) async throws -> [HeldKeySummary] {
+        try await pool.run("heldSummary") { connection, logger in
+            try await connection.rows(
+                """
+                SELECT key COLLATE "C" AS key, count(*) AS held, min(held_at_us) AS oldest FROM held_messages
+                WHERE stream = \(stream.rawValue) GROUP BY 1 ORDER BY 1
+                """,
+                logger
+            ).map { row in
+                HeldKeySummary(
+                    key: try row.value("key"), heldEvents: Int(try row.value("held", as: Int64.self)),
+                    oldestHeldAt: StoreTime.date(microseconds: try row.value("oldest")))
+            }
+        }
+    }
+
+    public func eventRecord(eventId: String) async throws -> EventRecord? {
+        try await pool.run("eventRecord") { connection, logger in
+            guard let row = try await connection.rows(
+                """
+                SELECT state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us
+                FROM dedup_records WHERE event_id = \(eventId)
+                """,
+                logger
+            ).first else { return nil }
+            guard let stream = EventStream(rawValue: try row.value("stream", as: String.self)) else {
+                throw StoreError(code: .corrupt, message: "dedup record \(eventId.prefix(128)) names an unknown stream")
+            }
+            return EventRecord(
+                eventId: eventId, stream: stream, key: try row.value("key"), sequence: try row.value("sequence"),
+                record: try StoredDedupState.record(
+                    state: try row.value("state"), fingerprintHex: try row.value("fingerprint"), eventId: eventId),
+                documentId: try row.value("document_id", as: String?.self),
+                firstRecordedAt: StoreTime.date(microseconds: try row.value("created_at_us")),
+                lastRecordedAt: StoreTime.date(microseconds: try row.value("updated_at_us")))
+        }
+    }
+
     // MARK: Writes
 
     public func commit(_ change: KeyChange) async throws {

@@ -19,12 +19,20 @@ public enum OpsMetrics {
         .seconds(900), .seconds(3600),
     ]
 
+    /// Publish-to-posted buckets: 10 ms to 1 h (the business SLAs are minutes; an outage is hours).
+    public static let publishToPostedBuckets: [Duration] = [
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+        .seconds(300), .seconds(900), .seconds(3600),
+    ]
+
     /// A factory recording into `registry`, with the buckets above. Tests use this directly.
     public static func makeFactory(registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets = [
             WorkerMetrics.Name.erpLatency: erpLatencyBuckets,
             WorkerMetrics.Name.eventAgeAtPosting: eventAgeBuckets,
+            WarehouseMetrics.Name.publishToPosted: publishToPostedBuckets,
         ]
         return factory
     }

@@ -30,6 +30,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         case acceptFirstSequence = "ACCEPT_FIRST_SEQUENCE"
         case dedupRetention = "DEDUP_RETENTION"
         case metricsHost = "METRICS_HOST"
+        case metricsMaxWarehouses = "METRICS_MAX_WAREHOUSES"
         // The ERP adapter (DESIGN §9): `ERP_KIND=tryton` reads the other two.
         case erpKind = "ERP_KIND"
         case erpUser = "ERP_USER"
@@ -78,6 +79,9 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     /// `ERP_BATCH_MAX`: 0 (the default) posts on the single routes; 1…1000 gathers postings into
     /// requests of the ERP's batch route (DESIGN §3a) of at most that many items.
     public var erpBatchMax = 0
+    /// `METRICS_MAX_WAREHOUSES`: distinct `warehouse` label values per worker before the rest
+    /// count as `(other)` (docs/operations-endpoints.md, "Cardinality").
+    public var metricsMaxWarehouses: Int = WarehouseLabels.defaultLimit
 
     public init(
         amqp: AMQPConfiguration, store: StoreLocation, erp: ERPClientConfiguration,
@@ -156,6 +160,9 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
             accepted: "0 (single routes) or the most items per batch request, 1-\(PostingBatch.maxItems)")
         let dedupRetention = reader.duration(
             Key.dedupRetention.rawValue, default: Self.defaultDedupRetention, atLeast: .nanoseconds(1), accepted: "more than zero")
+        let metricsMaxWarehouses = reader.integer(
+            Key.metricsMaxWarehouses.rawValue, default: WarehouseLabels.defaultLimit, in: 0...100_000,
+            accepted: "an integer in 0-100000")
 
         try reader.finish()
         guard let amqp, let store, let erp else {
@@ -170,6 +177,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         self.dedupRetention = dedupRetention
         self.erpBatchMax = erpBatchMax
         self.metricsHost = reader.value(Key.metricsHost.rawValue) ?? OpsServer.defaultHost
+        self.metricsMaxWarehouses = metricsMaxWarehouses
         self.tryton = tryton
     }
 
@@ -227,6 +235,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
             "acceptFirstSequence=\(acceptFirstSequence)",
             "dedupRetention=\(DurationParser.format(dedupRetention))",
             "metricsHost=\(metricsHost)",
+            "metricsMaxWarehouses=\(metricsMaxWarehouses)",
         ].joined(separator: " ") + (tryton.map { " erpKind=tryton erpUser=\($0.user)" } ?? "")
     }
 }

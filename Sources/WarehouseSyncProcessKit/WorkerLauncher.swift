@@ -42,12 +42,13 @@ public enum WorkerLauncher {
         let registry = OpsMetrics.bootstrap()
 
         let process = try await WorkerProcess.open(executable: executable, configuration: configuration, logger: logger)
+        let metrics = WorkerMetrics(stream: stream.rawValue, warehouseLimit: configuration.metricsMaxWarehouses)
         let worker: WorkerService
         do {
             worker = try WorkerService(
                 stream: stream, configuration: configuration.workerSettings, topology: topology,
                 dependencies: .init(consumer: process.consumer, publisher: process.publisher, store: process.store, erp: process.erp),
-                workerName: WorkerProcess.actor(executable), metrics: WorkerMetrics(stream: stream.rawValue), logger: logger)
+                workerName: WorkerProcess.actor(executable), metrics: metrics, logger: logger)
         } catch {
             await process.close()
             throw error
@@ -59,8 +60,10 @@ public enum WorkerLauncher {
         for queue in worker.queues {
             readiness.register(ReadinessChecks.consumerCheckName(queue)) { worker.isConsuming(queue) }
         }
+        let gauges = WarehouseGaugeSampler(stream: stream, store: process.store, metrics: metrics, logger: logger)
         try await process.serve(
-            worker, verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
+            worker, also: [gauges], verify: worker.verifyTopology, readiness: readiness, configuration: configuration,
+            registry: registry)
     }
 
     /// `TOPOLOGY_FILE`, or `topology/topology.json` in the working directory or a parent.

@@ -25,6 +25,8 @@ public struct WorkerOptions: ParsableArguments {
     var metricsPort: String?
     @Option(help: "Address of the operations endpoint. Default: $METRICS_HOST, else 127.0.0.1")
     var metricsHost: String?
+    @Option(help: "Distinct warehouse label values before the rest count as (other). Default: $METRICS_MAX_WAREHOUSES, else 200")
+    var metricsMaxWarehouses: String?
     @Option(help: "Unacknowledged deliveries per consumer. Default: $PREFETCH, else 100")
     var prefetch: String?
     @Option(help: "How long a sequence gap waits before its key parks (30s, 10m). Default: $GAP_TIMEOUT, else 15m")
@@ -53,7 +55,8 @@ public struct WorkerOptions: ParsableArguments {
             .metricsPort: metricsPort, .metricsHost: metricsHost, .prefetch: prefetch, .gapTimeout: gapTimeout,
             .retryMaxAttempts: retryMaxAttempts, .topologyFile: topologyFile, .statusMap: statusMap,
             .acceptFirstSequence: acceptFirstSequence, .dedupRetention: dedupRetention, .logLevel: logLevel,
-            .logFormat: logFormat, .erpKind: erpKind, .erpUser: erpUser, .erpPasswordFile: erpPasswordFile,
+            .logFormat: logFormat, .metricsMaxWarehouses: metricsMaxWarehouses, .erpKind: erpKind, .erpUser: erpUser,
+            .erpPasswordFile: erpPasswordFile,
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { key, value in value.map { (key.rawValue, $0) } })
     }

@@ -70,8 +70,9 @@ struct WorkerProcess {
     /// Runs `service` and the operations endpoint until SIGTERM/SIGINT (or until `service`
     /// returns), in one `ServiceGroup` with the resources, which it stops in reverse order.
     /// `verify` runs first: a missing topology fails the start (and closes what was opened).
+    /// `also`: helpers that use the resources (they stop before them, after the engine).
     func serve(
-        _ service: some Service, verify: () async throws -> Void, readiness: ReadinessChecks,
+        _ service: some Service, also helpers: [any Service] = [], verify: () async throws -> Void, readiness: ReadinessChecks,
         configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry
     ) async throws {
         do {
@@ -84,7 +85,7 @@ struct WorkerProcess {
         let ops = OpsServer(
             host: configuration.metricsHost, port: configuration.metricsPort, readiness: readiness,
             registry: registry, logger: logger)
-        try await ProcessGroup.make(resources: resources, engine: service, operations: ops, logger: logger).run()
+        try await ProcessGroup.make(resources: resources + helpers, engine: service, operations: ops, logger: logger).run()
     }
 
     /// Closes all of it, for a start that fails before the group runs; closing twice is harmless.

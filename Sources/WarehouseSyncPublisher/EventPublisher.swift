@@ -1,4 +1,5 @@
 @_exported import AMQPClient
+import Foundation
 import Logging
 import Synchronization
 
@@ -139,7 +140,10 @@ public final class EventPublisher: Sendable {
                 .unavailable, "more than \(configuration.maxUnconfirmed) events await the broker's confirms; it is not keeping up")
             return Array(repeating: .failure(error), count: events.count)
         }
-        let messages = events.map { OutboundMessage(event: $0.event, body: $0.body, exchange: configuration.exchange) }
+        let now = Date()
+        let messages = events.map {
+            OutboundMessage(event: $0.event, body: $0.body, exchange: configuration.exchange).stampedPublished(at: now)
+        }
         let results = await connection.publish(messages, deadline: .now + configuration.confirmTimeout)
         return results.map { $0.mapError(PublishError.init) }
     }

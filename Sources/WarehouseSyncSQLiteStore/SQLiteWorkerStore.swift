@@ -106,6 +106,70 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
     }
 
+    public func lastPosted(stream: EventStream, warehouse: String) async throws -> PostedEvent? {
+        let (lower, upper) = PostedEvent.keyRange(warehouse: warehouse)
+        return try await mapped {
+            try await database.read { db in
+                // Newest first along dedup_records_posted (updated_at_us WHERE state = 'posted').
+                try db.query(
+                    """
+                    SELECT event_id, key, sequence, document_id, updated_at_us FROM dedup_records
+                    WHERE state = 'posted' AND stream = ? AND key >= ? AND key < ?
+                    ORDER BY updated_at_us DESC, event_id DESC LIMIT 1
+                    """,
+                    [.text(stream.rawValue), .text(lower), .text(upper)]
+                ).first.map { row in
+                    PostedEvent(
+                        eventId: try row.string("event_id"), key: try row.string("key"), sequence: try row.int64("sequence"),
+                        documentId: try row.optionalString("document_id"),
+                        postedAt: StoreTime.date(microseconds: try row.int64("updated_at_us")))
+                }
+            }
+        }
+    }
+
+    public func heldSummary(stream: EventStream) async throws -> [HeldKeySummary] {
+        try await mapped {
+            try await database.read { db in
+                try db.query(
+                    """
+                    SELECT key, count(*) AS held, min(held_at_us) AS oldest FROM held_messages
+                    WHERE stream = ? GROUP BY key ORDER BY key
+                    """,
+                    [.text(stream.rawValue)]
+                ).map { row in
+                    HeldKeySummary(
+                        key: try row.string("key"), heldEvents: Int(try row.int64("held")),
+                        oldestHeldAt: StoreTime.date(microseconds: try row.int64("oldest")))
+                }
+            }
+        }
+    }
+
+    public func eventRecord(eventId: String) async throws -> EventRecord? {
+        try await mapped {
+            try await database.read { db in
+                guard let row = try db.queryFirst(
+                    """
+                    SELECT state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us
+                    FROM dedup_records WHERE event_id = ?
+                    """,
+                    [.text(eventId)]
+                ) else { return nil }
+                guard let stream = EventStream(rawValue: try row.string("stream")) else {
+                    throw StoreError(code: .corrupt, message: "dedup record \(eventId.prefix(128)) names an unknown stream")
+                }
+                return EventRecord(
+                    eventId: eventId, stream: stream, key: try row.string("key"), sequence: try row.int64("sequence"),
+                    record: try StoredDedupState.record(
+                        state: row.string("state"), fingerprintHex: row.string("fingerprint"), eventId: eventId),
+                    documentId: try row.optionalString("document_id"),
+                    firstRecordedAt: StoreTime.date(microseconds: try row.int64("created_at_us")),
+                    lastRecordedAt: StoreTime.date(microseconds: try row.int64("updated_at_us")))
+            }
+        }
+    }
+
     // MARK: Writes
 
     public func commit(_ change: KeyChange) async throws {

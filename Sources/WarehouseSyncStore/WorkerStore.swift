@@ -51,6 +51,21 @@ public protocol WorkerStore: Sendable {
     /// The parked keys of `stream`, sorted.
     func parkedKeys(stream: EventStream) async throws -> [String]
 
+    /// The event of `stream` most recently recorded `posted` among the keys of `warehouse`
+    /// (`warehouse/…`), as long as its dedup record is kept (`DEDUP_RETENTION`); `nil` when there
+    /// is none. For `whsync status --warehouse`.
+    func lastPosted(stream: EventStream, warehouse: String) async throws -> PostedEvent?
+
+    /// Per key of `stream` with held events: how many it holds and since when the oldest waits,
+    /// sorted by key. One aggregate read of the held rows, for the workers' per-warehouse gauges
+    /// (``heldSequences(stream:key:)`` reads one key's rows).
+    func heldSummary(stream: EventStream) async throws -> [HeldKeySummary]
+
+    /// `eventId`'s dedup record with where it belongs and when it was written, whatever its
+    /// stream and key; `nil` when none is kept (never seen, or a posted one pruned after
+    /// `DEDUP_RETENTION`). For `whsync trace`.
+    func eventRecord(eventId: String) async throws -> EventRecord?
+
     /// Deletes `posted` dedup records last written before `olderThan` and returns how many.
     /// Records in any other state (`posting`, `held`, `deadLettered`) are kept. Deletes in
     /// batches (``StorePruning``).
@@ -167,6 +182,74 @@ public struct KeySnapshot: Sendable, Hashable {
         self.version = version
         self.record = record
         self.documentId = documentId
+    }
+}
+
+/// An event recorded `posted` (``WorkerStore/lastPosted(stream:warehouse:)``).
+public struct PostedEvent: Sendable, Hashable {
+    public var eventId: String
+    public var key: String
+    public var sequence: Int64
+    /// The ERP's document id, when its answer named one.
+    public var documentId: String?
+    /// When the record was written `posted`.
+    public var postedAt: Date
+
+    public init(eventId: String, key: String, sequence: Int64, documentId: String?, postedAt: Date) {
+        self.eventId = eventId
+        self.key = key
+        self.sequence = sequence
+        self.documentId = documentId
+        self.postedAt = postedAt
+    }
+
+    /// The bounds of the keys of `warehouse` in byte order: `warehouse/` ≤ key < `warehouse0`
+    /// (`0` follows `/`), so that a store compares instead of matching a pattern.
+    public static func keyRange(warehouse: String) -> (lower: String, upper: String) {
+        (warehouse + "/", warehouse + "0")
+    }
+}
+
+/// One key's held events in aggregate (``WorkerStore/heldSummary(stream:)``).
+public struct HeldKeySummary: Sendable, Hashable {
+    public var key: String
+    public var heldEvents: Int
+    public var oldestHeldAt: Date
+
+    public init(key: String, heldEvents: Int, oldestHeldAt: Date) {
+        self.key = key
+        self.heldEvents = heldEvents
+        self.oldestHeldAt = oldestHeldAt
+    }
+}
+
+/// A dedup record as stored, with its key and times (``WorkerStore/eventRecord(eventId:)``).
+public struct EventRecord: Sendable, Hashable {
+    public var eventId: String
+    public var stream: EventStream
+    public var key: String
+    public var sequence: Int64
+    /// Never ``DedupRecord/notSeen``.
+    public var record: DedupRecord
+    /// The ERP's document id, when posted and its answer named one.
+    public var documentId: String?
+    /// When a worker first wrote the record (held, or let through for posting).
+    public var firstRecordedAt: Date
+    /// When it was last written (posted, dead-lettered, sent to a retry tier).
+    public var lastRecordedAt: Date
+
+    public init(
+        eventId: String, stream: EventStream, key: String, sequence: Int64, record: DedupRecord, documentId: String?,
+        firstRecordedAt: Date, lastRecordedAt: Date
+    ) {
+        self.eventId = eventId
+        self.stream = stream
+        self.key = key
+        self.sequence = sequence
+        self.record = record
+        self.documentId = documentId
+        self.firstRecordedAt = firstRecordedAt
+        self.lastRecordedAt = lastRecordedAt
     }
 }
 

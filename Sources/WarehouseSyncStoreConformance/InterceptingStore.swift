@@ -39,6 +39,11 @@ public struct InterceptingStore: WorkerStore {
 
     public func keysWithHeldEvents(stream: EventStream) async throws -> [String] { try await base.keysWithHeldEvents(stream: stream) }
     public func parkedKeys(stream: EventStream) async throws -> [String] { try await base.parkedKeys(stream: stream) }
+    public func lastPosted(stream: EventStream, warehouse: String) async throws -> PostedEvent? {
+        try await base.lastPosted(stream: stream, warehouse: warehouse)
+    }
+    public func eventRecord(eventId: String) async throws -> EventRecord? { try await base.eventRecord(eventId: eventId) }
+    public func heldSummary(stream: EventStream) async throws -> [HeldKeySummary] { try await base.heldSummary(stream: stream) }
     public func pruneProcessed(olderThan: Date) async throws -> Int { try await base.pruneProcessed(olderThan: olderThan) }
 
     public func recordDeadLetter(_ letter: NewDeadLetter) async throws -> DeadLetterRecord {

@@ -28,6 +28,9 @@ public enum WorkerStoreConformance {
         case heldWindow = "a key holding many events is read as a bounded view; its releases walk all of them in order"
         case keysWithHeldEvents = "keysWithHeldEvents lists keys with held rows, per stream"
         case parkedKeys = "parkedKeys lists parked keys, per stream"
+        case lastPosted = "lastPosted finds a warehouse's newest posted record, per stream, not another warehouse's"
+        case eventRecord = "eventRecord finds an eventId's record, key and times in any stream"
+        case heldSummary = "heldSummary counts each key's held events and their oldest time, per stream"
         case pruneKeepsNonPosted = "prune deletes old posted records only"
         case persistence = "everything survives closing and reopening the store; a closed store is unavailable"
         case concurrentReadDecideCommit = "8 tasks doing read-decide-commit on one key lose no update"
@@ -52,6 +55,9 @@ public enum WorkerStoreConformance {
         case .heldWindow: try await heldWindow(fixture)
         case .keysWithHeldEvents: try await keysWithHeldEvents(fixture)
         case .parkedKeys: try await parkedKeys(fixture)
+        case .lastPosted: try await lastPosted(fixture)
+        case .eventRecord: try await eventRecord(fixture)
+        case .heldSummary: try await heldSummary(fixture)
         case .pruneKeepsNonPosted: try await pruneKeepsNonPosted(fixture)
         case .persistence: try await persistence(fixture)
         case .concurrentReadDecideCommit: try await concurrentReadDecideCommit(fixture)
@@ -322,6 +328,47 @@ public enum WorkerStoreConformance {
         }
     }
 
+    static func heldSummary(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            #expect(try await store.heldSummary(stream: .inventory) == [])
+            // WH1/A holds 5, 3 and 9, inserted in that order (each message is held at t0 + its sequence + 0.5 s).
+            var held: [Int64: KeyState.HeldEvent] = [:]
+            for (version, sequence) in [Int64(5), 3, 9].enumerated() {
+                let message = heldMessage(sequence: sequence, eventId: "A#\(sequence)")
+                held[sequence] = message.heldEvent
+                try await store.commit(KeyChange(
+                    stream: .inventory, key: "WH1/A", expectedVersion: Int64(version),
+                    newState: KeyState(nextExpected: 1, held: HeldEvents(all: held)), insertHeld: message, now: t0
+                ))
+            }
+            let b = heldMessage(sequence: 2, eventId: "B#2")
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH2/B", expectedVersion: 0, newState: KeyState(nextExpected: 1, held: [2: b.heldEvent]),
+                insertHeld: b, now: t0
+            ))
+            let s = heldMessage(sequence: 7, eventId: "S#7")
+            try await store.commit(KeyChange(
+                stream: .shipment, key: "WH1/S", expectedVersion: 0, newState: KeyState(nextExpected: 1, held: [7: s.heldEvent]),
+                insertHeld: s, now: t0
+            ))
+            #expect(try await store.heldSummary(stream: .inventory) == [
+                HeldKeySummary(key: "WH1/A", heldEvents: 3, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(3.5))),
+                HeldKeySummary(key: "WH2/B", heldEvents: 1, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(2.5))),
+            ])
+            #expect(try await store.heldSummary(stream: .shipment).map(\.key) == ["WH1/S"])
+            #expect(try await store.heldSummary(stream: .receipt) == [])
+
+            // The oldest is released: the next oldest counts.
+            held[3] = nil
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/A", expectedVersion: 3, newState: KeyState(nextExpected: 4, held: HeldEvents(all: held)),
+                deleteHeldSequence: 3, now: t0
+            ))
+            #expect(try await store.heldSummary(stream: .inventory).first == HeldKeySummary(
+                key: "WH1/A", heldEvents: 2, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(5.5))))
+        }
+    }
+
     static func parkedKeys(_ fixture: some WorkerStoreFixture) async throws {
         try await withStore(fixture) { store in
             let parking = KeyState.Parking(since: t0, reason: .gapTimeout)
@@ -341,6 +388,65 @@ public enum WorkerStoreConformance {
             // The operator's skip unparks.
             try await store.commit(KeyChange(stream: .receipt, key: "WH1/Z", expectedVersion: 1, newState: KeyState(nextExpected: 4), now: t0))
             #expect(try await store.parkedKeys(stream: .receipt) == ["WH1/A"])
+        }
+    }
+
+    static func lastPosted(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            #expect(try await store.lastPosted(stream: .receipt, warehouse: "WH1") == nil)
+            // WH1's keys, and keys of WH1-like warehouses that a prefix match would mistake for them.
+            let writes: [(key: String, eventId: String, record: DedupRecord, documentId: String?, at: Date)] = [
+                ("WH1/R-1", "r1", .posted(fingerprint(1)), "DOC-1", t0),
+                ("WH1/R-2", "r2", .posted(fingerprint(2)), nil, t0.addingTimeInterval(60)),
+                ("WH1/R-3", "r3", .deadLettered(fingerprint(3)), nil, t0.addingTimeInterval(120)),
+                ("WH1/R-4", "r4", .held(fingerprint(4)), nil, t0.addingTimeInterval(180)),
+                ("WH10/R-1", "w10", .posted(fingerprint(5)), "DOC-10", t0.addingTimeInterval(240)),
+                ("WH1-B/R-1", "wb", .posted(fingerprint(6)), "DOC-B", t0.addingTimeInterval(300)),
+            ]
+            for write in writes {
+                try await store.commit(KeyChange(
+                    stream: .receipt, key: write.key, expectedVersion: 0, newState: KeyState(nextExpected: 2),
+                    records: [DedupWrite(eventId: write.eventId, record: write.record, sequence: 1, documentId: write.documentId)],
+                    now: write.at
+                ))
+            }
+            try await store.commit(KeyChange(
+                stream: .shipment, key: "WH1/S-1", expectedVersion: 0, newState: KeyState(nextExpected: 2),
+                records: [DedupWrite(eventId: "s1", record: .posted(fingerprint(7)), sequence: 1, documentId: "DOC-S")],
+                now: t0.addingTimeInterval(600)
+            ))
+            #expect(try await store.lastPosted(stream: .receipt, warehouse: "WH1") == PostedEvent(
+                eventId: "r2", key: "WH1/R-2", sequence: 1, documentId: nil, postedAt: StoreTime.stored(t0.addingTimeInterval(60))))
+            #expect(try await store.lastPosted(stream: .receipt, warehouse: "WH10")?.eventId == "w10")
+            #expect(try await store.lastPosted(stream: .receipt, warehouse: "WH1-B")?.documentId == "DOC-B")
+            #expect(try await store.lastPosted(stream: .shipment, warehouse: "WH1")?.eventId == "s1")
+            #expect(try await store.lastPosted(stream: .inventory, warehouse: "WH1") == nil)
+            #expect(try await store.lastPosted(stream: .receipt, warehouse: "WH") == nil)
+        }
+    }
+
+    static func eventRecord(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            #expect(try await store.eventRecord(eventId: "e-1") == nil)
+            try await store.commit(KeyChange(
+                stream: .shipment, key: "WH2/S-7", expectedVersion: 0, newState: KeyState(nextExpected: 3),
+                records: [DedupWrite(eventId: "e-1", record: .posting(fingerprint(1)), sequence: 3)], now: t0
+            ))
+            let later = t0.addingTimeInterval(42.5)
+            try await store.commit(KeyChange(
+                stream: .shipment, key: "WH2/S-7", expectedVersion: 1, newState: KeyState(nextExpected: 4),
+                records: [DedupWrite(eventId: "e-1", record: .posted(fingerprint(1)), sequence: 3, documentId: "DOC-7")], now: later
+            ))
+            #expect(try await store.eventRecord(eventId: "e-1") == EventRecord(
+                eventId: "e-1", stream: .shipment, key: "WH2/S-7", sequence: 3, record: .posted(fingerprint(1)), documentId: "DOC-7",
+                firstRecordedAt: StoreTime.stored(t0), lastRecordedAt: StoreTime.stored(later)))
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/A", expectedVersion: 0, newState: KeyState(nextExpected: 1),
+                records: [DedupWrite(eventId: "e-2", record: .deadLettered(fingerprint(2)), sequence: 1)], now: t0
+            ))
+            let dead = try await store.eventRecord(eventId: "e-2")
+            #expect(dead?.record == .deadLettered(fingerprint(2)) && dead?.stream == .inventory && dead?.documentId == nil)
+            #expect(try await store.eventRecord(eventId: "e-") == nil)
         }
     }
 

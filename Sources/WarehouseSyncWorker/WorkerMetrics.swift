@@ -44,11 +44,17 @@ public struct WorkerMetrics: Sendable {
     public let erpCircuitOpen: Gauge
     /// 1 while messages wait in hand for a store outage to end, else 0.
     public let storeUnavailable: Gauge
+    /// The same events by warehouse, and what waits (``WarehouseMetrics``).
+    public let business: WarehouseMetrics
     private let factory: any MetricsFactory
 
-    public init(stream: String, factory: any MetricsFactory = MetricsSystem.factory) {
+    /// `warehouseLimit`: distinct `warehouse` label values before `(other)` (``WarehouseLabels``).
+    public init(
+        stream: String, warehouseLimit: Int = WarehouseLabels.defaultLimit, factory: any MetricsFactory = MetricsSystem.factory
+    ) {
         self.stream = stream
         self.factory = factory
+        business = WarehouseMetrics(stream: stream, warehouseLimit: warehouseLimit, factory: factory)
         let dimensions = [(Label.stream, stream)]
         consumed = Counter(label: Name.consumed, dimensions: dimensions, factory: factory)
         posted = Counter(label: Name.posted, dimensions: dimensions, factory: factory)

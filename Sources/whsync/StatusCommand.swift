@@ -1,6 +1,7 @@
 import AMQPClient
 import ArgumentParser
 import Foundation
+import Logging
 import WarehouseSyncCore
 import WarehouseSyncERP
 import WarehouseSyncOperations
@@ -18,6 +19,10 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(help: "Topology file. Default: topology/topology.json here or in a parent.") var file: String?
     @OptionGroup var erp: ERPOptions
     @Flag(help: "One JSON object on stdout.") var json = false
+    @Option(
+        name: .customLong("warehouse"),
+        help: "The business view of a warehouse (repeatable; `all`: every warehouse with something waiting). Needs STORE_URL.")
+    var warehouses: [String] = []
     @OptionGroup var store: StoreOptions
     @OptionGroup var broker: BrokerOptions
 
@@ -64,6 +69,10 @@ struct StatusCommand: AsyncParsableCommand {
                 }
                 return depths
             }
+        }
+
+        if !warehouses.isEmpty {
+            return try await runWarehouseView(topology: topology, depths: depths, logger: logger)
         }
 
         var gaps: [GapsCommand.KeyGap]?
@@ -133,4 +142,34 @@ struct StatusCommand: AsyncParsableCommand {
         }
     }
 
+    func validate() throws {
+        for warehouse in warehouses where warehouse != "all" && !RoutingKey.isValidWarehouse(warehouse) {
+            throw ValidationError("--warehouse: '\(warehouse)' is not a warehouse name ([A-Za-z0-9_-]{1,64}) nor `all`")
+        }
+    }
+
+    private func runWarehouseView(topology: Topology, depths: [String: Queue], logger: Logger) async throws {
+        guard store.url != nil else {
+            throw ValidationError("--warehouse reads the workers' store: set STORE_URL or --store-url")
+        }
+        let streams = topology.streams.compactMap { EventStream(rawValue: $0.name) }
+        let report = try await store.withStore(logger: logger) { store in
+            try await Self.warehouses(warehouses, store: store, streams: streams)
+        }
+        var erpState: String?
+        if erp.url != nil {
+            erpState = try await erp.withClient(timeout: .seconds(3)) { await $0.health() } ? "up" : "down"
+        }
+        let queues = topology.streams.map { stream in
+            StreamQueues(
+                stream: stream.name,
+                waiting: stream.workQueues.reduce(0) { $0 + Int(depths[$1]?.messages ?? 0) },
+                inRetry: topology.retry.tiers.reduce(0) {
+                    $0 + Int(depths[topology.retryQueue(stream: stream.name, tier: $1)]?.messages ?? 0)
+                })
+        }
+        let result = WarehouseReport(warehouses: report, queues: queues, erp: erpState)
+        if json { return try printJSON(result) }
+        Self.printWarehouses(result)
+    }
 }

@@ -16,7 +16,7 @@ struct WHSync: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             TopologyCommand.self, PublishCommand.self, DLQCommand.self, GapsCommand.self, StatusCommand.self,
-            ReconcileCommand.self,
+            ReconcileCommand.self, TraceCommand.self,
         ]
     )
 }

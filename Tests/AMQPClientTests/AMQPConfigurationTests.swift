@@ -74,4 +74,31 @@ import Testing
         let c = try AMQPConfiguration(url: "amqps://user:s3cret@h:5671/prod")
         #expect(c.redactedURL == "amqps://user@h:5671/prod")
     }
+
+    @Test func severalNodesOfACluster() throws {
+        let c = try AMQPConfiguration(url: "amqp://wms:p%2Cw@rabbit-1:5700,rabbit-2,10.0.0.3:5673/prod?heartbeat=10")
+        #expect(c.host == "rabbit-1" && c.port == 5700)
+        #expect(c.otherNodes == [.init(host: "rabbit-2", port: 5672), .init(host: "10.0.0.3", port: 5673)])
+        #expect(c.nodes.map(\.description) == ["rabbit-1:5700", "rabbit-2:5672", "10.0.0.3:5673"])
+        #expect(c.password == "p,w" && c.virtualHost == "prod" && c.heartbeatSeconds == 10)
+        #expect(c.redactedURL == "amqp://wms@rabbit-1:5700,rabbit-2:5672,10.0.0.3:5673/prod")
+        let secure = try AMQPConfiguration(url: "amqps://a,b:6000/")
+        #expect(secure.nodes == [.init(host: "a", port: 5671), .init(host: "b", port: 6000)])
+        #expect(try AMQPConfiguration(url: "amqp://one:5672/").otherNodes.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("amqp://a,,b/", "an empty node in the host list"),
+        ("amqp://a,b:99999/", "port 99999 is out of range"),
+        ("amqp://a,b/c/d", "the path must be one segment"),
+        ("amqp://a,b c/", "is not a host or host:port"),
+    ])
+    func badNodeLists(url: String, message: String) {
+        #expect {
+            try AMQPConfiguration(url: url)
+        } throws: { error in
+            (error as? AMQPError)?.message.contains(message) == true
+        }
+    }
 }
+

@@ -100,3 +100,45 @@ extension ScratchBrokerTests {
         await admin.close()
     }
 }
+
+extension ScratchBrokerTests {
+    /// DESIGN §9: `AMQP_URL` may name several nodes. When the node in use goes away, the
+    /// connection moves to the next one by itself, and publishing with confirms goes on there.
+    @Test func aConnectionMovesToTheNextNodeWhenItsNodeStops() async throws {
+        let scratch = try AMQPConfiguration(url: TestBroker.env("WHSYNC_TEST_SCRATCH_AMQP_URL"))
+        let main = try TestBroker.mainConfiguration()
+        var both = scratch
+        both.otherNodes = [.init(host: main.host, port: main.port)]
+        both.connectionName = "failover-test"
+        let queue = TestBroker.uniqueName("it-failover")
+        let admin = try await TestBroker.connect()
+        try await admin.withChannel { try $0.declareQueue(queue, arguments: ["x-queue-type": "quorum"]) }
+
+        let fastRetry = ReconnectPolicy(initialDelay: .milliseconds(200), maximumDelay: .seconds(1))
+        let connection = try await TestBroker.connect(both, confirms: true, reconnect: fastRetry)
+        let message = { (id: String) in
+            OutboundMessage(
+                exchange: "", routingKey: queue, body: Array(id.utf8),
+                properties: AMQPProperties(deliveryMode: .persistent, messageId: id), mandatory: true)
+        }
+        // On the scratch node the queue does not exist: a mandatory publish comes back unroutable.
+        let onScratch = await connection.publish([message("before")])
+        #expect(onScratch.allSatisfy { (try? $0.get()) == nil }, "the first node listed was not the one in use")
+
+        try await TestBroker.scratchBroker("stop")
+        do {
+            try await TestBroker.waitUntil("the connection to move to the main node", timeout: .seconds(60)) {
+                let results = await connection.publish([message("after")])
+                return results.allSatisfy { (try? $0.get()) != nil }
+            }
+            #expect(try await TestBroker.queueDepth(main, queue) >= 1)
+        } catch {
+            try await TestBroker.scratchBroker("start")
+            throw error
+        }
+        try await TestBroker.scratchBroker("start")
+        try await admin.withChannel { try $0.deleteQueue(queue) }
+        await connection.close()
+        await admin.close()
+    }
+}

@@ -68,6 +68,37 @@ import WarehouseSyncWorker
             let workQueues = try #require(inventory["workQueues"] as? [[String: Any]])
             #expect(workQueues.first?["consumers"] as? Int == 1)
 
+            // The warehouse's view: what waits, why, and what was posted last.
+            let byWarehouse = try #require(
+                try json(await whsync(system, ["status", "--warehouse", "WH1", "--json", "--file", Self.topologyFile])) as? [String: Any])
+            let warehouses = try #require(byWarehouse["warehouses"] as? [[String: Any]])
+            try #require(warehouses.count == 1)
+            #expect(warehouses[0]["warehouse"] as? String == "WH1")
+            let wh1 = try #require((warehouses[0]["streams"] as? [[String: Any]])?.first { $0["stream"] as? String == "inventory" })
+            #expect(wh1["heldEvents"] as? Int == 2)
+            #expect(wh1["heldKeys"] as? Int == 1)
+            #expect(wh1["parkedKeys"] as? [String] == ["WH1/\(sku.sku)"])
+            #expect(wh1["oldestHeldSince"] is String)
+            #expect((wh1["delaySeconds"] as? Double ?? -1) >= 0)
+            #expect(wh1["pendingDeadLetters"] as? Int == 0)
+            let lastPosted = try #require(wh1["lastPosted"] as? [String: Any])
+            #expect(lastPosted["eventId"] as? String == "gap-1")
+            #expect(lastPosted["sequence"] as? Int == 1)
+            let wh1Shipment = try #require((warehouses[0]["streams"] as? [[String: Any]])?.first { $0["stream"] as? String == "shipment" })
+            #expect(wh1Shipment["lastPosted"] is NSNull)
+            #expect((byWarehouse["queues"] as? [[String: Any]])?.count == 3)
+            let allWarehouses = try #require(
+                try json(await whsync(system, ["status", "--warehouse", "all", "--json", "--file", Self.topologyFile])) as? [String: Any])
+            #expect((allWarehouses["warehouses"] as? [[String: Any]])?.compactMap { $0["warehouse"] as? String } == ["WH1"])
+            let text = try await whsync(system, ["status", "--warehouse", "WH1", "--file", Self.topologyFile])
+            #expect(text.status == 0, "\(text.stderr)")
+            #expect(text.stdout.contains("warehouse WH1"), "\(text.stdout)")
+            #expect(text.stdout.contains("2 events held on 1 key"), "\(text.stdout)")
+            #expect(text.stdout.contains("1 key parked: WH1/\(sku.sku)"), "\(text.stdout)")
+            #expect(text.stdout.contains("last posted"), "\(text.stdout)")
+            let badName = try await whsync(system, ["status", "--warehouse", "WH 1", "--file", Self.topologyFile])
+            #expect(badName.status != 0 && badName.stderr.contains("--warehouse"), "\(badName.stderr)")
+
             let skip = try #require(
                 try json(await whsync(system, ["gaps", "skip", "--stream", "inventory", "WH1/\(sku.sku)", "--json"])) as? [String: Any])
             #expect(skip["skippedFrom"] as? Int == 2 && skip["resumedAt"] as? Int == 3)
@@ -103,6 +134,40 @@ import WarehouseSyncWorker
             }
             let posted = try await system.erpJSON("/documents")["documents"] as? [[String: Any]] ?? []
             #expect(posted.compactMap { $0["eventId"] as? String } == ["gap-1", "gap-3", "gap-4", "gap-2"])
+
+            // The late event's story, oldest first: its key's gap skipped, then it is published,
+            // dead-lettered, replayed and posted; somewhere after the dead letter a worker
+            // recorded it (as dead-lettered, or at the replay: the two race here).
+            var trace: [String: Any] = [:]
+            try await system.waitUntil("the replay to be recorded posted", timeout: .seconds(30)) {
+                trace = try #require(try json(await whsync(system, ["trace", "gap-2", "--json"])) as? [String: Any])
+                return trace["state"] as? String == "posted"
+            }
+            #expect(trace["key"] as? String == "WH1/\(sku.sku)")
+            #expect(trace["sequence"] as? Int == 2)
+            #expect(trace["documentId"] is String)
+            #expect((trace["deadLetterIds"] as? [Int])?.count == 1)
+            let steps = try #require(trace["steps"] as? [[String: Any]])
+            let what = steps.compactMap { $0["what"] as? String }
+            let order = ["gap skipped by ", "published", "dead-lettered", "replay by ", "posted"]
+            let ordered = what.filter { $0 != "recorded" }
+            #expect(ordered.count == order.count && zip(ordered, order).allSatisfy { $0.hasPrefix($1) }, "\(what)")
+            let recordedAfterLetter = what.firstIndex(of: "recorded").flatMap { recorded in
+                what.firstIndex(of: "dead-lettered").map { recorded > $0 }
+            }
+            #expect(recordedAfterLetter == true, "\(what)")
+            let times = steps.compactMap { $0["at"] as? String }
+            #expect(times == times.sorted())
+            #expect(steps.contains { ($0["detail"] as? String)?.contains("gap-timeout") == true }, "\(steps)")
+            // An event that waited on the parked key: held, the operator's skip, posted.
+            let held = try #require(try json(await whsync(system, ["trace", "gap-3", "--json"])) as? [String: Any])
+            let heldSteps = (held["steps"] as? [[String: Any]] ?? []).compactMap { $0["what"] as? String }
+            #expect(heldSteps.contains { $0.hasPrefix("gap skipped by ") } && held["state"] as? String == "posted", "\(heldSteps)")
+            let story = try await whsync(system, ["trace", "gap-2"])
+            #expect(story.status == 0 && story.stdout.hasPrefix("event gap-2: inventory WH1/\(sku.sku) #2"), "\(story.stdout)")
+            #expect(story.stdout.contains("now: posted, ERP document"), "\(story.stdout)")
+            let unknown = try await whsync(system, ["trace", "never-published"])
+            #expect(unknown.status == 1 && unknown.stdout.contains("no record of it"), "\(unknown.stdout)")
         }
     }
 

@@ -93,6 +93,13 @@ import WarehouseSyncOps
             let duplicatesDropped = try await system.metric(.inventory, "whsync_duplicates_total")
                 + system.metric(.shipment, "whsync_duplicates_total") + system.metric(.receipt, "whsync_duplicates_total")
             #expect(duplicatesDropped > 0, "the day's duplicates were not recognised as such")
+            // The same by warehouse (the shipment worker ran throughout: its counters are whole).
+            let postedByWarehouse = try await system.metricSum(.shipment, "whsync_events_total", #"outcome="posted""#)
+            #expect(postedByWarehouse > 0)
+            #expect(postedByWarehouse == (try await system.metric(.shipment, "whsync_posted_total")))
+            #expect(try await system.metricSum(.shipment, "whsync_events_total", #"warehouse="WH1""#, #"outcome="duplicate""#) > 0)
+            #expect(try await system.metricSum(.shipment, "whsync_publish_to_posted_seconds_count") == postedByWarehouse)
+            #expect(try await system.metricSum(.shipment, "whsync_publish_to_posted_seconds_count", #"warehouse="WH4""#) > 0)
 
             // A graceful stop exits 0.
             for worker in system.workers.values {
@@ -327,6 +334,15 @@ import WarehouseSyncOps
             let posted = try await system.erpJSON("/documents")["documents"] as? [[String: Any]] ?? []
             #expect(Set(posted.compactMap { $0["eventId"] as? String }) == ["\(gapped.sku)-1", "\(flowing.sku)-1", "\(flowing.sku)-2", "\(flowing.sku)-3"])
             #expect(try await system.metric(.inventory, "whsync_held_total") == 2)
+            // By warehouse: the counters at once, the gauges once the sampler has looked at the store.
+            #expect(try await system.metricSum(.inventory, "whsync_keys_parked_total", #"warehouse="WH1""#) == 1)
+            #expect(try await system.metricSum(.inventory, "whsync_events_total", #"warehouse="WH1""#, #"outcome="held""#) == 2)
+            try await system.waitUntil("the parked key in the warehouse gauges", timeout: .seconds(60)) {
+                try await system.metricSum(.inventory, "whsync_parked_keys", #"warehouse="WH1""#) == 1
+            }
+            #expect(try await system.metricSum(.inventory, "whsync_held_keys", #"warehouse="WH1""#) == 1)
+            #expect(try await system.metricSum(.inventory, "whsync_unposted_events", #"warehouse="WH1""#, #"state="held""#) == 2)
+            #expect(try await system.metricSum(.inventory, "whsync_oldest_unposted_age_seconds", #"warehouse="WH1""#) > 0)
 
             worker.signal(SIGTERM)
             #expect(await worker.waitForExit(timeout: .seconds(20)) == 0)

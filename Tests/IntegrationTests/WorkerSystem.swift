@@ -286,8 +286,23 @@ final class WorkerSystem: @unchecked Sendable {
         return nil
     }
 
+    /// The sum of the samples of `name` whose labels are the stream's and include every one of
+    /// `labels` (`warehouse="WH1"`): one series or all of them.
+    func metricSum(_ stream: EventStream, _ name: String, _ labels: String...) async throws -> Double {
+        let text = String(decoding: try await Self.get(try await metricsURL(stream) + "/metrics"), as: UTF8.self)
+        var sum = 0.0
+        for line in text.split(separator: "\n") where line.hasPrefix(name + "{stream=\"\(stream)\"") {
+            guard let end = line.lastIndex(of: "}") else { continue }
+            let labelText = line[..<end]
+            guard labels.allSatisfy({ labelText.contains($0) }) else { continue }
+            sum += Double(line[line.index(after: end)...].trimmingCharacters(in: .whitespaces)) ?? 0
+        }
+        return sum
+    }
+
     /// Publishes raw messages to `wms.events` with confirms: valid events with the contract's
-    /// properties, anything else as it is (what a misbehaving WMS would send).
+    /// properties (stamped `whsync-published-at`, as `whsync publish` and the gateway do),
+    /// anything else as it is (what a misbehaving WMS would send).
     func publish(_ messages: [SimulatedMessage]) async throws {
         try await publish(messages.map { RawMessage(routingKey: $0.routingKey, body: $0.body) })
     }
@@ -298,7 +313,7 @@ final class WorkerSystem: @unchecked Sendable {
         let decoder = EventDecoder()
         let outbound = messages.map { message -> OutboundMessage in
             if let event = try? decoder.decode(message.body, routingKey: message.routingKey) {
-                return OutboundMessage(event: event, body: message.body)
+                return OutboundMessage(event: event, body: message.body).stampedPublished()
             }
             return OutboundMessage(
                 exchange: "wms.events", routingKey: message.routingKey, body: message.body,

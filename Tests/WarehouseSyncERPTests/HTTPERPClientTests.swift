@@ -118,12 +118,9 @@ struct HTTPERPClientTests {
             try await erp.setFaults(#"{"latencyMs": 1500}"#)
             try await using(try erp.client(requestTimeout: .milliseconds(300))) { client in
                 let document = try inventoryDocument("evt-1")
-                let clock = ContinuousClock()
-                let start = clock.now
-                let result = await client.post(document)
-                let elapsed = clock.now - start
-                #expect(result == .transient(reason: .timeout, retryAfter: nil))
-                #expect(elapsed < .milliseconds(1200), "gave up after \(elapsed)")
+                // A timeout, not the answer that comes after 1.5 s: the deadline ended the wait.
+                // (No wall-clock bound on it: on a loaded machine it says nothing.)
+                #expect(await client.post(document) == .transient(reason: .timeout, retryAfter: nil))
 
                 try await erp.setFaults(#"{"latencyMs": null}"#)
                 // The ERP may have booked the timed-out post: either answer means booked once.

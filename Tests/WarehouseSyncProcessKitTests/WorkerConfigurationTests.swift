@@ -45,11 +45,12 @@ private func problems(_ environment: [String: String], overrides: [String: Strin
         #expect(configuration.retryMaxAttempts == 5)
         #expect(configuration.logLevel == .info)
         #expect(configuration.logFormat == .text)
-        #expect(configuration.description == "amqp=amqp://whsync@broker:5672/%2F store=sqlite:/var/lib/whsync/worker.db erp=http://erp:8081 erpToken=none metricsPort=9090 prefetch=100 gapTimeout=15m retryMaxAttempts=5 erpBatchMax=0 logLevel=info logFormat=text topology=auto acceptFirstSequence=false dedupRetention=336h metricsHost=127.0.0.1")
+        #expect(configuration.description == "amqp=amqp://whsync@broker:5672/%2F store=sqlite:/var/lib/whsync/worker.db erp=http://erp:8081 erpToken=none metricsPort=9090 prefetch=100 gapTimeout=15m retryMaxAttempts=5 erpBatchMax=0 logLevel=info logFormat=text topology=auto acceptFirstSequence=false dedupRetention=336h metricsHost=127.0.0.1 metricsMaxWarehouses=200")
         #expect(configuration.topologyFile == nil)
         #expect(configuration.acceptFirstSequence == false)
         #expect(configuration.dedupRetention == .seconds(14 * 86_400))
         #expect(configuration.metricsHost == "127.0.0.1")
+        #expect(configuration.metricsMaxWarehouses == 200)
     }
 
     @Test func everyVariableSet() throws {
@@ -58,7 +59,9 @@ private func problems(_ environment: [String: String], overrides: [String: Strin
             "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json", "ERP_BASE_URL": "https://erp.example/api/",
             "TOPOLOGY_FILE": "/etc/whsync/topology.json", "STATUS_MAP": "inventory.BLOCKED=quality-hold",
             "ACCEPT_FIRST_SEQUENCE": "yes", "DEDUP_RETENTION": "48h", "METRICS_HOST": "0.0.0.0",
+            "METRICS_MAX_WAREHOUSES": "12",
         ]))
+        #expect(configuration.metricsMaxWarehouses == 12)
         #expect(configuration.topologyFile == "/etc/whsync/topology.json")
         #expect(configuration.statusMapping.description.contains("inventory.BLOCKED=quality-hold"))
         #expect(configuration.acceptFirstSequence)

@@ -1,6 +1,7 @@
 import AMQPClient
 import Foundation
 import WarehouseSyncCore
+import WarehouseSyncPublisher
 import WarehouseSyncStore
 
 /// Replays stored dead letters (DESIGN §6): the one replay path of `whsync dlq replay` and the
@@ -95,7 +96,7 @@ public struct DeadLetterReplayer: Sendable {
                 }
                 let published: Result<Void, AMQPError>
                 do {
-                    try await publisher.publish(Self.message(for: letter))
+                    try await publisher.publish(Self.message(for: letter).stampedPublished())
                     published = .success(())
                 } catch {
                     published = .failure(error)

@@ -93,8 +93,10 @@ final class WorkerPipeline: Sendable {
             }
             return
         }
+        let inHand = metrics.inHand(event, publishedAt: message.publishedAt)
         chain.submit(key: event.sequencingKey) { [self] in
             await process(event, message)
+            inHand.end()
         }
     }
 
@@ -129,11 +131,11 @@ final class WorkerPipeline: Sendable {
             let (action, snapshot) = try await decideAndRecord(event, fingerprint: fingerprint, isReplay: isReplay, message)
             switch action {
             case .duplicate:
-                metrics.duplicates.increment()
+                metrics.recordDuplicate(event)
                 logger.debug("duplicate dropped")
                 message.ack()
             case .stale:
-                metrics.stale.increment()
+                metrics.recordStale(event)
                 logger.info("stale event dropped: its key is past this sequence")
                 message.ack()
             case .conflict(let detail):
@@ -144,7 +146,7 @@ final class WorkerPipeline: Sendable {
                 try await deadLetter(message, reason: .gapTimeout, error: error, attempt: message.attempt, logger: logger)
                 message.ack()
             case .hold, .holdParked:
-                metrics.held.increment()
+                metrics.recordHeld(event)
                 logger.debug(action == .hold ? "held until its predecessors arrive" : "held: its key is parked")
                 message.ack()
             case .apply:
@@ -251,10 +253,7 @@ final class WorkerPipeline: Sendable {
             let next = try await settle(
                 event, record: .posted(fingerprint), documentId: documentId, snapshot: snapshot)
             message.ack()
-            metrics.posted.increment()
-            let occurred = event.header.occurredAt
-            let age = Date().timeIntervalSince1970 - Double(occurred.secondsSince1970) - Double(occurred.nanosecond) / 1e9
-            metrics.recordEventAge(.seconds(age))
+            metrics.recordPosted(event, publishedAt: message.publishedAt)
             logger.debug("posted", metadata: ["erp.documentId": "\(documentId ?? "-")"])
             return next
         case .deadLetter(let reason, let error):
@@ -271,7 +270,7 @@ final class WorkerPipeline: Sendable {
                 try await markInRetry(event, fingerprint: fingerprint)
             }
             message.ack()
-            metrics.retries.increment()
+            metrics.recordRetry(event)
             logger.info(
                 "ERP failed transiently; retry scheduled",
                 metadata: ["erp.answer": "\(answer)", "retry.tier": "\(tier.name)", "retry.attempt": "\(nextAttempt)"])
@@ -416,7 +415,7 @@ final class WorkerPipeline: Sendable {
             let waited = gapTimer.withLock { $0.waited(key: key, oldestHeldAt: oldest, wallNow: Date(), now: clock.now) }
             guard let parked = gate.checkGap(state, waited: waited, now: Date()) else { return }
             try await store.commit(KeyChange(stream: stream, key: key, expectedVersion: snapshot.version, newState: parked, now: Date()))
-            metrics.parked.increment()
+            metrics.recordParked(key: key)
             let missing = state.missingSequences.map { "\($0.lowerBound)…\($0.upperBound)" } ?? "?"
             logger.warning(
                 "key parked: a sequence gap outlived GAP_TIMEOUT; see `whsync gaps list`",
@@ -438,7 +437,7 @@ final class WorkerPipeline: Sendable {
             reason: reason, error: error, worker: settings.workerName, failedAt: Date(), attempt: attempt)
         let letter = message.deadLetter(headers, topology: settings.topology)
         try await patiently(publishing: true) { [publisher] in try await publisher.publish(letter) }
-        metrics.deadLettered(reason: reason.rawValue)
+        metrics.deadLettered(reason: reason.rawValue, routingKey: message.routingKey)
         logger.warning("dead-lettered", metadata: [LogMetadataKey.reason.rawValue: "\(reason)", "deadLetter.error": "\(error.prefix(256))"])
     }
 
