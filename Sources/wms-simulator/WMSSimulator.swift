@@ -81,8 +81,27 @@ struct Day: ParsableCommand {
         if !quiet { printSummary(day) }
     }
 
-    /// Writes through `body` to a temporary file next to `path`, then renames it into place.
+    /// Whether `path` exists and is not a regular file (`/dev/null`, `/dev/stdout`, a FIFO): it
+    /// is written in place, never replaced by a rename (run as root, a rename over `/dev/null`
+    /// leaves the machine without one).
+    private func isSpecialFile(_ path: String) -> Bool {
+        guard let type = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType else { return false }
+        return type != .typeRegular
+    }
+
+    /// Writes through `body` to a temporary file next to `path`, then renames it into place; a
+    /// special file (``isSpecialFile(_:)``) is written directly.
     private func writeStreaming(to path: String, _ body: (FileHandle) throws -> Void) throws {
+        if isSpecialFile(path) {
+            guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot write \(path)") }
+            do {
+                try body(handle)
+                try handle.close()
+            } catch {
+                throw ValidationError("cannot write \(path): \(error.localizedDescription)")
+            }
+            return
+        }
         let temporary = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
         guard FileManager.default.createFile(atPath: temporary, contents: nil),
             let handle = FileHandle(forWritingAtPath: temporary)
@@ -103,7 +122,7 @@ struct Day: ParsableCommand {
 
     private func write(_ data: Data, to path: String) throws {
         do {
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+            try data.write(to: URL(fileURLWithPath: path), options: isSpecialFile(path) ? [] : .atomic)
         } catch {
             throw ValidationError("cannot write \(path): \(error.localizedDescription)")
         }
