@@ -372,7 +372,12 @@ public final class SQLiteWorkerStore: WorkerStore {
     /// The bounded view of `key`'s held events (``StoredHeldEvents``), with the one at `sequence`.
     private static func heldEvents(_ db: SQLiteConnection, stream: EventStream, key: String, sequence: Int64?) throws -> HeldEvents {
         let lowest = try lowestHeldEvents(db, stream: stream, key: key, limit: StoredHeldEvents.lowestRowsToRead)
-        let asked = try sequence.map { sequence in (sequence, try heldEvent(db, stream: stream, key: key, sequence: sequence)) }
+        // When the lowest rows are all of them (the common case: nothing held), they answer for
+        // the asked sequence too: no second probe on every decision.
+        let all = lowest.count <= HeldEvents.windowSize
+        let asked = try sequence.map { sequence in
+            (sequence, all ? lowest.first { $0.sequence == sequence }?.event : try heldEvent(db, stream: stream, key: key, sequence: sequence))
+        }
         return try StoredHeldEvents.view(lowestRows: lowest, asked: asked) {
             // held_messages_age makes this one index probe.
             try db.queryFirst(
