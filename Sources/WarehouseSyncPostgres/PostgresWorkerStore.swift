@@ -84,73 +84,7 @@ public final class PostgresWorkerStore: WorkerStore {
     // MARK: Reads
 
     public func snapshot(stream: EventStream, key: String, eventId: String, sequence: Int64?) async throws -> KeySnapshot {
-        try await pool.run("snapshot") { connection, logger in
-            // One statement: one consistent read of the key row, the bounded view of its held
-            // rows (StoredHeldEvents: the lowest, the asked one, the oldest time) and the record.
-            let rows = try await connection.rows(
-                """
-                SELECT 'key' AS kind, version AS n1, next_expected AS n2, parked_since_us AS n3, park_reason AS t1,
-                    skipped AS t2, claimed_by AS t3, claimed_sequence AS n4
-                FROM keys WHERE stream = \(stream.rawValue) AND key = \(key)
-                UNION ALL
-                (SELECT 'held', sequence, held_at_us, NULL, event_id, NULL, NULL, NULL
-                FROM held_messages WHERE stream = \(stream.rawValue) AND key = \(key)
-                ORDER BY sequence LIMIT \(StoredHeldEvents.lowestRowsToRead))
-                UNION ALL
-                SELECT 'asked', sequence, held_at_us, NULL, event_id, NULL, NULL, NULL
-                FROM held_messages WHERE stream = \(stream.rawValue) AND key = \(key) AND sequence = \(sequence)
-                UNION ALL
-                SELECT 'oldest', min(held_at_us), NULL, NULL, NULL, NULL, NULL, NULL
-                FROM held_messages WHERE stream = \(stream.rawValue) AND key = \(key)
-                UNION ALL
-                SELECT 'record', NULL, NULL, NULL, state, fingerprint, document_id, NULL
-                FROM dedup_records WHERE event_id = \(eventId)
-                """,
-                logger
-            )
-            var version: Int64 = 0
-            var keyRow: (nextExpected: Int64, parking: KeyState.Parking?, skipped: [ClosedRange<Int64>], claim: KeyState.Claim?)?
-            var lowest: [(sequence: Int64, event: KeyState.HeldEvent)] = []
-            var askedRow: KeyState.HeldEvent?
-            var oldest: Date?
-            var snapshot = KeySnapshot(state: nil, version: 0, record: .notSeen)
-            for row in rows {
-                let kind = try row.value("kind", as: String.self)
-                switch kind {
-                case "key":
-                    version = try row.value("n1")
-                    let parking = try Self.parking(
-                        since: try row.value("n3"), reason: try row.value("t1"), key: key
-                    )
-                    keyRow = (
-                        try row.value("n2"), parking, try StoredSkippedGaps.gaps(try row.value("t2"), key: key),
-                        try StoredClaim.claim(eventId: try row.value("t3"), sequence: try row.value("n4"))
-                    )
-                case "held", "asked":
-                    let held = (
-                        sequence: try row.value("n1", as: Int64.self),
-                        event: KeyState.HeldEvent(eventId: try row.value("t1"), heldAt: StoreTime.date(microseconds: try row.value("n2")))
-                    )
-                    if kind == "held" { lowest.append(held) } else { askedRow = held.event }
-                case "oldest":
-                    oldest = try row.value("n1", as: Int64?.self).map(StoreTime.date(microseconds:))
-                default:
-                    snapshot.record = try StoredDedupState.record(
-                        state: try row.value("t1"), fingerprintHex: try row.value("t2"), eventId: eventId
-                    )
-                    snapshot.documentId = try row.value("t3")
-                }
-            }
-            if let keyRow {
-                // UNION ALL keeps each branch's rows together, not necessarily in order.
-                lowest.sort { $0.sequence < $1.sequence }
-                snapshot.state = KeyState(
-                    nextExpected: keyRow.nextExpected, held: StoredHeldEvents.view(lowestRows: lowest, asked: sequence.map { ($0, askedRow) }) { oldest },
-                    parked: keyRow.parking, skipped: keyRow.skipped, claim: keyRow.claim)
-                snapshot.version = version
-            }
-            return snapshot
-        }
+        try await snapshots(stream: stream, [(key, eventId, sequence)])[0]
     }
 
     public func heldSequences(stream: EventStream, key: String) async throws -> [Int64] {
@@ -376,44 +310,10 @@ public final class PostgresWorkerStore: WorkerStore {
             }
         }
         if let message = change.insertHeld {
-            let headers = String(decoding: try StoredHeaders.json(message.headers), as: UTF8.self)
-            let inserted = try await db.rows(
-                """
-                INSERT INTO held_messages (stream, key, sequence, event_id, held_at_us, routing_key, headers, body)
-                VALUES (\(stream), \(key), \(message.sequence), \(message.eventId), \(StoreTime.microseconds(message.heldAt)),
-                    \(message.routingKey), \(headers)::jsonb, \(ByteBuffer(bytes: message.body)))
-                ON CONFLICT (stream, key, sequence) DO NOTHING
-                RETURNING sequence
-                """,
-                logger
-            )
-            guard !inserted.isEmpty else {
-                throw StoreError(
-                    code: .invalidChange, message: "key \(key.prefix(128)) already holds a message for sequence \(message.sequence)"
-                )
-            }
+            try await insertHeld(message, stream: change.stream, key: key, db, logger)
         }
-        if let state = change.newState {
-            let (lowestCount, sequences) = StoredHeldEvents.check(state.held)
-            var lowest: [(sequence: Int64, event: KeyState.HeldEvent)] = []
-            var rowsAt: [Int64: KeyState.HeldEvent] = [:]
-            for row in try await db.rows(
-                """
-                (SELECT true AS low, sequence, event_id, held_at_us FROM held_messages WHERE stream = \(stream) AND key = \(key)
-                ORDER BY sequence LIMIT \(lowestCount))
-                UNION ALL
-                SELECT false, sequence, event_id, held_at_us FROM held_messages
-                WHERE stream = \(stream) AND key = \(key) AND sequence = ANY(\(sequences))
-                """,
-                logger
-            ) {
-                let sequence = try row.value("sequence", as: Int64.self)
-                let event = KeyState.HeldEvent(
-                    eventId: try row.value("event_id"), heldAt: StoreTime.date(microseconds: try row.value("held_at_us")))
-                if try row.value("low", as: Bool.self) { lowest.append((sequence, event)) } else { rowsAt[sequence] = event }
-            }
-            lowest.sort { $0.sequence < $1.sequence }
-            try StoredHeldEvents.verify(state.held, key: key, lowestRows: lowest, rowsAt: rowsAt)
+        if change.newState != nil {
+            try await verifyHeld(stream: change.stream, [change], db, logger)
         }
 
         // 3. The dedup records.
@@ -434,6 +334,68 @@ public final class PostgresWorkerStore: WorkerStore {
         }
     }
 
+    /// Inserts the message of an event being held; one already held at its sequence is refused.
+    static func insertHeld(_ message: HeldMessage, stream: EventStream, key: String, _ db: PostgresConnection, _ logger: Logger) async throws {
+        let headers = String(decoding: try StoredHeaders.json(message.headers), as: UTF8.self)
+        let inserted = try await db.rows(
+            """
+            INSERT INTO held_messages (stream, key, sequence, event_id, held_at_us, routing_key, headers, body)
+            VALUES (\(stream.rawValue), \(key), \(message.sequence), \(message.eventId), \(StoreTime.microseconds(message.heldAt)),
+                \(message.routingKey), \(headers)::jsonb, \(ByteBuffer(bytes: message.body)))
+            ON CONFLICT (stream, key, sequence) DO NOTHING
+            RETURNING sequence
+            """,
+            logger
+        )
+        guard !inserted.isEmpty else {
+            throw StoreError(
+                code: .invalidChange, message: "key \(key.prefix(128)) already holds a message for sequence \(message.sequence)"
+            )
+        }
+    }
+
+    /// Checks, in one statement, that each change's new state's `held` describes the key's held
+    /// rows after the changes (``StoredHeldEvents``); every change must have a new state.
+    static func verifyHeld(stream: EventStream, _ changes: [KeyChange], _ db: PostgresConnection, _ logger: Logger) async throws {
+        guard !changes.isEmpty else { return }
+        var lowKeys: [String] = []
+        var lowCounts: [Int64] = []
+        var atKeys: [String] = []
+        var atSequences: [Int64] = []
+        for change in changes {
+            let (lowestCount, sequences) = StoredHeldEvents.check(change.newState!.held)
+            lowKeys.append(change.key)
+            lowCounts.append(Int64(lowestCount))
+            atKeys += Array(repeating: change.key, count: sequences.count)
+            atSequences += sequences
+        }
+        var lowest: [String: [(sequence: Int64, event: KeyState.HeldEvent)]] = [:]
+        var rowsAt: [String: [Int64: KeyState.HeldEvent]] = [:]
+        for row in try await db.rows(
+            """
+            SELECT true AS low, r.key, h.sequence, h.event_id, h.held_at_us
+            FROM unnest(\(lowKeys)::text[], \(lowCounts)::int8[]) AS r(key, n) CROSS JOIN LATERAL (
+                SELECT sequence, event_id, held_at_us FROM held_messages WHERE stream = \(stream.rawValue) AND key = r.key
+                ORDER BY sequence LIMIT r.n) AS h
+            UNION ALL
+            SELECT false, h.key, h.sequence, h.event_id, h.held_at_us
+            FROM unnest(\(atKeys)::text[], \(atSequences)::int8[]) AS a(key, sequence)
+            JOIN held_messages h ON h.stream = \(stream.rawValue) AND h.key = a.key AND h.sequence = a.sequence
+            """,
+            logger
+        ) {
+            let key = try row.value("key", as: String.self)
+            let sequence = try row.value("sequence", as: Int64.self)
+            let event = KeyState.HeldEvent(eventId: try row.value("event_id"), heldAt: StoreTime.date(microseconds: try row.value("held_at_us")))
+            if try row.value("low", as: Bool.self) { lowest[key, default: []].append((sequence, event)) } else { rowsAt[key, default: [:]][sequence] = event }
+        }
+        for change in changes {
+            try StoredHeldEvents.verify(
+                change.newState!.held, key: change.key,
+                lowestRows: (lowest[change.key] ?? []).sorted { $0.sequence < $1.sequence }, rowsAt: rowsAt[change.key] ?? [:])
+        }
+    }
+
     private static func conflict(_ change: KeyChange, current: Int64) -> StoreError {
         StoreError(
             code: .versionConflict,
@@ -441,7 +403,7 @@ public final class PostgresWorkerStore: WorkerStore {
         )
     }
 
-    private static func parking(since: Int64?, reason: String?, key: String) throws -> KeyState.Parking? {
+    static func parking(since: Int64?, reason: String?, key: String) throws -> KeyState.Parking? {
         guard let since else { return nil }
         let reasonText = reason ?? ""
         guard let reason = KeyState.ParkReason(rawValue: reasonText) else {

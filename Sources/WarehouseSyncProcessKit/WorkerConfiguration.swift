@@ -28,6 +28,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         case topologyFile = "TOPOLOGY_FILE"
         case statusMap = "STATUS_MAP"
         case acceptFirstSequence = "ACCEPT_FIRST_SEQUENCE"
+        case roundMax = "ROUND_MAX"
         case dedupRetention = "DEDUP_RETENTION"
         case metricsHost = "METRICS_HOST"
         case metricsMaxWarehouses = "METRICS_MAX_WAREHOUSES"
@@ -79,6 +80,8 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     /// `ERP_BATCH_MAX`: 0 (the default) posts on the single routes; 1…1000 gathers postings into
     /// requests of the ERP's batch route (DESIGN §3a) of at most that many items.
     public var erpBatchMax = 0
+    /// `ROUND_MAX`: the most decisions the worker commits in one store round (one transaction).
+    public var roundMax = WorkerService.defaultRoundMax
     /// `METRICS_MAX_WAREHOUSES`: distinct `warehouse` label values per worker before the rest
     /// count as `(other)` (docs/operations-endpoints.md, "Cardinality").
     public var metricsMaxWarehouses: Int = WarehouseLabels.defaultLimit
@@ -158,6 +161,9 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         let erpBatchMax = reader.integer(
             Key.erpBatchMax.rawValue, default: 0, in: 0...PostingBatch.maxItems,
             accepted: "0 (single routes) or the most items per batch request, 1-\(PostingBatch.maxItems)")
+        let roundMax = reader.integer(
+            Key.roundMax.rawValue, default: WorkerService.defaultRoundMax, in: WorkerService.roundMaxRange,
+            accepted: "an integer in \(WorkerService.roundMaxRange.lowerBound)-\(WorkerService.roundMaxRange.upperBound)")
         let dedupRetention = reader.duration(
             Key.dedupRetention.rawValue, default: Self.defaultDedupRetention, atLeast: .nanoseconds(1), accepted: "more than zero")
         let metricsMaxWarehouses = reader.integer(
@@ -176,6 +182,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         self.acceptFirstSequence = acceptFirstSequence
         self.dedupRetention = dedupRetention
         self.erpBatchMax = erpBatchMax
+        self.roundMax = roundMax
         self.metricsHost = reader.value(Key.metricsHost.rawValue) ?? OpsServer.defaultHost
         self.metricsMaxWarehouses = metricsMaxWarehouses
         self.tryton = tryton
@@ -215,7 +222,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         WorkerService.Settings(
             prefetch: prefetch, gapTimeout: gapTimeout, retryMaxAttempts: retryMaxAttempts,
             acceptFirstSequence: acceptFirstSequence, dedupRetention: dedupRetention, statusMapping: statusMapping,
-            erpBatchMax: erpBatchMax)
+            erpBatchMax: erpBatchMax, roundMax: roundMax)
     }
 
     public var description: String {
@@ -229,6 +236,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
             "gapTimeout=\(DurationParser.format(gapTimeout))",
             "retryMaxAttempts=\(retryMaxAttempts)",
             "erpBatchMax=\(erpBatchMax)",
+            "roundMax=\(roundMax)",
             "logLevel=\(logLevel.rawValue)",
             "logFormat=\(logFormat.rawValue)",
             "topology=\(topologyFile ?? "auto")",

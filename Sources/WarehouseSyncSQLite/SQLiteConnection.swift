@@ -89,6 +89,25 @@ public final class SQLiteConnection {
         SQLiteError(code: code, resultCode: sqlite3_extended_errcode(handle), message: lastErrorMessage, sql: sql)
     }
 
+    /// Runs `body` inside the savepoint `name`, within the current transaction: when `body`
+    /// throws, what it wrote is undone and the transaction goes on. Rethrows `body`'s error; when
+    /// SQLite has already rolled back the whole transaction (I/O error, disk full), that is said
+    /// by ``isInTransaction`` turning false.
+    public func withSavepoint<T>(_ name: String, _ body: () throws -> T) throws -> T {
+        try control("SAVEPOINT \(name)")
+        do {
+            let value = try body()
+            try control("RELEASE \(name)")
+            return value
+        } catch {
+            if isInTransaction {
+                try? control("ROLLBACK TO \(name)")
+                try? control("RELEASE \(name)")
+            }
+            throw error
+        }
+    }
+
     /// Runs `sql` through `sqlite3_exec` with the error code `code` (transaction control).
     func control(_ sql: String, code: SQLiteError.Code = .transaction) throws(SQLiteError) {
         let result = sqlite3_exec(handle, sql, nil, nil, nil)

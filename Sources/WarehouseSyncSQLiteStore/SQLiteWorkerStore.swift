@@ -199,6 +199,71 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
     }
 
+    /// The round in one write job and one transaction, read and decided under the database's
+    /// write lock. Optimistic: the decisions run one after the other with no savepoint of their
+    /// own; when one is refused, the job rolls back (the group commit's savepoint) and the round
+    /// runs again with a savepoint per decision, so that the refused one fails alone.
+    public func commitDecisions(_ round: [KeyDecision]) async throws -> [Result<any Sendable, any Error>] {
+        try KeyDecision.requireDistinctKeys(round)
+        guard !round.isEmpty else { return [] }
+        do {
+            return try await mapped { try await database.write { db in try Self.run(round, db, isolated: false) } }
+        } catch {
+            guard [.invalidChange, .versionConflict, .corrupt].contains(error.code) else { throw error }
+        }
+        return try await mapped { try await database.write { db in try Self.run(round, db, isolated: true) } }
+    }
+
+    /// Runs the round's decisions in order; `isolated`: each in a savepoint of its own, a refused
+    /// one answered with its error instead of failing the round.
+    private static func run(_ round: [KeyDecision], _ db: SQLiteConnection, isolated: Bool) throws -> [Result<any Sendable, any Error>] {
+        var results: [Result<any Sendable, any Error>] = []
+        results.reserveCapacity(round.count)
+        for decision in round {
+            guard isolated else {
+                results.append(.success(try commit(decision, db)))
+                continue
+            }
+            do {
+                results.append(.success(try db.withSavepoint("whsync_decision") { try commit(decision, db) }))
+            } catch {
+                // The whole transaction went with it (I/O, disk full): the round fails.
+                guard db.isInTransaction else { throw error }
+                results.append(.failure(storeError(error)))
+            }
+        }
+        return results
+    }
+
+    /// The decision's assumed snapshot when its version is still the key's, else a fresh read.
+    private static func currentSnapshot(_ decision: KeyDecision, _ db: SQLiteConnection) throws -> KeySnapshot {
+        if let assumed = decision.assumed {
+            let row = try db.queryFirst(
+                "SELECT version FROM keys WHERE stream = ? AND key = ?", [.text(decision.stream.rawValue), .text(decision.key)])
+            let version = try row?.int64("version") ?? 0
+            if version == assumed.version { return assumed }
+        }
+        return try snapshot(db, stream: decision.stream, key: decision.key, eventId: decision.eventId, sequence: decision.sequence)
+    }
+
+    /// One decision of a round: on the assumed snapshot when its version is still the key's,
+    /// else on a fresh read. Either way the version was just read inside this transaction, so
+    /// the change is applied without reading it again.
+    private static func commit(_ decision: KeyDecision, _ db: SQLiteConnection) throws -> any Sendable {
+        let snapshot = try currentSnapshot(decision, db)
+        let (change, outcome) = decision.decide(snapshot)
+        if let change {
+            try change.validate()
+            guard change.expectedVersion == snapshot.version else {
+                throw StoreError(
+                    code: .versionConflict,
+                    message: "key \(change.key.prefix(128)) is at version \(snapshot.version), not \(change.expectedVersion)")
+            }
+            try apply(change, db, versionChecked: true)
+        }
+        return outcome
+    }
+
     public func pruneProcessed(olderThan cutoff: Date) async throws -> Int {
         let pruned = try await StorePruning.inBatches { limit in
             try await mapped {
@@ -240,11 +305,14 @@ public final class SQLiteWorkerStore: WorkerStore {
     }
 
     /// Runs inside `BEGIN IMMEDIATE`: any throw rolls everything back.
-    private static func apply(_ change: KeyChange, _ db: SQLiteConnection) throws {
+    /// `versionChecked`: the caller read the key's version in this transaction and compared it.
+    private static func apply(_ change: KeyChange, _ db: SQLiteConnection, versionChecked: Bool = false) throws {
         let stream = SQLiteValue.text(change.stream.rawValue)
         let key = SQLiteValue.text(change.key)
         let now = SQLiteValue.integer(StoreTime.microseconds(change.now))
-        let current = try db.queryFirst("SELECT version FROM keys WHERE stream = ? AND key = ?", [stream, key])?.int64("version") ?? 0
+        let current = versionChecked
+            ? change.expectedVersion
+            : try db.queryFirst("SELECT version FROM keys WHERE stream = ? AND key = ?", [stream, key])?.int64("version") ?? 0
         guard current == change.expectedVersion else {
             throw StoreError(
                 code: .versionConflict,

@@ -38,6 +38,16 @@ public protocol WorkerStore: Sendable {
         _ decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)
     ) async throws -> Outcome
 
+    /// Commits a round of decisions (``KeyDecision``), each as ``commitDecision(stream:key:eventId:sequence:_:)``
+    /// would, and answers each with its outcome or its own error: one that is refused (an invalid
+    /// change) or keeps conflicting leaves the others committed. All that committed is durable
+    /// when this returns. A store that can reads every key of the round at once and writes the
+    /// round in one transaction (docs/store.md, "Rounds"); a version conflict redoes that key
+    /// alone. The keys must be distinct (a pipeline puts a key's next decision in a later round).
+    /// Throws only when the round as a whole could not run (the store is unavailable): then none
+    /// of it may have committed, or all of it; deciding again is safe either way.
+    func commitDecisions(_ round: [KeyDecision]) async throws -> [Result<any Sendable, any Error>]
+
     /// All held sequences of `key`, in order: for an operator's view (it reads every row).
     func heldSequences(stream: EventStream, key: String) async throws -> [Int64]
 
@@ -161,6 +171,88 @@ extension WorkerStore {
                 return outcome
             } catch let error as StoreError where error.code == .versionConflict {
                 continue
+            }
+        }
+    }
+}
+
+extension WorkerStore {
+    public func commitDecisions(_ round: [KeyDecision]) async throws -> [Result<any Sendable, any Error>] {
+        try await commitDecisionsOneByOne(round)
+    }
+
+    /// ``commitDecisions(_:)`` one decision at a time, each in its own transaction: for stores
+    /// that have nothing better.
+    public func commitDecisionsOneByOne(_ round: [KeyDecision]) async throws -> [Result<any Sendable, any Error>] {
+        try KeyDecision.requireDistinctKeys(round)
+        var results: [Result<any Sendable, any Error>] = []
+        for decision in round {
+            do {
+                results.append(.success(try await commit(decision)))
+            } catch let error as StoreError where error.code == .unavailable {
+                throw error
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+
+    /// Commits one decision of a round through ``commit(_:)``: on its assumed snapshot first,
+    /// then on fresh reads while the version conflicts.
+    private func commit(_ decision: KeyDecision) async throws -> any Sendable {
+        if let assumed = decision.assumed {
+            let (change, outcome) = decision.decide(assumed)
+            guard let change else { return outcome }
+            do {
+                try await commit(change)
+                return outcome
+            } catch let error as StoreError where error.code == .versionConflict {}
+        }
+        return try await commitDecision(
+            stream: decision.stream, key: decision.key, eventId: decision.eventId, sequence: decision.sequence, decision.decide)
+    }
+}
+
+/// One decision of a round (``WorkerStore/commitDecisions(_:)``): read the key (and `eventId`'s
+/// record, and the held event at `sequence`), let `decide` turn the snapshot into a change, commit.
+public struct KeyDecision: Sendable {
+    public var stream: EventStream
+    public var key: String
+    public var eventId: String
+    /// The sequence decided on, when one arrives (``WorkerStore/snapshot(stream:key:eventId:sequence:)``).
+    public var sequence: Int64?
+    /// A snapshot the caller already holds (the key as its own last commit left it): the store
+    /// decides on it without reading, and reads only when its version turns out stale.
+    public var assumed: KeySnapshot?
+    /// Pure: it may run more than once.
+    public var decide: @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: any Sendable)
+
+    public init(
+        stream: EventStream, key: String, eventId: String, sequence: Int64? = nil, assumed: KeySnapshot? = nil,
+        decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: any Sendable)
+    ) {
+        self.stream = stream
+        self.key = key
+        self.eventId = eventId
+        self.sequence = sequence
+        self.assumed = assumed
+        self.decide = decide
+    }
+
+    /// The round's keys (stream and key) must be distinct, and so must its events: a round reads
+    /// everything before it writes, so a second decision on the same key or `eventId` would not
+    /// see the first one's write.
+    public static func requireDistinctKeys(_ round: [KeyDecision]) throws(StoreError) {
+        var keys: Set<String> = []
+        var eventIds: Set<String> = []
+        for decision in round {
+            guard keys.insert("\(decision.stream.rawValue)\u{0}\(decision.key)").inserted,
+                decision.eventId.isEmpty || eventIds.insert(decision.eventId).inserted
+            else {
+                throw StoreError(
+                    code: .invalidChange,
+                    message: "key \(decision.key.prefix(128)) or event \(decision.eventId.prefix(128)) is decided twice in one round")
             }
         }
     }

@@ -36,6 +36,8 @@ public enum WorkerStoreConformance {
         case concurrentReadDecideCommit = "8 tasks doing read-decide-commit on one key lose no update"
         case gateWalkthrough = "a SequenceGate hold, apply, settle and release through the store"
         case commitDecision = "commitDecision: 8 racing tasks lose no update; no change writes nothing; an invalid one is refused"
+        case roundOfDecisions = "a round commits each decision as its own: holds, settles, a stale assumption redone, an invalid one alone refused"
+        case racingRounds = "replicas committing overlapping rounds in opposite key orders lose no update and do not deadlock"
         case deadLetterRoundTrip = "a dead letter round-trips; one without stream or eventId too; durable across reopen"
         case deadLetterDedup = "the same letter drained twice is one row; a later failure bumps it, a redelivery does not"
         case deadLetterFilters = "dead letters filter by stream, reason, warehouse, key, eventId, time and status, paged by id"
@@ -63,6 +65,8 @@ public enum WorkerStoreConformance {
         case .concurrentReadDecideCommit: try await concurrentReadDecideCommit(fixture)
         case .gateWalkthrough: try await gateWalkthrough(fixture)
         case .commitDecision: try await commitDecision(fixture)
+        case .roundOfDecisions: try await roundOfDecisions(fixture)
+        case .racingRounds: try await racingRounds(fixture)
         case .deadLetterRoundTrip: try await deadLetterRoundTrip(fixture)
         case .deadLetterDedup: try await deadLetterDedup(fixture)
         case .deadLetterFilters: try await deadLetterFilters(fixture)
@@ -650,6 +654,143 @@ public enum WorkerStoreConformance {
             }
             #expect(try await store.snapshot(stream: .inventory, key: key, eventId: "half") == KeySnapshot(
                 state: KeyState(nextExpected: 45), version: 45, record: .notSeen))
+        }
+    }
+
+    static func roundOfDecisions(_ fixture: some WorkerStoreFixture) async throws {
+        let gate = SequenceGate(policy: SequencingPolicy(gapTimeout: .seconds(60)))
+        try await withStore(fixture) { store in
+            // Before the round: "WH1/HOLDS" holds sequence 2 (waiting for 1); "WH1/MOVED" is at
+            // version 2, though the round will assume version 1.
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/HOLDS", expectedVersion: 0,
+                newState: KeyState(nextExpected: 1, held: [2: KeyState.HeldEvent(eventId: "h2", heldAt: t0)]),
+                records: [DedupWrite(eventId: "h2", record: .held(fingerprint(2)), sequence: 2)],
+                insertHeld: HeldMessage(sequence: 2, eventId: "h2", heldAt: t0, routingKey: "inventory.WH1", headers: [:], body: [2]),
+                now: t0))
+            for version in Int64(0)..<2 {
+                try await store.commit(KeyChange(
+                    stream: .inventory, key: "WH1/MOVED", expectedVersion: version, newState: KeyState(nextExpected: version + 1), now: t0))
+            }
+            let staleAssumption = KeySnapshot(state: KeyState(nextExpected: 1), version: 1, record: .notSeen)
+
+            /// A gate decision on `event` of `key`, as the pipeline makes it.
+            func gated(_ key: String, _ eventId: String, _ sequence: Int64, assumed: KeySnapshot? = nil) -> KeyDecision {
+                let incoming = IncomingEvent(eventId: eventId, sequence: sequence, fingerprint: fingerprint(sequence), isReplay: false)
+                return KeyDecision(stream: .inventory, key: key, eventId: eventId, sequence: sequence, assumed: assumed) { snapshot in
+                    let decision = gate.decide(snapshot.state, event: incoming, record: snapshot.record, now: t0)
+                    var change = KeyChange(
+                        stream: .inventory, key: key, expectedVersion: snapshot.version, newState: decision.updatedState,
+                        records: decision.updatedRecord.map { [DedupWrite(eventId: eventId, record: $0, sequence: sequence)] } ?? [],
+                        now: t0)
+                    if decision.action == .hold {
+                        change.insertHeld = HeldMessage(
+                            sequence: sequence, eventId: eventId, heldAt: t0, routingKey: "inventory.WH1", headers: [:], body: [UInt8(sequence)])
+                    }
+                    return (decision.updatedState == nil && decision.updatedRecord == nil ? nil : change, decision.action)
+                }
+            }
+            let invalid = KeyDecision(stream: .inventory, key: "WH1/BAD", eventId: "bad") { snapshot in
+                // A state holding an event without its message.
+                let change = KeyChange(
+                    stream: .inventory, key: "WH1/BAD", expectedVersion: snapshot.version,
+                    newState: KeyState(nextExpected: 1, held: [5: KeyState.HeldEvent(eventId: "bad", heldAt: t0)]), now: t0)
+                return (change, GateAction.hold)
+            }
+            let round = [
+                gated("WH1/NEW", "n1", 1),  // a new key: applied
+                gated("WH1/HOLDS", "h1", 1),  // the missing predecessor: applied (claims the key)
+                invalid,
+                gated("WH1/GAP", "g3", 3),  // a new key's later sequence: held (with policy acceptFirstSeen off, 1 is awaited)
+                gated("WH1/MOVED", "m2", 2, assumed: staleAssumption),  // decided again on version 2: applied
+            ]
+            let results = try await store.commitDecisions(round)
+            #expect(results.count == round.count)
+            let actions = results.map { try? $0.get() as? GateAction }
+            #expect(actions[0] == .apply)
+            #expect(actions[1] == .apply)
+            #expect(actions[3] == .hold)
+            #expect(actions[4] == .apply)
+            if case .failure(let error) = results[2] {
+                #expect((error as? StoreError)?.code == .invalidChange)
+            } else {
+                Issue.record("the invalid decision was not refused")
+            }
+
+            #expect(try await store.snapshot(stream: .inventory, key: "WH1/NEW", eventId: "n1").record == .posting(fingerprint(1)))
+            #expect(try await store.snapshot(stream: .inventory, key: "WH1/BAD", eventId: "bad") == KeySnapshot(
+                state: nil, version: 0, record: .notSeen))
+            let gap = try await store.snapshot(stream: .inventory, key: "WH1/GAP", eventId: "g3", sequence: 3)
+            #expect(gap.record == .held(fingerprint(3)))
+            #expect(gap.state?.lowestHeld == 3)
+            #expect(try await store.heldMessage(stream: .inventory, key: "WH1/GAP", sequence: 3)?.body == [3])
+            let moved = try await store.snapshot(stream: .inventory, key: "WH1/MOVED", eventId: "m2")
+            #expect(moved.version == 3)
+            #expect(moved.record == .posting(fingerprint(2)))
+
+            // The next round settles "WH1/HOLDS" (1 posted: 2 is released) beside a redelivery of
+            // "n1", still let through (its record says posting: a crash may have lost its post).
+            let holds = try await store.snapshot(stream: .inventory, key: "WH1/HOLDS", eventId: "h1")
+            let settle = KeyDecision(stream: .inventory, key: "WH1/HOLDS", eventId: "h1", assumed: holds) { snapshot in
+                let settlement = gate.settle(snapshot.state!, sequence: 1)
+                let change = KeyChange(
+                    stream: .inventory, key: "WH1/HOLDS", expectedVersion: snapshot.version, newState: settlement.updatedState,
+                    records: [DedupWrite(eventId: "h1", record: .posted(fingerprint(1)), sequence: 1)], now: t0)
+                return (change, settlement.release?.sequence)
+            }
+            let settled = try await store.commitDecisions([settle, gated("WH1/NEW", "n1", 1)])
+            #expect(try settled[0].get() as? Int64 == 2)
+            #expect(try settled[1].get() as? GateAction == .apply)
+            #expect(try await store.snapshot(stream: .inventory, key: "WH1/HOLDS", eventId: "h1").record == .posted(fingerprint(1)))
+
+            // A key or an event twice in one round is refused before anything is read.
+            await expectStoreError(.invalidChange) {
+                _ = try await store.commitDecisions([gated("WH1/TWICE", "t1", 1), gated("WH1/TWICE", "t2", 2)])
+            }
+            await expectStoreError(.invalidChange) {
+                _ = try await store.commitDecisions([gated("WH1/ONE", "same", 1), gated("WH1/TWO", "same", 1)])
+            }
+            #expect(try await store.snapshot(stream: .inventory, key: "WH1/TWICE", eventId: "t1").version == 0)
+        }
+    }
+
+    static func racingRounds(_ fixture: some WorkerStoreFixture) async throws {
+        let keys = (0..<12).map { "WH9/RACE-\($0)" }
+        let roundsPerReplica = 8
+        try await withStore(fixture) { first in
+            let second = try await fixture.open()
+            do {
+                // Two replicas (two store instances), each committing rounds that increment every
+                // key, in opposite key orders.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (replica, (store, order)) in [(first, keys), (second, keys.reversed())].enumerated() {
+                        group.addTask {
+                            for round in 0..<roundsPerReplica {
+                                let decisions = order.map { key in
+                                    KeyDecision(stream: .inventory, key: key, eventId: "r\(replica)-\(round)-\(key)") { snapshot in
+                                        let next = (snapshot.state?.nextExpected ?? 0) + 1
+                                        let change = KeyChange(
+                                            stream: .inventory, key: key, expectedVersion: snapshot.version, newState: KeyState(nextExpected: next),
+                                            now: t0)
+                                        return (change, next)
+                                    }
+                                }
+                                for result in try await store.commitDecisions(decisions) { _ = try result.get() }
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                for key in keys {
+                    let snapshot = try await first.snapshot(stream: .inventory, key: key, eventId: "")
+                    #expect(snapshot.state?.nextExpected == Int64(2 * roundsPerReplica), "key \(key)")
+                    #expect(snapshot.version == Int64(2 * roundsPerReplica), "key \(key)")
+                }
+            } catch {
+                await second.close()
+                throw error
+            }
+            await second.close()
         }
     }
 

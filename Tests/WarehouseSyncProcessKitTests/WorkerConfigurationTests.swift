@@ -45,7 +45,7 @@ private func problems(_ environment: [String: String], overrides: [String: Strin
         #expect(configuration.retryMaxAttempts == 5)
         #expect(configuration.logLevel == .info)
         #expect(configuration.logFormat == .text)
-        #expect(configuration.description == "amqp=amqp://whsync@broker:5672/%2F store=sqlite:/var/lib/whsync/worker.db erp=http://erp:8081 erpToken=none metricsPort=9090 prefetch=100 gapTimeout=15m retryMaxAttempts=5 erpBatchMax=0 logLevel=info logFormat=text topology=auto acceptFirstSequence=false dedupRetention=336h metricsHost=127.0.0.1 metricsMaxWarehouses=200")
+        #expect(configuration.description == "amqp=amqp://whsync@broker:5672/%2F store=sqlite:/var/lib/whsync/worker.db erp=http://erp:8081 erpToken=none metricsPort=9090 prefetch=100 gapTimeout=15m retryMaxAttempts=5 erpBatchMax=0 roundMax=256 logLevel=info logFormat=text topology=auto acceptFirstSequence=false dedupRetention=336h metricsHost=127.0.0.1 metricsMaxWarehouses=200")
         #expect(configuration.topologyFile == nil)
         #expect(configuration.acceptFirstSequence == false)
         #expect(configuration.dedupRetention == .seconds(14 * 86_400))
@@ -123,6 +123,18 @@ private func problems(_ environment: [String: String], overrides: [String: Strin
             "AMQP_URL: not set (expected amqp://user:pass@host:port/vhost or amqps://…)",
             "STORE_URL: not set (expected sqlite:/abs/path.db or postgres://user:pass@host:port/db)",
             "ERP_BASE_URL: not set (expected the ERP's http:// or https:// URL)",
+        ])
+    }
+
+    @Test("ROUND_MAX and ERP_BATCH_MAX: read within their ranges, refused outside with the range")
+    func roundAndBatchLimits() throws {
+        let configuration = try WorkerConfiguration(environment: environment(["ROUND_MAX": "64", "ERP_BATCH_MAX": "100"]))
+        #expect(configuration.roundMax == 64)
+        #expect(configuration.workerSettings.roundMax == 64)
+        #expect(configuration.erpBatchMax == 100)
+        #expect(problems(environment(["ROUND_MAX": "0", "ERP_BATCH_MAX": "1001"])) == [
+            "ERP_BATCH_MAX: '1001' is not 0 (single routes) or the most items per batch request, 1-1000",
+            "ROUND_MAX: '0' is not an integer in 1-10000",
         ])
     }
 

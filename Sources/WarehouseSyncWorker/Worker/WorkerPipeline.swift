@@ -29,12 +29,15 @@ final class WorkerPipeline: Sendable {
         /// `ERP_BATCH_MAX`: 0 posts on the single routes; N gathers postings into batch requests
         /// of at most N items (``PostingBatcher``).
         var erpBatchMax: Int = 0
+        /// `ROUND_MAX`: the most decisions one store round commits (``DecisionRounds``).
+        var roundMax: Int = WorkerService.defaultRoundMax
     }
 
     let settings: Settings
     private let decoder: EventDecoder
     private let gate: SequenceGate
     private let store: any WorkerStore
+    private let rounds: DecisionRounds
     private let erp: any ERPClient
     private let batcher: PostingBatcher?
     private let publisher: AMQPConnection
@@ -59,6 +62,7 @@ final class WorkerPipeline: Sendable {
         self.decoder = decoder
         gate = SequenceGate(policy: settings.sequencing)
         self.store = store
+        rounds = DecisionRounds(store: store, maxItems: settings.roundMax)
         self.erp = erp
         batcher = settings.erpBatchMax > 0 ? PostingBatcher(erp: erp, maxItems: settings.erpBatchMax) : nil
         self.publisher = publisher
@@ -192,8 +196,8 @@ final class WorkerPipeline: Sendable {
             eventId: event.eventId, sequence: event.sequence, fingerprint: fingerprint, isReplay: isReplay)
         let (stream, gate) = (stream, gate)
         let (routingKey, headers, body) = (message.routingKey, message.headers, message.body)
-        return try await patiently { [store] in
-            try await store.commitDecision(stream: stream, key: key, eventId: event.eventId, sequence: event.sequence) { snapshot in
+        return try await patiently { [rounds] in
+            try await rounds.commitDecision(stream: stream, key: key, eventId: event.eventId, sequence: event.sequence) { snapshot in
                 let now = Date()
                 let decision = gate.decide(snapshot.state, event: incoming, record: snapshot.record, now: now)
                 guard decision.updatedState != nil || decision.updatedRecord != nil else {
@@ -304,26 +308,21 @@ final class WorkerPipeline: Sendable {
             guard let newState, let release = settlement?.release else { return (change, nil) }
             return (change, (release, KeySnapshot(state: newState, version: current.version + 1, record: .notSeen)))
         }
-        // The snapshot in hand is usually still the key's: commit on it, and only when another
-        // process moved the key meanwhile read and decide again (commitDecision's loop). So
-        // also when a long release chain has gone past the held events that snapshot read.
-        let (change, outcome) = decide(snapshot)
-        if change?.newState.map({ $0.held.isKnown($0.nextExpected) }) ?? true {
-            do {
-                if let change { try await patiently { [store] in try await store.commit(change) } }
-                return outcome
-            } catch let error as StoreError where error.code == .versionConflict {}
-        }
-        return try await patiently { [store] in
-            try await store.commitDecision(stream: stream, key: key, eventId: eventId, decide)
+        // The snapshot in hand is usually still the key's: the store decides on it, and reads
+        // the key only when another process moved it meanwhile, or when a long release chain has
+        // gone past the held events that snapshot read.
+        let settledState = decide(snapshot).change?.newState
+        let assumed = (settledState.map { $0.held.isKnown($0.nextExpected) } ?? true) ? snapshot : nil
+        return try await patiently { [rounds] in
+            try await rounds.commitDecision(stream: stream, key: key, eventId: eventId, assumed: assumed, decide)
         }
     }
 
     private func markInRetry(_ event: WarehouseEvent, fingerprint: EventFingerprint) async throws {
         let (stream, key) = (stream, event.sequencingKey)
         let write = DedupWrite(eventId: event.eventId, record: .posting(fingerprint), sequence: event.sequence)
-        try await patiently { [store] in
-            try await store.commitDecision(stream: stream, key: key, eventId: event.eventId) { snapshot in
+        try await patiently { [rounds] in
+            try await rounds.commitDecision(stream: stream, key: key, eventId: event.eventId) { snapshot in
                 (KeyChange(stream: stream, key: key, expectedVersion: snapshot.version, records: [write], now: Date()), ())
             }
         }

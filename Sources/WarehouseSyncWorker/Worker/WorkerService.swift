@@ -17,6 +17,11 @@ import WarehouseSyncStore
 /// returns (the process kit: services before this one in the same `ServiceGroup`). Deliveries
 /// not settled by then come again to the next worker.
 public final class WorkerService: Service, Sendable {
+    /// `ROUND_MAX`'s default.
+    public static let defaultRoundMax = 256
+    /// `ROUND_MAX`'s range.
+    public static let roundMaxRange = 1...10_000
+
     public struct Dependencies: Sendable {
         public var consumer: AMQPConnection
         /// In confirm mode: dead letters, retry copies and replays are confirmed before the ack.
@@ -44,12 +49,15 @@ public final class WorkerService: Service, Sendable {
         public var statusMapping: StatusMapping
         /// `ERP_BATCH_MAX`: 0, the single routes; 1…1000, the batch route (DESIGN §3a).
         public var erpBatchMax: Int
+        /// `ROUND_MAX`: the most decisions one store round commits (docs/worker.md, "Rounds").
+        public var roundMax: Int
 
         public init(
             prefetch: Int, gapTimeout: Duration, retryMaxAttempts: Int, acceptFirstSequence: Bool, dedupRetention: Duration,
-            statusMapping: StatusMapping, erpBatchMax: Int = 0
+            statusMapping: StatusMapping, erpBatchMax: Int = 0, roundMax: Int = WorkerService.defaultRoundMax
         ) {
             self.erpBatchMax = erpBatchMax
+            self.roundMax = roundMax
             self.prefetch = prefetch
             self.gapTimeout = gapTimeout
             self.retryMaxAttempts = retryMaxAttempts
@@ -96,7 +104,7 @@ public final class WorkerService: Service, Sendable {
             settings: .init(
                 stream: stream, workerName: workerName, topology: topology,
                 sequencing: SequencingPolicy(acceptFirstSeen: configuration.acceptFirstSequence, gapTimeout: configuration.gapTimeout),
-                retryPolicy: retryPolicy, erpBatchMax: configuration.erpBatchMax),
+                retryPolicy: retryPolicy, erpBatchMax: configuration.erpBatchMax, roundMax: configuration.roundMax),
             decoder: EventDecoder(statusMapping: configuration.statusMapping), store: dependencies.store, erp: dependencies.erp,
             publisher: dependencies.publisher, circuit: gate, metrics: metrics, logger: logger)
         if retryPolicy.totalRetryDelay >= configuration.gapTimeout {

@@ -1,0 +1,314 @@
+import Foundation
+import Logging
+import PostgresNIO
+import WarehouseSyncCore
+import WarehouseSyncStore
+
+/// Rounds (docs/store.md, "Rounds"): the keys of a round read in one statement, its changes
+/// written in one transaction of set-based statements, its key rows locked in sorted order so
+/// that replicas committing overlapping rounds wait for each other instead of deadlocking.
+extension PostgresWorkerStore {
+    /// Stands for SQL `NULL` in the arrays a round binds (`NULLIF`): no stored value uses it.
+    static let nullInteger = Int64.min
+
+    public func commitDecisions(_ round: [KeyDecision]) async throws -> [Result<any Sendable, any Error>] {
+        try KeyDecision.requireDistinctKeys(round)
+        guard let stream = round.first?.stream else { return [] }
+        guard round.allSatisfy({ $0.stream == stream }) else { return try await commitDecisionsOneByOne(round) }
+
+        var results = [Result<any Sendable, any Error>?](repeating: nil, count: round.count)
+        var snapshots: [Int: KeySnapshot] = [:]
+        for (index, decision) in round.enumerated() { snapshots[index] = decision.assumed }
+        var pending = Array(round.indices)
+        while !pending.isEmpty {
+            let unread = pending.filter { snapshots[$0] == nil }
+            if !unread.isEmpty {
+                let read = try await self.snapshots(stream: stream, unread.map { (round[$0].key, round[$0].eventId, round[$0].sequence) })
+                for (index, snapshot) in zip(unread, read) { snapshots[index] = snapshot }
+            }
+            var changes: [(index: Int, change: KeyChange)] = []
+            var outcomes: [Int: any Sendable] = [:]
+            for index in pending {
+                let (change, outcome) = round[index].decide(snapshots[index]!)
+                if let change {
+                    do {
+                        try change.validate()
+                        changes.append((index, change))
+                        outcomes[index] = outcome
+                    } catch {
+                        results[index] = .failure(error)
+                    }
+                } else {
+                    results[index] = .success(outcome)
+                }
+            }
+            let conflicted: Set<Int>
+            do {
+                conflicted = try await commitRound(stream: stream, changes)
+            } catch let error as StoreError where error.code == .versionConflict {
+                // Deadlocks or serialization failures that kept happening (the pool retried them):
+                // the round rolled back; decide it all again on fresh reads.
+                conflicted = Set(changes.map(\.index))
+            } catch let error as StoreError where error.code == .invalidChange {
+                // One change the set-based checks refused: commit each alone, so that it fails by itself.
+                var alone: Set<Int> = []
+                for (index, change) in changes {
+                    do {
+                        try await commit(change)
+                    } catch let error as StoreError where error.code == .versionConflict {
+                        alone.insert(index)
+                    } catch let error as StoreError where error.code == .unavailable {
+                        throw error
+                    } catch {
+                        results[index] = .failure(error)
+                    }
+                }
+                conflicted = alone
+            }
+            for (index, _) in changes where !conflicted.contains(index) && results[index] == nil {
+                results[index] = .success(outcomes[index]!)
+            }
+            // Another replica moved these keys meanwhile: read them again and decide again.
+            pending = conflicted.sorted()
+            for index in pending { snapshots[index] = nil }
+        }
+        return results.map { $0! }
+    }
+
+    /// The keys of `stream` as ``snapshot(stream:key:eventId:sequence:)`` reads one, for all of
+    /// `asks` in one statement (keys distinct).
+    func snapshots(stream: EventStream, _ asks: [(key: String, eventId: String, sequence: Int64?)]) async throws -> [KeySnapshot] {
+        let keys = asks.map(\.key)
+        let askedSequences = asks.map { $0.sequence ?? Self.nullInteger }
+        let eventIds = asks.map(\.eventId)
+        let streamName = stream.rawValue
+        let rows = try await pool.run("snapshot") { connection, logger in
+            // One statement: one consistent read of each key row, the bounded view of its held
+            // rows (StoredHeldEvents: the lowest, the asked one, the oldest time) and the records.
+            try await connection.rows(
+                """
+                SELECT 'key' AS kind, key AS k, version AS n1, next_expected AS n2, parked_since_us AS n3, park_reason AS t1,
+                    skipped AS t2, claimed_by AS t3, claimed_sequence AS n4
+                FROM keys WHERE stream = \(streamName) AND key = ANY(\(keys))
+                UNION ALL
+                SELECT 'held', r.key, h.sequence, h.held_at_us, NULL, h.event_id, NULL, NULL, NULL
+                FROM unnest(\(keys)::text[]) AS r(key) CROSS JOIN LATERAL (
+                    SELECT sequence, held_at_us, event_id FROM held_messages WHERE stream = \(streamName) AND key = r.key
+                    ORDER BY sequence LIMIT \(StoredHeldEvents.lowestRowsToRead)) AS h
+                UNION ALL
+                SELECT 'asked', h.key, h.sequence, h.held_at_us, NULL, h.event_id, NULL, NULL, NULL
+                FROM unnest(\(keys)::text[], \(askedSequences)::int8[]) AS a(key, sequence)
+                JOIN held_messages h ON h.stream = \(streamName) AND h.key = a.key AND h.sequence = a.sequence
+                UNION ALL
+                SELECT 'oldest', key, min(held_at_us), NULL, NULL, NULL, NULL, NULL, NULL
+                FROM held_messages WHERE stream = \(streamName) AND key = ANY(\(keys)) GROUP BY key
+                UNION ALL
+                SELECT 'record', event_id, NULL, NULL, NULL, state, fingerprint, document_id, NULL
+                FROM dedup_records WHERE event_id = ANY(\(eventIds))
+                """,
+                logger
+            )
+        }
+        struct Read {
+            var version: Int64 = 0
+            var row: (nextExpected: Int64, parking: KeyState.Parking?, skipped: [ClosedRange<Int64>], claim: KeyState.Claim?)?
+            var lowest: [(sequence: Int64, event: KeyState.HeldEvent)] = []
+            var asked: KeyState.HeldEvent?
+            var oldest: Date?
+        }
+        var reads: [String: Read] = [:]
+        var records: [String: (state: String, fingerprint: String, documentId: String?)] = [:]
+        for row in rows {
+            let kind = try row.value("kind", as: String.self)
+            let name = try row.value("k", as: String.self)
+            switch kind {
+            case "key":
+                reads[name, default: Read()].version = try row.value("n1")
+                reads[name, default: Read()].row = (
+                    try row.value("n2"), try Self.parking(since: try row.value("n3"), reason: try row.value("t1"), key: name),
+                    try StoredSkippedGaps.gaps(try row.value("t2"), key: name),
+                    try StoredClaim.claim(eventId: try row.value("t3"), sequence: try row.value("n4"))
+                )
+            case "held", "asked":
+                let sequence = try row.value("n1", as: Int64.self)
+                let event = KeyState.HeldEvent(eventId: try row.value("t1"), heldAt: StoreTime.date(microseconds: try row.value("n2")))
+                if kind == "held" { reads[name, default: Read()].lowest.append((sequence, event)) } else { reads[name, default: Read()].asked = event }
+            case "oldest":
+                reads[name, default: Read()].oldest = try row.value("n1", as: Int64?.self).map(StoreTime.date(microseconds:))
+            default:
+                records[name] = (try row.value("t1"), try row.value("t2"), try row.value("t3"))
+            }
+        }
+        return try asks.map { ask in
+            var snapshot = KeySnapshot(state: nil, version: 0, record: .notSeen)
+            if let record = records[ask.eventId] {
+                snapshot.record = try StoredDedupState.record(state: record.state, fingerprintHex: record.fingerprint, eventId: ask.eventId)
+                snapshot.documentId = record.documentId
+            }
+            if let read = reads[ask.key], let row = read.row {
+                // UNION ALL keeps each branch's rows together, not necessarily in order.
+                let lowest = read.lowest.sorted { $0.sequence < $1.sequence }
+                snapshot.state = KeyState(
+                    nextExpected: row.nextExpected,
+                    held: StoredHeldEvents.view(lowestRows: lowest, asked: ask.sequence.map { ($0, read.asked) }) { read.oldest },
+                    parked: row.parking, skipped: row.skipped, claim: row.claim)
+                snapshot.version = read.version
+            }
+            return snapshot
+        }
+    }
+
+    /// Writes the round's `changes` (validated, distinct keys of `stream`) in one transaction and
+    /// returns the indices of those whose key was not at their expected version (nothing of
+    /// them is written). Throws ``StoreError/Code-swift.struct/invalidChange`` (the whole round
+    /// rolled back) when the rows after the changes contradict a change.
+    func commitRound(stream: EventStream, _ changes: [(index: Int, change: KeyChange)]) async throws -> Set<Int> {
+        guard !changes.isEmpty else { return [] }
+        let streamName = stream.rawValue
+        let keys = changes.map(\.change.key).sorted()
+        return try await pool.run("commitRound", transientCode: .versionConflict) { connection, logger in
+            try await connection.transaction("BEGIN ISOLATION LEVEL READ COMMITTED", logger) { db in
+                // 1. Lock the existing key rows in key order (replicas lock in the same order), check versions.
+                var versions: [String: Int64] = [:]
+                for row in try await db.rows(
+                    """
+                    SELECT key, version FROM keys WHERE stream = \(streamName) AND key = ANY(\(keys)) ORDER BY key FOR UPDATE
+                    """,
+                    logger
+                ) {
+                    versions[try row.value("key", as: String.self)] = try row.value("version", as: Int64.self)
+                }
+                var conflicted: Set<Int> = []
+                var inserts: [(index: Int, change: KeyChange)] = []
+                var updates: [(index: Int, change: KeyChange)] = []
+                for (index, change) in changes {
+                    guard (versions[change.key] ?? 0) == change.expectedVersion else {
+                        conflicted.insert(index)
+                        continue
+                    }
+                    guard change.newState != nil else { continue }
+                    if change.expectedVersion == 0 { inserts.append((index, change)) } else { updates.append((index, change)) }
+                }
+                // 2. New keys: a replica that inserted one first wins it.
+                if !inserts.isEmpty {
+                    let columns = KeyColumns(inserts.map(\.change))
+                    let inserted = Set(
+                        try await db.rows(
+                            """
+                            INSERT INTO keys (
+                                stream, key, version, next_expected, parked_since_us, park_reason, skipped, claimed_by,
+                                claimed_sequence, updated_at_us)
+                            SELECT \(streamName), u.key, 1, u.next_expected, NULLIF(u.parked_since_us, \(Self.nullInteger)),
+                                NULLIF(u.park_reason, ''), NULLIF(u.skipped, ''), NULLIF(u.claimed_by, ''),
+                                NULLIF(u.claimed_sequence, \(Self.nullInteger)), u.updated_at_us
+                            FROM unnest(\(columns.keys)::text[], \(columns.nextExpected)::int8[], \(columns.parkedSince)::int8[],
+                                \(columns.parkReason)::text[], \(columns.skipped)::text[], \(columns.claimedBy)::text[],
+                                \(columns.claimedSequence)::int8[], \(columns.updatedAt)::int8[])
+                                AS u(key, next_expected, parked_since_us, park_reason, skipped, claimed_by, claimed_sequence, updated_at_us)
+                            ORDER BY u.key
+                            ON CONFLICT (stream, key) DO NOTHING
+                            RETURNING key
+                            """,
+                            logger
+                        ).map { try $0.value("key", as: String.self) })
+                    for (index, change) in inserts where !inserted.contains(change.key) { conflicted.insert(index) }
+                }
+                if !updates.isEmpty {
+                    let columns = KeyColumns(updates.map(\.change))
+                    try await db.execute(
+                        """
+                        UPDATE keys SET version = keys.version + 1, next_expected = u.next_expected,
+                            parked_since_us = NULLIF(u.parked_since_us, \(Self.nullInteger)), park_reason = NULLIF(u.park_reason, ''),
+                            skipped = NULLIF(u.skipped, ''), claimed_by = NULLIF(u.claimed_by, ''),
+                            claimed_sequence = NULLIF(u.claimed_sequence, \(Self.nullInteger)), updated_at_us = u.updated_at_us
+                        FROM unnest(\(columns.keys)::text[], \(columns.nextExpected)::int8[], \(columns.parkedSince)::int8[],
+                            \(columns.parkReason)::text[], \(columns.skipped)::text[], \(columns.claimedBy)::text[],
+                            \(columns.claimedSequence)::int8[], \(columns.updatedAt)::int8[])
+                            AS u(key, next_expected, parked_since_us, park_reason, skipped, claimed_by, claimed_sequence, updated_at_us)
+                        WHERE keys.stream = \(streamName) AND keys.key = u.key
+                        """,
+                        logger
+                    )
+                }
+                let written = changes.filter { !conflicted.contains($0.index) }.map(\.change)
+
+                // 3. Held messages, then the check that each new state's `held` describes them.
+                let deletes = written.filter { $0.deleteHeldSequence != nil }
+                if !deletes.isEmpty {
+                    let deleted = try await db.rows(
+                        """
+                        DELETE FROM held_messages h USING unnest(\(deletes.map(\.key))::text[], \(deletes.map { $0.deleteHeldSequence! })::int8[])
+                            AS d(key, sequence)
+                        WHERE h.stream = \(streamName) AND h.key = d.key AND h.sequence = d.sequence
+                        RETURNING h.key
+                        """,
+                        logger
+                    ).map { try $0.value("key", as: String.self) }
+                    let stateless = Set(deletes.filter { $0.newState == nil }.map(\.key))
+                    if let key = deleted.first(where: stateless.contains) {
+                        throw StoreError(
+                            code: .invalidChange, message: "key \(key.prefix(128)): deleting a held sequence needs the key's new state without it")
+                    }
+                }
+                for change in written {
+                    guard let message = change.insertHeld else { continue }
+                    try await Self.insertHeld(message, stream: stream, key: change.key, db, logger)
+                }
+                try await Self.verifyHeld(stream: stream, written.filter { $0.newState != nil }, db, logger)
+
+                // 4. The dedup records.
+                let records = written.flatMap { change in
+                    change.records.compactMap { write in
+                        StoredDedupState.split(write.record).map { (write, $0.0, $0.1, change) }
+                    }
+                }
+                if !records.isEmpty {
+                    try await db.execute(
+                        """
+                        INSERT INTO dedup_records (event_id, state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us)
+                        SELECT r.event_id, r.state, r.fingerprint, NULLIF(r.document_id, ''), \(streamName), r.key, r.sequence, r.at, r.at
+                        FROM unnest(\(records.map(\.0.eventId))::text[], \(records.map(\.1.rawValue))::text[],
+                            \(records.map(\.2.hex))::text[], \(records.map { $0.0.documentId ?? "" })::text[],
+                            \(records.map(\.3.key))::text[], \(records.map(\.0.sequence))::int8[],
+                            \(records.map { StoreTime.microseconds($0.3.now) })::int8[])
+                            AS r(event_id, state, fingerprint, document_id, key, sequence, at)
+                        ON CONFLICT (event_id) DO UPDATE SET
+                            state = excluded.state, fingerprint = excluded.fingerprint, document_id = excluded.document_id,
+                            stream = excluded.stream, key = excluded.key, sequence = excluded.sequence,
+                            updated_at_us = excluded.updated_at_us
+                        """,
+                        logger
+                    )
+                }
+                return conflicted
+            }
+        }
+    }
+
+    /// The `keys` columns of changes with a new state, as arrays for `unnest` (`NULL` as
+    /// ``nullInteger`` or an empty string, which no stored value is).
+    private struct KeyColumns {
+        var keys: [String] = []
+        var nextExpected: [Int64] = []
+        var parkedSince: [Int64] = []
+        var parkReason: [String] = []
+        var skipped: [String] = []
+        var claimedBy: [String] = []
+        var claimedSequence: [Int64] = []
+        var updatedAt: [Int64] = []
+
+        init(_ changes: [KeyChange]) {
+            for change in changes {
+                guard let state = change.newState else { continue }
+                keys.append(change.key)
+                nextExpected.append(state.nextExpected)
+                parkedSince.append(state.parked.map { StoreTime.microseconds($0.since) } ?? PostgresWorkerStore.nullInteger)
+                parkReason.append(state.parked?.reason.rawValue ?? "")
+                skipped.append(StoredSkippedGaps.text(state.skipped) ?? "")
+                claimedBy.append(state.claim?.eventId ?? "")
+                claimedSequence.append(state.claim?.sequence ?? PostgresWorkerStore.nullInteger)
+                updatedAt.append(StoreTime.microseconds(change.now))
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Synchronization
+
+/// Gathers requests made concurrently by many events into rounds handled together (an ERP batch
+/// request, one store transaction), without adding any waiting.
+///
+/// A request leaves at once while fewer than `maxInFlight` rounds are on their way; otherwise it
+/// waits for the first of them to finish and leaves with everything that gathered meanwhile: at
+/// most `maxItems`, oldest first, and none whose tokens (its sequencing key, its event) are
+/// already in the round; those go in a later one. Under load the rounds fill; at a trickle each
+/// request travels alone, as fast as it would without the gatherer. No timer.
+final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable {
+    private struct Waiting: Sendable {
+        let request: Request
+        let tokens: [String]
+        let continuation: CheckedContinuation<Answer, Never>
+    }
+
+    private struct State: Sendable {
+        var waiting: [Waiting] = []
+        var inFlight = 0
+
+        /// The next round: the oldest waiting requests with no token in common, at most `maxItems`.
+        mutating func takeRound(maxItems: Int) -> [Waiting] {
+            var round: [Waiting] = []
+            var tokens: Set<String> = []
+            var left: [Waiting] = []
+            for request in waiting {
+                if round.count < maxItems, request.tokens.allSatisfy({ !tokens.contains($0) }) {
+                    round.append(request)
+                    tokens.formUnion(request.tokens)
+                } else {
+                    left.append(request)
+                }
+            }
+            waiting = left
+            return round
+        }
+    }
+
+    let maxInFlight: Int
+    let maxItems: Int
+    private let handle: @Sendable ([Request]) async -> [Answer]
+    private let unanswered: @Sendable (Request) -> Answer
+    private let state = Mutex(State())
+
+    /// `handle` answers a round, in its order; a request it leaves unanswered (a short answer)
+    /// gets `unanswered(request)`.
+    init(
+        maxInFlight: Int, maxItems: Int, handle: @escaping @Sendable ([Request]) async -> [Answer],
+        unanswered: @escaping @Sendable (Request) -> Answer
+    ) {
+        self.maxInFlight = max(1, maxInFlight)
+        self.maxItems = max(1, maxItems)
+        self.handle = handle
+        self.unanswered = unanswered
+    }
+
+    /// Requests waiting for a round (tests line up a round with it).
+    var waitingCount: Int { state.withLock { $0.waiting.count } }
+
+    /// Sends `request` in the next round it fits in and returns its own answer.
+    func submit(_ request: Request, tokens: [String]) async -> Answer {
+        await withCheckedContinuation { continuation in
+            let round = state.withLock { state -> [Waiting]? in
+                state.waiting.append(Waiting(request: request, tokens: tokens, continuation: continuation))
+                guard state.inFlight < maxInFlight else { return nil }
+                state.inFlight += 1
+                return state.takeRound(maxItems: maxItems)
+            }
+            if let round {
+                Task { await run(round) }
+            }
+        }
+    }
+
+    /// Handles `round`, then each round that gathered meanwhile, until none is waiting.
+    private func run(_ first: [Waiting]) async {
+        var round = first
+        while true {
+            let answers = await handle(round.map(\.request))
+            for (waiting, answer) in zip(round, answers) { waiting.continuation.resume(returning: answer) }
+            for waiting in round.dropFirst(answers.count) { waiting.continuation.resume(returning: unanswered(waiting.request)) }
+            let next = state.withLock { state -> [Waiting]? in
+                let next = state.takeRound(maxItems: maxItems)
+                if next.isEmpty { state.inFlight -= 1 }
+                return next.isEmpty ? nil : next
+            }
+            guard let next else { return }
+            round = next
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Synchronization
+import Testing
+@testable import WarehouseSyncWorker
+
+/// ``RoundGatherer``'s rules, with a handler that the test holds until it lets a round go.
+@Suite("RoundGatherer")
+struct RoundGathererTests {
+    /// Records each round and answers each request with itself, doubled; `hold` keeps a round
+    /// waiting until `release()`.
+    final class Handler: Sendable {
+        let rounds = Mutex<[[Int]]>([])
+        private let gates = Mutex<[CheckedContinuation<Void, Never>]>([])
+        let hold: Bool
+
+        init(hold: Bool) { self.hold = hold }
+
+        func handle(_ round: [Int]) async -> [Int] {
+            rounds.withLock { $0.append(round) }
+            if hold { await withCheckedContinuation { continuation in gates.withLock { $0.append(continuation) } } }
+            return round.map { $0 * 2 }
+        }
+
+        var waitingRounds: Int { gates.withLock { $0.count } }
+
+        func releaseAll() {
+            let waiting = gates.withLock { gates in
+                defer { gates.removeAll() }
+                return gates
+            }
+            for gate in waiting { gate.resume() }
+        }
+    }
+
+    @Test("at a trickle each request leaves alone, at once")
+    func trickle() async {
+        let handler = Handler(hold: false)
+        let gatherer = RoundGatherer<Int, Int>(maxInFlight: 1, maxItems: 10, handle: handler.handle, unanswered: { _ in -1 })
+        for n in 1...3 { #expect(await gatherer.submit(n, tokens: ["k\(n)"]) == n * 2) }
+        #expect(handler.rounds.withLock { $0 } == [[1], [2], [3]])
+    }
+
+    @Test("under load the next round takes what gathered: oldest first, at most maxItems, no token twice")
+    func gathers() async throws {
+        let handler = Handler(hold: true)
+        let gatherer = RoundGatherer<Int, Int>(maxInFlight: 1, maxItems: 3, handle: handler.handle, unanswered: { _ in -1 })
+        try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            group.addTask { (0, await gatherer.submit(0, tokens: ["a"])) }
+            try await waitUntil { handler.waitingRounds == 1 }
+            // While round [0] is in flight: 1…5 gather; 2 shares key "a" with 1, 4 shares event "x" with 3.
+            let tokens = [1: ["a"], 2: ["a"], 3: ["b", "x"], 4: ["c", "x"], 5: ["d"]]
+            for n in 1...5 {
+                group.addTask { (n, await gatherer.submit(n, tokens: tokens[n]!)) }
+                try await waitUntil { gatherer.waitingCount == n }
+            }
+            // Rounds leave one at a time: release each once it is in flight.
+            var answers: [Int: Int] = [:]
+            while answers.count < 6 {
+                try await waitUntil { handler.waitingRounds == 1 }
+                let round = handler.rounds.withLock { $0.last! }
+                handler.releaseAll()
+                for _ in round {
+                    let (n, answer) = try await group.next()!
+                    answers[n] = answer
+                }
+            }
+            #expect(answers == [0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: 10])
+        }
+        // [1, 3, 5]: 2 waits for "a", 4 for "x"; then [2, 4].
+        #expect(handler.rounds.withLock { $0 } == [[0], [1, 3, 5], [2, 4]])
+    }
+
+    @Test("a request its round left unanswered gets the fallback answer")
+    func answeredShort() async {
+        let gatherer = RoundGatherer<Int, Int>(
+            maxInFlight: 1, maxItems: 10, handle: { round in Array(round.map { $0 * 2 }.dropLast()) }, unanswered: { -$0 })
+        #expect(await gatherer.submit(7, tokens: ["k"]) == -7)
+    }
+
+    private func waitUntil(_ condition: () -> Bool) async throws {
+        for _ in 0..<2000 where !condition() { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(condition())
+    }
+}
