@@ -305,6 +305,15 @@ let package = Package(
             ],
             path: "bench/Sources/held-key"
         ),
+        // bench/store-rounds: events/s through the store, one call per decision or in rounds.
+        .executableTarget(
+            name: "store-rounds",
+            dependencies: [
+                "WarehouseSyncCore", "WarehouseSyncStore", "WarehouseSyncProcessKit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "bench/Sources/store-rounds"
+        ),
         // Load generator and raw drain for bench/e2e-throughput (publish backlog/paced, drain).
         .executableTarget(
             name: "e2e-publisher",

@@ -184,10 +184,9 @@ final class WorkerPipeline: Sendable {
         return true
     }
 
-    /// Reads the key, lets the gate decide, and writes what the decision says, atomically
-    /// (``WorkerStore/commitDecision(stream:key:eventId:_:)``: one transaction in SQLite; read
-    /// and version-checked commit elsewhere, deciding again when another process moved the key).
-    /// Returns the action and the key as it is after the commit.
+    /// Reads the key, lets the gate decide, and writes what the decision says, atomically, in
+    /// the next store round (``DecisionRounds``; the store decides again when another process
+    /// moved the key). Returns the action and the key as it is after the commit.
     private func decideAndRecord(
         _ event: WarehouseEvent, fingerprint: EventFingerprint, isReplay: Bool, _ message: PipelineMessage
     ) async throws -> (GateAction, KeySnapshot) {
