@@ -60,7 +60,21 @@ final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable {
 
     /// Sends `request` in the next round it fits in and returns its own answer.
     func submit(_ request: Request, tokens: [String]) async -> Answer {
-        await withCheckedContinuation { continuation in
+        // Nothing waiting and a round free: this request is a round of its own, handled in the
+        // caller's task (no task, no continuation: the trickle case costs what a direct call does).
+        let alone = state.withLock { state -> Bool in
+            guard state.waiting.isEmpty, state.inFlight < maxInFlight else { return false }
+            state.inFlight += 1
+            return true
+        }
+        if alone {
+            let answer = await handle([request]).first ?? unanswered(request)
+            if let next = finishRound() {
+                Task { await run(next) }
+            }
+            return answer
+        }
+        return await withCheckedContinuation { continuation in
             let round = state.withLock { state -> [Waiting]? in
                 state.waiting.append(Waiting(request: request, tokens: tokens, continuation: continuation))
                 guard state.inFlight < maxInFlight else { return nil }
@@ -73,6 +87,15 @@ final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable {
         }
     }
 
+    /// After a round: the next one that gathered meanwhile (its slot kept), or `nil` (slot freed).
+    private func finishRound() -> [Waiting]? {
+        state.withLock { state -> [Waiting]? in
+            let next = state.takeRound(maxItems: maxItems)
+            if next.isEmpty { state.inFlight -= 1 }
+            return next.isEmpty ? nil : next
+        }
+    }
+
     /// Handles `round`, then each round that gathered meanwhile, until none is waiting.
     private func run(_ first: [Waiting]) async {
         var round = first
@@ -80,12 +103,7 @@ final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable {
             let answers = await handle(round.map(\.request))
             for (waiting, answer) in zip(round, answers) { waiting.continuation.resume(returning: answer) }
             for waiting in round.dropFirst(answers.count) { waiting.continuation.resume(returning: unanswered(waiting.request)) }
-            let next = state.withLock { state -> [Waiting]? in
-                let next = state.takeRound(maxItems: maxItems)
-                if next.isEmpty { state.inFlight -= 1 }
-                return next.isEmpty ? nil : next
-            }
-            guard let next else { return }
+            guard let next = finishRound() else { return }
             round = next
         }
     }
