@@ -44,6 +44,12 @@ public struct Reconciler: Sendable {
         /// WMS minus ERP: what the correction books; `nil` beyond the range of a quantity.
         public var quantity: Quantity?
         public var outcome: Outcome
+
+        public init(key: StockBalance.Key, quantity: Quantity?, outcome: Outcome) {
+            self.key = key
+            self.quantity = quantity
+            self.outcome = outcome
+        }
     }
 
     public struct Report: Sendable, Hashable {
@@ -53,6 +59,16 @@ public struct Reconciler: Sendable {
         public var documents: DocumentReconciliation.Outcome?
         /// One per balance difference when correcting; empty otherwise.
         public var corrections: [Correction]
+
+        public init(
+            warehouses: [String], balances: BalanceReconciliation.Outcome, documents: DocumentReconciliation.Outcome?,
+            corrections: [Correction] = []
+        ) {
+            self.warehouses = warehouses
+            self.balances = balances
+            self.documents = documents
+            self.corrections = corrections
+        }
 
         public var differenceCount: Int { balances.differences.count + (documents?.differences.count ?? 0) }
     }
