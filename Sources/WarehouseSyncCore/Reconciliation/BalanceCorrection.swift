@@ -60,7 +60,8 @@ public enum BalanceCorrection {
             switch self {
             case .outOfRange: "the difference is beyond the range of a quantity"
             case .notCanonical(let status): "the ERP's status '\(status.prefix(32))' is not a canonical inventory status"
-            case .noUnit: "the snapshot line names no uom: a correction needs the SKU's unit"
+            case .noUnit:
+                "the snapshot names no uom for this row: a correction needs the SKU's unit (list the row, at 0 when the WMS has none, with its uom)"
             case .keyNeverPosted:
                 "no event of this warehouse/sku was posted yet: a correction would take sequence 1 from the WMS; post it in the ERP by hand"
             case .keyBusy(let what): "the key has events in flight (\(what)): the difference may be those; run again later"
