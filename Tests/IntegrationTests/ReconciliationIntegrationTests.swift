@@ -160,9 +160,9 @@ import FoundationNetworking
         }
     }
 
-    /// `RECONCILE_INTERVAL` on the replay worker: each run exports the differences per warehouse
-    /// and kind; with `RECONCILE_CORRECT=true` the balance is repaired and its gauge goes back to
-    /// 0, while a shipment the ERP never booked stays reported.
+    /// `RECONCILE_INTERVAL` on the replay worker, the snapshot served over HTTP: each run exports
+    /// the differences per warehouse and kind; with `RECONCILE_CORRECT=true` the balance is
+    /// repaired and its gauge goes back to 0, while a receipt the ERP never booked stays reported.
     @Test func theScheduleExportsTheDifferencesAndCorrectsWhenAskedTo() async throws {
         try await WorkerSystem.with(masterData: Self.catalogue) { system in
             try await system.startWorker(.inventory)
@@ -174,8 +174,17 @@ import FoundationNetworking
             try handle.write(contentsOf: Data("\n{\"kind\":\"receipt\",\"warehouse\":\"WH1\",\"receiptId\":\"RCV-9\"}\n".utf8))
             try handle.close()
             try await injectDrift(system)
+            // The WMS's export over HTTP: a plain file server on a free loopback port.
+            let port = try freeLoopbackPort()
+            let server = try ChildProcess(
+                name: "snapshot server", executable: "/usr/bin/python3",
+                arguments: ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", system.directory.path],
+                environment: ["PATH": "/usr/bin:/bin"], logFile: system.directory.appendingPathComponent("snapshot-server.log"))
+            defer { server.signal(SIGTERM) }
+            let url = "http://127.0.0.1:\(port)/" + URL(fileURLWithPath: snapshot).lastPathComponent
+            try await system.waitUntil("the snapshot to be served", timeout: .seconds(20)) { (try? await WorkerSystem.get(url)) != nil }
             let environment = [
-                "RECONCILE_INTERVAL": "1s", "RECONCILE_SOURCE": snapshot, "RECONCILE_CORRECT": "true", "AUTO_REPLAY_INTERVAL": "1s",
+                "RECONCILE_INTERVAL": "1s", "RECONCILE_SOURCE": url, "RECONCILE_CORRECT": "true", "AUTO_REPLAY_INTERVAL": "1s",
             ]
             try await system.withReplayWorker(environment: environment) { replay in
                 let ops = "http://" + (try await replay.awaitLog(#"ops\.address=([0-9.]+:[0-9]+)"#))
