@@ -180,33 +180,39 @@ import FoundationNetworking
                 name: "snapshot server", executable: "/usr/bin/python3",
                 arguments: ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", system.directory.path],
                 environment: ["PATH": "/usr/bin:/bin"], logFile: system.directory.appendingPathComponent("snapshot-server.log"))
-            defer { server.signal(SIGTERM) }
-            let url = "http://127.0.0.1:\(port)/" + URL(fileURLWithPath: snapshot).lastPathComponent
-            try await system.waitUntil("the snapshot to be served", timeout: .seconds(20)) { (try? await WorkerSystem.get(url)) != nil }
-            let environment = [
-                "RECONCILE_INTERVAL": "1s", "RECONCILE_SOURCE": url, "RECONCILE_CORRECT": "true", "AUTO_REPLAY_INTERVAL": "1s",
-            ]
-            try await system.withReplayWorker(environment: environment) { replay in
-                let ops = "http://" + (try await replay.awaitLog(#"ops\.address=([0-9.]+:[0-9]+)"#))
-                func metrics() async throws -> String { String(decoding: try await WorkerSystem.get(ops + "/metrics"), as: UTF8.self) }
-                func value(_ text: String, _ series: String) -> Double? {
-                    text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.dropFirst(series.count + 1)) }
-                }
-                try await system.waitUntil("the balance to be corrected and its gauge to go back to 0", timeout: .seconds(60)) {
+            // Stopped in every case (stop() falls back to SIGKILL: Python may inherit SIGTERM blocked).
+            do {
+                let url = "http://127.0.0.1:\(port)/" + URL(fileURLWithPath: snapshot).lastPathComponent
+                try await system.waitUntil("the snapshot to be served", timeout: .seconds(20)) { (try? await WorkerSystem.get(url)) != nil }
+                let environment = [
+                    "RECONCILE_INTERVAL": "1s", "RECONCILE_SOURCE": url, "RECONCILE_CORRECT": "true", "AUTO_REPLAY_INTERVAL": "1s",
+                ]
+                try await system.withReplayWorker(environment: environment) { replay in
+                    let ops = "http://" + (try await replay.awaitLog(#"ops\.address=([0-9.]+:[0-9]+)"#))
+                    func metrics() async throws -> String { String(decoding: try await WorkerSystem.get(ops + "/metrics"), as: UTF8.self) }
+                    func value(_ text: String, _ series: String) -> Double? {
+                        text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.dropFirst(series.count + 1)) }
+                    }
+                    try await system.waitUntil("the balance to be corrected and its gauge to go back to 0", timeout: .seconds(60)) {
+                        let text = try await metrics()
+                        return try await balance(system) == "10"
+                            && value(text, #"whsync_reconcile_differences{warehouse="WH1",kind="balance"}"#) == 0
+                    }
                     let text = try await metrics()
-                    return try await balance(system) == "10"
-                        && value(text, #"whsync_reconcile_differences{warehouse="WH1",kind="balance"}"#) == 0
+                    #expect(value(text, #"whsync_reconcile_differences{warehouse="WH1",kind="receipt"}"#) == 1, "\(text)")
+                    #expect(value(text, #"whsync_reconcile_differences{warehouse="WH1",kind="shipment"}"#) == 0)
+                    #expect(value(text, #"whsync_reconcile_corrections_total{outcome="published"}"#) == 1, "\(text)")
+                    #expect((value(text, #"whsync_reconcile_runs_total{outcome="differ"}"#) ?? 0) >= 2)
+                    #expect((value(text, "whsync_reconcile_last_success_timestamp_seconds") ?? 0) > Date().timeIntervalSince1970 - 30)
+                    #expect(value(text, "whsync_reconcile_interval_seconds") == 1)
+                    #expect(replay.log.contains("balance differs"))
+                    #expect(replay.log.contains("correction published"))
                 }
-                let text = try await metrics()
-                #expect(value(text, #"whsync_reconcile_differences{warehouse="WH1",kind="receipt"}"#) == 1, "\(text)")
-                #expect(value(text, #"whsync_reconcile_differences{warehouse="WH1",kind="shipment"}"#) == 0)
-                #expect(value(text, #"whsync_reconcile_corrections_total{outcome="published"}"#) == 1, "\(text)")
-                #expect((value(text, #"whsync_reconcile_runs_total{outcome="differ"}"#) ?? 0) >= 2)
-                #expect((value(text, "whsync_reconcile_last_success_timestamp_seconds") ?? 0) > Date().timeIntervalSince1970 - 30)
-                #expect(value(text, "whsync_reconcile_interval_seconds") == 1)
-                #expect(replay.log.contains("balance differs"))
-                #expect(replay.log.contains("correction published"))
+            } catch {
+                await server.stop(grace: .seconds(1))
+                throw error
             }
+            await server.stop(grace: .seconds(1))
             let booked = try await system.erpDocuments().filter { ($0["eventId"] as? String)?.hasPrefix("reconcile-") == true }
             #expect(booked.count == 1)
         }
