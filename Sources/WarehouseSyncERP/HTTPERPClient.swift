@@ -76,25 +76,36 @@ public final class HTTPERPClient: ERPClient {
     /// `warehouse`, `sku`, `status` and `quantity` (a JSON number or a decimal string), as the
     /// reference ERP answers. Throws ``ERPQueryError`` for anything else.
     public func balances(warehouse: String) async throws -> [StockBalance] {
-        let encoded = warehouse.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? warehouse
-        let url = configuration.baseURL + "/balances?warehouse=" + encoded
-        var request = HTTPClientRequest(url: url)
+        let query = "/balances?warehouse=" + Self.queryValue(warehouse)
+        let body = try await get(query, context: "GET /balances?warehouse=\(warehouse)", upTo: Self.maxBalancesBytes)
+        return try Self.balances(in: body.readableBytesView, warehouse: warehouse)
+    }
+
+    /// `GET {ERP_BASE_URL}{pathAndQuery}` with the token: the body of a 2xx answer; anything else
+    /// throws ``ERPQueryError`` naming `context`.
+    func get(_ pathAndQuery: String, context: String, upTo maxBytes: Int) async throws(ERPQueryError) -> ByteBuffer {
+        var request = HTTPClientRequest(url: configuration.baseURL + pathAndQuery)
         request.method = .GET
         addAuthorization(to: &request)
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {
             response = try await httpClient.execute(request, deadline: deadline(configuration.requestTimeout))
-            body = try await response.body.collect(upTo: Self.maxBalancesBytes)
+            body = try await response.body.collect(upTo: maxBytes)
         } catch {
-            throw ERPQueryError("GET /balances?warehouse=\(warehouse) failed: \(Self.describe(error))")
+            throw ERPQueryError("\(context) failed: \(Self.describe(error))")
         }
         let status = Int(response.status.code)
         guard (200..<300).contains(status) else {
             let message = ERPResponseClass.rejectionMessage(status: status, body: body.readableBytesView)
-            throw ERPQueryError("GET /balances?warehouse=\(warehouse) answered HTTP \(status): \(message)")
+            throw ERPQueryError("\(context) answered HTTP \(status): \(message)")
         }
-        return try Self.balances(in: body.readableBytesView, warehouse: warehouse)
+        return body
+    }
+
+    /// `value` percent-encoded for a query string.
+    static func queryValue(_ value: String) -> String {
+        value.addingPercentEncoding(withAllowedCharacters: unreserved) ?? value
     }
 
     /// RFC 3986's unreserved characters, all a query value keeps unencoded: URLComponents would

@@ -375,6 +375,59 @@ public final class TrytonERPClient: ERPClient {
         return rows.sorted { $0.key < $1.key }
     }
 
+    /// The shipments (`stock.shipment.out`) and receipts (`stock.shipment.in`) of `warehouse`
+    /// whose reference is a shipment or receipt id (docs/tryton.md, "Mapping"), each with its
+    /// state in our words: a done shipment is `shipped` (Tryton has no delivered state), a done or
+    /// received receipt is `received`; `packed` and `cancelled` are themselves; a document left
+    /// half-way (draft, waiting, assigned) answers its Tryton state, which agrees with nothing.
+    public func documentStatuses(warehouse code: String, kinds: Set<DocumentStatus.Kind>) async throws -> [DocumentStatus] {
+        let warehouse: TrytonDirectory.Warehouse
+        do {
+            warehouse = try await directory.warehouse(code)
+        } catch {
+            throw ERPQueryError("Tryton documents of \(code): \(Self.describe(error.answer))")
+        }
+        var documents: [DocumentStatus] = []
+        for kind in kinds.sorted() {
+            let model = kind == .shipment ? "stock.shipment.out" : "stock.shipment.in"
+            // A receipt's warehouse is its `warehouse` field too (stock.shipment.in has one).
+            let outcome = await rpc.model(
+                model, "search_read",
+                [[["warehouse", "=", .number(warehouse.id)], ["reference", "!=", nil]], 0, nil, nil, ["reference", "state"]])
+            guard case .result(let result) = outcome else {
+                throw ERPQueryError("Tryton \(model) of \(code): \(Self.describe(Self.answer(outcome)))")
+            }
+            var best: [String: String] = [:]
+            for row in result.arrayValue ?? [] {
+                guard let reference = row["reference"]?.stringValue, !reference.isEmpty, let state = row["state"]?.stringValue,
+                      state != "cancelled" || best[reference] == nil
+                else { continue }
+                best[reference] = Self.ourStatus(kind, trytonState: state)
+            }
+            documents += best.map { DocumentStatus(kind: kind, warehouse: code, id: $0.key, status: $0.value) }
+        }
+        return documents.sorted { $0.key < $1.key }
+    }
+
+    /// A document state of Tryton in the words of our statuses (see ``documentStatuses(warehouse:kinds:)``).
+    static func ourStatus(_ kind: DocumentStatus.Kind, trytonState state: String) -> String {
+        switch (kind, state) {
+        case (.shipment, "done"): "shipped"
+        case (.receipt, "done"), (.receipt, "received"): "received"
+        default: state
+        }
+    }
+
+    /// Tryton keeps no delivered state and finishes a receipt when it is received: a delivered
+    /// shipment is done (`shipped`) and a put-away receipt `received` there.
+    public func documentStatusesAgree(_ kind: DocumentStatus.Kind, wms: String, erp: String) -> Bool {
+        switch (kind, wms) {
+        case (.shipment, "delivered"): erp == "shipped"
+        case (.receipt, "putaway-complete"): erp == "received"
+        default: wms == erp
+        }
+    }
+
     // MARK: - Steps
 
     struct Found: Sendable {

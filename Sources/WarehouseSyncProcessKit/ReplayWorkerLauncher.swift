@@ -22,6 +22,12 @@ public enum ReplayWorkerLauncher {
         var problems: [ConfigurationError.Problem] = []
         var configuration: WorkerConfiguration?
         var settings: AutoReplaySettings?
+        var reconcile: ReconcileSettings?
+        do throws(ConfigurationError) {
+            reconcile = try ReconcileSettings.read(environment: environment, overrides: overrides)
+        } catch {
+            problems += error.problems
+        }
         do throws(ConfigurationError) {
             configuration = try WorkerConfiguration(environment: environment, overrides: overrides)
         } catch {
@@ -38,7 +44,8 @@ public enum ReplayWorkerLauncher {
         LoggingSystem.bootstrap(LogHandlerFactory.make(format: configuration.logFormat, level: configuration.logLevel))
         let logger = Logger(label: executable)
         do {
-            try await run(executable: executable, configuration: configuration, settings: settings, logger: logger)
+            try await run(
+                executable: executable, configuration: configuration, settings: settings, reconcile: reconcile, logger: logger)
             exit(0)
         } catch {
             logger.critical("stopped on an error", metadata: ["error": "\(error)"])
@@ -47,7 +54,8 @@ public enum ReplayWorkerLauncher {
     }
 
     static func run(
-        executable: String, configuration: WorkerConfiguration, settings: AutoReplaySettings, logger: Logger
+        executable: String, configuration: WorkerConfiguration, settings: AutoReplaySettings,
+        reconcile: ReconcileSettings? = nil, logger: Logger
     ) async throws {
         let topology = try WorkerLauncher.loadTopology(configuration.topologyFile)
         logger.notice("starting", metadata: ["configuration": "\(configuration)", "policy": "\(settings)"])
@@ -62,7 +70,25 @@ public enum ReplayWorkerLauncher {
         // The broker and the store: the drain works whether the ERP is up or not.
         let readiness = ReadinessChecks()
         readiness.register("store") { !worker.isWaitingForStore }
+        let schedule = reconcile.map {
+            ReconcileSchedule.make($0, process: process, topology: topology, actor: WorkerProcess.actor(executable),
+                maxWarehouses: configuration.metricsMaxWarehouses, logger: logger)
+        }
         try await process.serve(
-            worker, verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
+            worker, also: schedule.map { [$0] } ?? [], verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
+    }
+}
+
+extension ReconcileSchedule {
+    /// The schedule of `RECONCILE_*` on the replay worker's ERP adapter, store and publisher.
+    static func make(
+        _ settings: ReconcileSettings, process: WorkerProcess, topology: Topology, actor: String, maxWarehouses: Int, logger: Logger
+    ) -> ReconcileSchedule {
+        let corrector = settings.correct
+            ? Reconciler.Corrector(store: process.store, publisher: process.publisher, actor: actor, eventsExchange: topology.eventsExchange)
+            : nil
+        return ReconcileSchedule(
+            settings: settings, reconciler: Reconciler(erp: process.erp, corrector: corrector, logger: logger),
+            metrics: ReconcileMetrics(interval: settings.interval, maxWarehouses: maxWarehouses), logger: logger)
     }
 }

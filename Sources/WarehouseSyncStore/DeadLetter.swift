@@ -211,6 +211,8 @@ public enum AuditAction: String, Sendable, Hashable, CaseIterable, CustomStringC
     case edit
     case purge
     case gapSkip = "gap-skip"
+    /// A correction published by `whsync reconcile --correct` or the replay worker's schedule.
+    case reconcileCorrection = "reconcile-correction"
 
     public var description: String { rawValue }
 }

@@ -52,6 +52,8 @@ struct Day: ParsableCommand {
     var manifest: String?
     @Option(name: .customLong("master-data"), help: "Also write the reference ERP's seed file (warehouses and SKUs).")
     var masterData: String?
+    @Option(help: "Also write the WMS's snapshot at the end of the day, for whsync reconcile (JSON lines).")
+    var snapshot: String?
     @Flag(help: "No summary on stderr.")
     var quiet = false
 
@@ -77,6 +79,9 @@ struct Day: ParsableCommand {
             var seedFile = Data(day.catalogue.referenceERPSeed.serializedBytes(pretty: true))
             seedFile.append(UInt8(ascii: "\n"))
             try write(seedFile, to: masterData)
+        }
+        if let snapshot {
+            try write(Data(day.snapshot()), to: snapshot)
         }
         if !quiet { printSummary(day) }
     }
@@ -148,6 +153,7 @@ struct Day: ParsableCommand {
         text += "  \(output == "-" ? "stdout" : output): \(counts.lines) lines (\(counts.publishable) valid events)"
         if let manifest { text += "; manifest: \(manifest)" }
         if let masterData { text += "; master data: \(masterData)" }
+        if let snapshot { text += "; snapshot: \(snapshot)" }
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 }

@@ -310,6 +310,11 @@ import WarehouseSyncWorker
             #expect((report["differences"] as? [Any])?.isEmpty == true, "\(report)")
             #expect(report["compared"] as? Int == balances.count)
             #expect(report["warehouses"] as? [String] == Array(Set(balances.map(\.warehouse))).sorted())
+            // The simulator's snapshot of the day (shipments and receipts too) agrees as well.
+            let snapshot = try json(await whsync(system, reconcile + ["--json"], stdin: Data(day.snapshot()))) as? [String: Any]
+            let documents = try #require(snapshot?["documents"] as? [String: Any], "\(snapshot ?? [:])")
+            #expect((documents["differences"] as? [Any])?.isEmpty == true, "\(documents)")
+            #expect((documents["compared"] as? Int ?? 0) > 0)
 
             // The WMS counts one more of the first row, and stock the ERP never heard of.
             var rows = balances.map { ($0.warehouse, $0.sku, $0.status, $0.quantity) }

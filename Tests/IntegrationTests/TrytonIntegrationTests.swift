@@ -186,6 +186,34 @@ import FoundationNetworking
         #expect(again.status == 0, "\(again.stderr)")
     }
 
+    /// The documents `whsync reconcile` compares, read off Tryton through the port: a packed
+    /// shipment is `packed`, a received receipt `received` (Tryton finishes it), in our words.
+    @Test func documentStatusesReadShipmentsAndReceiptsInOurWords() async throws {
+        let tryton = try TrytonServer()
+        let client = try tryton.client()
+        defer { Task { try? await client.shutdown() } }
+        let sku = Self.catalogue.skus.first { $0.uom == "EA" }!
+        let id = "TR-DOC-\(UUID().uuidString.prefix(8))"
+        let shipment = """
+            {"schema":"shipment.event/1","eventId":"\(id)-s1","occurredAt":"2026-11-22T10:00:00Z","warehouse":"WH1","sequence":1,\
+            "shipmentId":"SHP-\(id)","orderRef":"SO-1","status":"packed","lines":[{"sku":"\(sku.sku)","quantity":1,"uom":"EA"}]}
+            """
+        let receipt = """
+            {"schema":"receipt.event/1","eventId":"\(id)-r1","occurredAt":"2026-11-22T10:00:00Z","warehouse":"WH1","sequence":1,\
+            "receiptId":"RCV-\(id)","purchaseOrderRef":"PO-1","supplier":"ACME","status":"received",\
+            "lines":[{"sku":"\(sku.sku)","quantityExpected":1,"quantityReceived":1,"uom":"EA"}]}
+            """
+        for (body, routingKey) in [(shipment, "shipment.WH1"), (receipt, "receipt.WH1")] {
+            let event = try EventDecoder().decode(Array(body.utf8), routingKey: routingKey)
+            #expect(await isPosted(client.post(PostingDocument(event: event))), "\(routingKey)")
+        }
+        let documents = try await client.documentStatuses(warehouse: "WH1", kinds: [.shipment, .receipt])
+        #expect(documents.first { $0.kind == .shipment && $0.id == "SHP-\(id)" }?.status == "packed", "\(documents.suffix(5))")
+        #expect(documents.first { $0.kind == .receipt && $0.id == "RCV-\(id)" }?.status == "received", "\(documents.suffix(5))")
+        #expect(client.documentStatusesAgree(.receipt, wms: "putaway-complete", erp: "received"))
+        #expect(!client.documentStatusesAgree(.shipment, wms: "packed", erp: "shipped"))
+    }
+
     /// A document a crash left half-way (a draft internal shipment carrying the eventId) is
     /// resumed from its state when the event is posted again: done once, never created twice, the
     /// stock moved once; a further repeat answers already posted.

@@ -18,6 +18,9 @@ public enum DeadLetterReason: String, CaseIterable, Sendable, Hashable, CustomSt
     /// Dead-lettered by the broker itself after `x-delivery-limit` deliveries (a worker crashed
     /// on the message again and again); such a letter has no `whsync-*` headers.
     case deliveryLimit = "delivery-limit"
+    /// Not a failure: a correction `whsync reconcile --correct` stored to publish it as a vouched
+    /// replay (docs/reconciliation.md). Never replayed automatically.
+    case reconciliation
 
     public var description: String { rawValue }
 }

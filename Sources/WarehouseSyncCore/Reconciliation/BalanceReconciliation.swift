@@ -20,6 +20,12 @@ public struct StockBalance: Sendable, Hashable {
         public var sku: String
         public var status: String
 
+        public init(warehouse: String, sku: String, status: String) {
+            self.warehouse = warehouse
+            self.sku = sku
+            self.status = status
+        }
+
         public static func < (lhs: Key, rhs: Key) -> Bool {
             (lhs.warehouse, lhs.sku, lhs.status) < (rhs.warehouse, rhs.sku, rhs.status)
         }
@@ -39,6 +45,12 @@ public enum BalanceReconciliation {
         public var expected: Quantity
         /// The ERP's quantity.
         public var actual: Quantity
+
+        public init(key: StockBalance.Key, expected: Quantity, actual: Quantity) {
+            self.key = key
+            self.expected = expected
+            self.actual = actual
+        }
 
         /// ERP minus WMS: what the ERP has too much (positive) or too little (negative); `nil`
         /// when it is beyond the range of a quantity.

@@ -191,7 +191,7 @@ struct ERPResponseClassTests {
     @Test("dead-letter reasons keep their wire strings")
     func deadLetterReasons() {
         #expect(DeadLetterReason.allCases.map(\.rawValue) == [
-            "invalid", "conflict", "erp-rejected", "retries-exhausted", "gap-timeout", "delivery-limit",
+            "invalid", "conflict", "erp-rejected", "retries-exhausted", "gap-timeout", "delivery-limit", "reconciliation",
         ])
         #expect(DeadLetterReason(rawValue: "erp-rejected") == .erpRejected)
         #expect(DeadLetterReason.retriesExhausted.description == "retries-exhausted")
