@@ -2,6 +2,7 @@ import AMQPClient
 import Foundation
 import Logging
 import ServiceLifecycle
+import WarehouseSyncConsole
 import WarehouseSyncCore
 import WarehouseSyncERP
 import WarehouseSyncLogging
@@ -22,6 +23,7 @@ public enum ReplayWorkerLauncher {
         var problems: [ConfigurationError.Problem] = []
         var configuration: WorkerConfiguration?
         var settings: AutoReplaySettings?
+        var console: ConsoleConfiguration?
         do throws(ConfigurationError) {
             configuration = try WorkerConfiguration(environment: environment, overrides: overrides)
         } catch {
@@ -32,13 +34,18 @@ public enum ReplayWorkerLauncher {
         } catch {
             problems += error.problems
         }
+        do throws(ConfigurationError) {
+            console = try ConsoleConfiguration.read(environment: environment, overrides: overrides)
+        } catch {
+            problems += error.problems
+        }
         guard problems.isEmpty, let configuration, let settings else {
             WorkerLauncher.fail(problems.map { "\(executable): \($0)" }.joined(separator: "\n"))
         }
         LoggingSystem.bootstrap(LogHandlerFactory.make(format: configuration.logFormat, level: configuration.logLevel))
         let logger = Logger(label: executable)
         do {
-            try await run(executable: executable, configuration: configuration, settings: settings, logger: logger)
+            try await run(executable: executable, configuration: configuration, settings: settings, console: console, logger: logger)
             exit(0)
         } catch {
             logger.critical("stopped on an error", metadata: ["error": "\(error)"])
@@ -47,10 +54,12 @@ public enum ReplayWorkerLauncher {
     }
 
     static func run(
-        executable: String, configuration: WorkerConfiguration, settings: AutoReplaySettings, logger: Logger
+        executable: String, configuration: WorkerConfiguration, settings: AutoReplaySettings, console: ConsoleConfiguration?,
+        logger: Logger
     ) async throws {
         let topology = try WorkerLauncher.loadTopology(configuration.topologyFile)
-        logger.notice("starting", metadata: ["configuration": "\(configuration)", "policy": "\(settings)"])
+        logger.notice(
+            "starting", metadata: ["configuration": "\(configuration)", "policy": "\(settings)", "console": "\(console.map { "\($0)" } ?? "off")"])
         let registry = OpsMetrics.bootstrap()
 
         let process = try await WorkerProcess.open(executable: executable, configuration: configuration, logger: logger)
@@ -62,7 +71,14 @@ public enum ReplayWorkerLauncher {
         // The broker and the store: the drain works whether the ERP is up or not.
         let readiness = ReadinessChecks()
         readiness.register("store") { !worker.isWaitingForStore }
+        // The dead-letter console (docs/console.md), when CONSOLE_PORT is set: on the same store and
+        // publisher connection, stopped before them.
+        let consoleServer = try console.map {
+            try ConsoleServer(
+                configuration: $0, store: process.store, publisher: process.publisher, eventsExchange: topology.eventsExchange,
+                site: WorkerProcess.actor(executable), logger: logger)
+        }
         try await process.serve(
-            worker, verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
+            worker, also: consoleServer.map { [$0] } ?? [], verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
     }
 }
