@@ -343,11 +343,11 @@ public final class ConsoleServer: Service, Sendable {
         return Response(status: .seeOther, headers: headers)
     }
 
-    /// No scripts, no frames, forms to this site only, nothing cached, no referrer.
+    /// No scripts, no frames, forms to this site only, nothing cached, no referrer to other sites.
     static let securityHeaders: HTTPFields = [
         .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         .xContentTypeOptions: "nosniff",
-        HTTPField.Name("Referrer-Policy")!: "no-referrer",
+        HTTPField.Name("Referrer-Policy")!: "same-origin",
         .cacheControl: "no-store",
     ]
 }

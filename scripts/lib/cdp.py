@@ -53,7 +53,7 @@ class Browser:
         self.process = subprocess.Popen(
             [
                 self.executable, "--headless", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
-                "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+                "--disable-dev-shm-usage", "--window-size=1280,1000", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
                 "--disable-background-networking", "--disable-sync", "--password-store=basic",
                 "--user-data-dir=" + self.profile, "about:blank",
             ],
@@ -191,21 +191,27 @@ class Page:
     def _centre(self, selector):
         box = self.evaluate(
             f"""(e => {{ if (!e) return null; e.scrollIntoView({{block: 'center'}});
-                const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})
+                const r = e.getClientRects()[0]; return [r.x + r.width / 2, r.y + r.height / 2]; }})
                 (document.querySelector({json.dumps(selector)}))""")
         if box is None:
             raise BrowserError(f"no element {selector} to click on {self.path()}")
         return box
 
     def click(self, selector, navigates=True):
-        """A left click with the mouse at the element's centre; waits for the next page."""
+        """A left click with the mouse at the centre of the element's first box (a link that wraps
+        has one per line, and the middle of their union may be between them); waits for the next
+        page."""
         x, y = self._centre(selector)
         if navigates:
             self._mark()
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
         if navigates:
-            self._wait_for_new_document()
+            try:
+                self._wait_for_new_document()
+            except BrowserError as error:
+                hit = self.evaluate(f"(e => e && e.outerHTML.slice(0, 200))(document.elementFromPoint({x}, {y}))")
+                raise BrowserError(f"{error}; clicked {selector} at ({x:.0f}, {y:.0f}), where the page has {hit}")
 
     def type(self, selector, text):
         """Replaces the field's content with `text`, typed as text input into the focused field."""
