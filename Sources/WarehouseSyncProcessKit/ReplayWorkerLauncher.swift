@@ -73,10 +73,16 @@ public enum ReplayWorkerLauncher {
         readiness.register("store") { !worker.isWaitingForStore }
         // The dead-letter console (docs/console.md), when CONSOLE_PORT is set: on the same store and
         // publisher connection, stopped before them.
-        let consoleServer = try console.map {
-            try ConsoleServer(
-                configuration: $0, store: process.store, publisher: process.publisher, eventsExchange: topology.eventsExchange,
-                site: WorkerProcess.actor(executable), logger: logger)
+        let consoleServer: ConsoleServer?
+        do {
+            consoleServer = try console.map {
+                try ConsoleServer(
+                    configuration: $0, store: process.store, publisher: process.publisher, eventsExchange: topology.eventsExchange,
+                    site: WorkerProcess.actor(executable), logger: logger)
+            }
+        } catch {
+            await process.close()
+            throw error
         }
         try await process.serve(
             worker, also: consoleServer.map { [$0] } ?? [], verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
