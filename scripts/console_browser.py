@@ -137,6 +137,10 @@ class Scenario:
         page.click("#replay-letter")
         check(page.text("#summary").strip() == "Replayed 1, skipped 0.", f"replaying the edited letter: {page.text('#summary')}")
         self.step("edited-replayed", {"id": int(invalid[0])})
+        # The letter as it ends: replayed, its history with the edit and the replay (the screenshot).
+        page.goto(f"{self.url}/letters/{invalid[0]}")
+        history = page.evaluate("Array.from(document.querySelectorAll('tr.history')).map(r => r.children[1].textContent)")
+        check(history == ["failed", "edit", "replay"], f"the letter's history ends as {history}")
 
 
 def main():

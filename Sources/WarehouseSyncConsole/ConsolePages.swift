@@ -175,6 +175,7 @@ struct LetterPage {
     let id: Int64
     let fields: [Field]
     let headers: [Field]
+    let hasHeaders: Bool
     let history: [HistoryRow]
     let body: String
     let bodyIsBase64: Bool
@@ -190,6 +191,7 @@ struct LetterPage {
         id = letter.id
         fields = DeadLetterDesk.fields(of: letter).map { Field(name: $0.name, value: $0.value) }
         headers = letter.headers.sorted { $0.key < $1.key }.map { Field(name: $0.key, value: $0.value) }
+        hasHeaders = !headers.isEmpty
         let failures = HistoryRow(
             at: formatTime(letter.firstFailedAt), what: "failed", actor: letter.headers["whsync-worker"] ?? "-",
             detail: "\(letter.failureCount) time\(letter.failureCount == 1 ? "" : "s"), last \(formatTime(letter.lastFailedAt))")

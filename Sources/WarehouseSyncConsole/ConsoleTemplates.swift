@@ -100,7 +100,8 @@ enum ConsoleTemplates {
         {{/frame.canWrite}}
         {{#refusal}}<p class="muted">Not replayable: {{refusal}}</p>{{/refusal}}
         <h2>Headers</h2>
-        <table id="headers"><tbody>{{#headers}}<tr><th>{{name}}</th><td>{{value}}</td></tr>{{/headers}}</tbody></table>
+        {{#hasHeaders}}<table id="headers"><tbody>{{#headers}}<tr><th>{{name}}</th><td>{{value}}</td></tr>{{/headers}}</tbody></table>{{/hasHeaders}}
+        {{^hasHeaders}}<p class="muted" id="headers">None beyond the failure's own (shown above).</p>{{/hasHeaders}}
         <h2>History</h2>
         <table id="history"><thead><tr><th>when</th><th>what</th><th>who</th><th>detail</th></tr></thead><tbody>
         {{#history}}<tr class="history"><td>{{at}}</td><td>{{what}}</td><td>{{actor}}</td><td>{{detail}}</td></tr>{{/history}}
