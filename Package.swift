@@ -282,7 +282,6 @@ let package = Package(
             dependencies: ["WarehouseSyncTesting", 
                 "WarehouseSyncProcessKit",
                 "WarehouseSyncConsole",
-                "WarehouseSyncSQLiteStore",
                 "WarehouseSyncSettings",
                 "WarehouseSyncOps",
                 "WarehouseSyncWorker",
