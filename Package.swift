@@ -35,6 +35,8 @@ let package = Package(
         // Already built for postgres-nio; fingerprints' SHA-256, the gateway's HMAC-SHA256.
         .package(url: "https://github.com/apple/swift-crypto", "3.9.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        // The dead-letter console's server-rendered pages (docs/console.md).
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // SQLite 3 (Debian's libsqlite3-dev), plus a shim for the SQLITE_TRANSIENT cast macro.
@@ -120,6 +122,8 @@ let package = Package(
                 "WarehouseSyncCore",
                 "AMQPClient",
                 "WarehouseSyncLogging",
+                // SecretToken: a secret file's token kept as its SHA-256, compared in constant time.
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -172,6 +176,23 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The dead-letter console (docs/console.md): web pages the replay worker serves over the
+        // dead-letter store and the replayer, rendered with Mustache templates.
+        .target(
+            name: "WarehouseSyncConsole",
+            dependencies: [
+                "WarehouseSyncCore",
+                "WarehouseSyncStore",
+                "WarehouseSyncWorker",
+                "WarehouseSyncSettings",
+                "WarehouseSyncOps",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // What the operator CLI does beyond the engines: topology deploy and verify, broker users,
         // the management API, publishing event files.
         .target(
@@ -206,6 +227,7 @@ let package = Package(
                 "WarehouseSyncOps",
                 "WarehouseSyncWorker",
                 "WarehouseSyncGateway",
+                "WarehouseSyncConsole",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -259,6 +281,7 @@ let package = Package(
             name: "WarehouseSyncProcessKitTests",
             dependencies: ["WarehouseSyncTesting", 
                 "WarehouseSyncProcessKit",
+                "WarehouseSyncConsole",
                 "WarehouseSyncSettings",
                 "WarehouseSyncOps",
                 "WarehouseSyncWorker",
@@ -362,6 +385,7 @@ let package = Package(
                 "WarehouseSyncProcessKit", "WarehouseSyncWorker", "WarehouseSyncGateway", "WarehouseSyncOperations",
                 "WarehouseSyncSettings", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation", "WarehouseSyncStore",
                 "WarehouseSyncPublisher", "WarehouseSyncSQLite", "WarehouseSyncSQLiteStore", "WarehouseSyncERP", "WarehouseSyncStoreConformance",
+                "WarehouseSyncConsole",
             ]
         ),
         // Deterministic WMS event simulator for the demo, integration tests and benchmarks.

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import WarehouseSyncCore
+import WarehouseSyncSettings
 
 /// Who may post events to the gateway (docs/gateway.md "Authentication"): a bearer token, an
 /// HMAC-SHA256 signature of the body with a timestamp inside a replay window, or both (either
@@ -36,22 +37,20 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
         public var description: String { message }
     }
 
-    /// SHA-256 of the token: comparing digests keeps the comparison's time independent of both
-    /// the content and the length of what a client sends.
-    private let tokenDigest: [UInt8]?
+    private let token: SecretToken?
     private let hmacKey: SymmetricKey?
     public let hmacWindow: Duration
 
     /// With neither a token nor a secret, every request is accepted (`GATEWAY_ALLOW_ANONYMOUS`).
     public init(bearerToken: [UInt8]?, hmacSecret: [UInt8]?, hmacWindow: Duration = .seconds(300)) {
-        tokenDigest = bearerToken.map { Array(Crypto.SHA256.hash(data: $0)) }
+        token = bearerToken.map(SecretToken.init)
         hmacKey = hmacSecret.map { SymmetricKey(data: $0) }
         self.hmacWindow = hmacWindow
     }
 
     public static let anonymous = GatewayAuthentication(bearerToken: nil, hmacSecret: nil)
 
-    public var isAnonymous: Bool { tokenDigest == nil && hmacKey == nil }
+    public var isAnonymous: Bool { token == nil && hmacKey == nil }
 
     /// What can be decided before the body is read.
     public enum Verdict: Sendable, Equatable {
@@ -73,7 +72,7 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
         }
         var rejection: Rejection?
         if let authorization = credentials.authorization {
-            if tokenDigest == nil {
+            if token == nil {
                 rejection = Rejection(reason: "method", message: "bearer tokens are not enabled on this gateway; sign the request")
             } else if let refused = checkToken(authorization) {
                 rejection = refused
@@ -103,17 +102,11 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
     }
 
     private func checkToken(_ authorization: String) -> Rejection? {
-        guard let tokenDigest else { return nil }
-        let prefix = "bearer "
-        guard authorization.count > prefix.count, authorization.lowercased().hasPrefix(prefix) else {
-            return Rejection(reason: "malformed", message: "the Authorization header is not 'Bearer <token>'")
+        switch token?.refusal(authorization: authorization) {
+        case nil: nil
+        case .malformed: Rejection(reason: "malformed", message: "the Authorization header is not 'Bearer <token>'")
+        case .wrongToken: Rejection(reason: "token", message: "wrong bearer token")
         }
-        let token = authorization.dropFirst(prefix.count).trimmingCharacters(in: .whitespaces)
-        let digest = Array(Crypto.SHA256.hash(data: Array(token.utf8)))
-        guard Self.constantTimeEqual(digest, tokenDigest) else {
-            return Rejection(reason: "token", message: "wrong bearer token")
-        }
-        return nil
     }
 
     private func checkTimestamp(_ timestampText: String?, now: Date) -> Rejection? {
@@ -148,7 +141,7 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
     /// The `WWW-Authenticate` value of a 401: the schemes this gateway takes.
     public var challenge: String {
         var schemes: [String] = []
-        if tokenDigest != nil { schemes.append("Bearer") }
+        if token != nil { schemes.append("Bearer") }
         if hmacKey != nil { schemes.append("WHSync-HMAC-SHA256") }
         return schemes.joined(separator: ", ")
     }
@@ -163,13 +156,6 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
     public static func signature(secret: [UInt8], timestamp: String, body: [UInt8]) -> String {
         let mac = HMAC<Crypto.SHA256>.authenticationCode(for: signedContent(timestamp: timestamp, body: body), using: SymmetricKey(data: secret))
         return signaturePrefix + mac.map { String(format: "%02x", $0) }.joined()
-    }
-
-    static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
-        guard lhs.count == rhs.count else { return false }
-        var difference: UInt8 = 0
-        for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
-        return difference == 0
     }
 
     /// The bytes of lower- or upper-case hex digits; `nil` for anything else (bytes, not
@@ -196,7 +182,7 @@ public struct GatewayAuthentication: Sendable, CustomStringConvertible {
 
     public var description: String {
         var methods: [String] = []
-        if tokenDigest != nil { methods.append("bearer") }
+        if token != nil { methods.append("bearer") }
         if hmacKey != nil { methods.append("hmac(window \(DurationParser.format(hmacWindow)))") }
         return methods.isEmpty ? "anonymous" : methods.joined(separator: "+")
     }

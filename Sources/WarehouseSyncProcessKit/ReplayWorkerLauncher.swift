@@ -2,6 +2,7 @@ import AMQPClient
 import Foundation
 import Logging
 import ServiceLifecycle
+import WarehouseSyncConsole
 import WarehouseSyncCore
 import WarehouseSyncERP
 import WarehouseSyncLogging
@@ -28,6 +29,7 @@ public enum ReplayWorkerLauncher {
         } catch {
             problems += error.problems
         }
+        var console: ConsoleConfiguration?
         do throws(ConfigurationError) {
             configuration = try WorkerConfiguration(environment: environment, overrides: overrides)
         } catch {
@@ -38,6 +40,11 @@ public enum ReplayWorkerLauncher {
         } catch {
             problems += error.problems
         }
+        do throws(ConfigurationError) {
+            console = try ConsoleConfiguration.read(environment: environment, overrides: overrides)
+        } catch {
+            problems += error.problems
+        }
         guard problems.isEmpty, let configuration, let settings else {
             WorkerLauncher.fail(problems.map { "\(executable): \($0)" }.joined(separator: "\n"))
         }
@@ -45,7 +52,8 @@ public enum ReplayWorkerLauncher {
         let logger = Logger(label: executable)
         do {
             try await run(
-                executable: executable, configuration: configuration, settings: settings, reconcile: reconcile, logger: logger)
+                executable: executable, configuration: configuration, settings: settings, reconcile: reconcile, console: console,
+                logger: logger)
             exit(0)
         } catch {
             logger.critical("stopped on an error", metadata: ["error": "\(error)"])
@@ -55,10 +63,11 @@ public enum ReplayWorkerLauncher {
 
     static func run(
         executable: String, configuration: WorkerConfiguration, settings: AutoReplaySettings,
-        reconcile: ReconcileSettings? = nil, logger: Logger
+        reconcile: ReconcileSettings? = nil, console: ConsoleConfiguration? = nil, logger: Logger
     ) async throws {
         let topology = try WorkerLauncher.loadTopology(configuration.topologyFile)
-        logger.notice("starting", metadata: ["configuration": "\(configuration)", "policy": "\(settings)"])
+        logger.notice(
+            "starting", metadata: ["configuration": "\(configuration)", "policy": "\(settings)", "console": "\(console.map { "\($0)" } ?? "off")"])
         let registry = OpsMetrics.bootstrap()
 
         let process = try await WorkerProcess.open(executable: executable, configuration: configuration, logger: logger)
@@ -74,8 +83,22 @@ public enum ReplayWorkerLauncher {
             ReconcileSchedule.make($0, process: process, topology: topology, actor: WorkerProcess.actor(executable),
                 maxWarehouses: configuration.metricsMaxWarehouses, logger: logger)
         }
+        // The dead-letter console (docs/console.md), when CONSOLE_PORT is set: on the same store and
+        // publisher connection, stopped before them.
+        let consoleServer: ConsoleServer?
+        do {
+            consoleServer = try console.map {
+                try ConsoleServer(
+                    configuration: $0, store: process.store, publisher: process.publisher, eventsExchange: topology.eventsExchange,
+                    site: WorkerProcess.actor(executable), logger: logger)
+            }
+        } catch {
+            await process.close()
+            throw error
+        }
+        let helpers: [any Service] = (schedule.map { [$0] } ?? []) + (consoleServer.map { [$0] } ?? [])
         try await process.serve(
-            worker, also: schedule.map { [$0] } ?? [], verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
+            worker, also: helpers, verify: worker.verifyTopology, readiness: readiness, configuration: configuration, registry: registry)
     }
 }
 

@@ -7,6 +7,7 @@ import WarehouseSyncWorker
 /// (``AutoReplaySettings``: automatic replay, retention), each overriding its environment variable.
 public struct ReplayWorkerOptions: ParsableArguments {
     @OptionGroup var worker: WorkerOptions
+    @OptionGroup var console: ConsoleOptions
 
     @Option(help: "Replay retries-exhausted letters by itself (true/false). Default: $AUTO_REPLAY, else true")
     var autoReplay: String?
@@ -29,7 +30,7 @@ public struct ReplayWorkerOptions: ParsableArguments {
             .enabled: autoReplay, .maxReplays: autoReplayMax, .rate: autoReplayRate, .delay: autoReplayDelay,
             .interval: autoReplayInterval, .retention: deadLetterRetention,
         ]
-        var overrides = worker.overrides
+        var overrides = worker.overrides.merging(console.overrides) { _, console in console }
         for case let (key, value?) in values { overrides[key.rawValue] = value }
         return overrides
     }

@@ -46,26 +46,11 @@ struct DLQCommand: AsyncParsableCommand {
 
     /// Every letter matching `filter`, page by page.
     static func all(_ store: any WorkerStore, _ filter: DeadLetterFilter, limit: Int? = nil) async throws -> [DeadLetterRecord] {
-        var letters: [DeadLetterRecord] = []
-        var page = filter
-        while true {
-            let want = min(1000, limit.map { $0 - letters.count } ?? 1000)
-            guard want > 0 else { break }
-            let batch = try await store.deadLetters(matching: page, limit: want)
-            letters += batch
-            guard batch.count == want, let last = batch.last else { break }
-            page.afterId = last.id
-        }
-        return letters
+        try await DeadLetterDesk.all(store, filter, limit: limit)
     }
 
     static func letters(_ store: any WorkerStore, ids: [Int64]) async throws -> [DeadLetterRecord] {
-        var letters: [DeadLetterRecord] = []
-        for id in ids {
-            guard let letter = try await store.deadLetter(id: id) else { throw ValidationError("no dead letter \(id)") }
-            letters.append(letter)
-        }
-        return letters
+        try await DeadLetterDesk.letters(store, ids: ids)
     }
 
     struct List: AsyncParsableCommand {
@@ -116,7 +101,7 @@ struct DLQCommand: AsyncParsableCommand {
             var detail = DeadLetterDetail(letter)
             detail.history = trail.map(AuditView.init)
             if json { return try printJSON(detail) }
-            for (name, value) in detail.fields { print("\(pad(name, 16)) \(value)") }
+            for (name, value) in DeadLetterDesk.fields(of: letter) { print("\(pad(name, 16)) \(value)") }
             print("headers")
             for (name, value) in letter.headers.sorted(by: { $0.key < $1.key }) { print("  \(name): \(value)") }
             print("history")
@@ -203,15 +188,13 @@ struct DLQCommand: AsyncParsableCommand {
             case let path?: data = try Data(contentsOf: URL(fileURLWithPath: path))
             case nil: data = try await editInEditor()
             }
-            var body = Array(data)
-            while let last = body.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { body.removeLast() }
+            // Pretty-printed JSON from the editor is stored compact again: one event, one line, like the wire.
+            let body = DeadLetterDesk.editedBody(Array(data), compact: bodyFile == nil)
             try await store.withStore(logger: broker.logger()) { store in
                 let letter = try await DLQCommand.letters(store, ids: [id])[0]
-                do {
-                    _ = try EventDecoder().decode(body, routingKey: letter.originalRoutingKey)
-                } catch {
-                    guard force else { throw ValidationError("the new body is not a valid event under \(letter.originalRoutingKey): \(error) (--force stores it anyway)") }
-                    printError("warning: storing a body that is not a valid event: \(error)")
+                if let problem = DeadLetterDesk.problem(with: body, for: letter) {
+                    guard force else { throw ValidationError("the new body is not a valid event under \(letter.originalRoutingKey): \(problem) (--force stores it anyway)") }
+                    printError("warning: storing a body that is not a valid event: \(problem)")
                 }
                 let updated = try await store.updateDeadLetterBody(id: id, body: body, by: actor.name, at: Date())
                 printError("dead letter \(updated.id): body replaced (\(body.count) bytes; the original is in its history); replay it with `whsync dlq replay \(updated.id)`")
@@ -237,11 +220,7 @@ struct DLQCommand: AsyncParsableCommand {
             try process.run()
             process.waitUntilExit()
             guard process.terminationStatus == 0 else { throw ValidationError("the editor exited with \(process.terminationStatus); nothing changed") }
-            // Pretty-printed JSON is stored compact again (numbers exactly as written): one event,
-            // one line, like the wire.
-            let edited = try Data(contentsOf: file)
-            if let value = try? JSONValue(parsing: Array(edited)) { return Data(value.serializedBytes()) }
-            return edited
+            return try Data(contentsOf: file)
         }
     }
 
@@ -384,34 +363,16 @@ struct DeadLetterDetail: Encodable {
     var history: [AuditView]?
 
     /// The body indented when it is JSON (numbers exactly as written), as it is otherwise.
-    var prettyBody: String {
-        guard bodyEncoding == "utf8", let value = try? JSONValue(parsing: Array(body.utf8)) else { return body }
-        return value.serialized(pretty: true)
-    }
+    let prettyBody: String
 
     init(_ letter: DeadLetterRecord) {
         summary = DeadLetterSummary(letter)
         originalExchange = letter.originalExchange
         sequence = letter.sequence
         headers = letter.headers
-        if let text = String(validating: letter.body, as: UTF8.self) {
-            body = text
-            bodyEncoding = "utf8"
-        } else {
-            body = Data(letter.body).base64EncodedString()
-            bodyEncoding = "base64"
-        }
-    }
-
-    var fields: [(String, String)] {
-        [
-            ("id", "\(summary.id)"), ("status", summary.status), ("reason", summary.reason), ("error", summary.error),
-            ("stream", summary.stream ?? "-"), ("eventId", summary.eventId ?? "(none)"), ("key", summary.key ?? "-"),
-            ("sequence", sequence.map(String.init) ?? "-"), ("exchange", originalExchange), ("routing key", summary.routingKey),
-            ("first failed", summary.firstFailedAt), ("last failed", summary.failedAt), ("failures", "\(summary.failureCount)"),
-            ("replays", "\(summary.replayCount)"),
-            ("last replayed", summary.lastReplayedAt.map { "\($0) by \(summary.lastReplayedBy ?? "?")" } ?? "never"),
-        ]
+        let (text, isBase64) = DeadLetterDesk.text(of: letter.body)
+        (body, bodyEncoding) = (text, isBase64 ? "base64" : "utf8")
+        prettyBody = DeadLetterDesk.prettyText(of: letter.body)
     }
 
     func encode(to encoder: any Encoder) throws {
