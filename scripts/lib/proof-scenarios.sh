@@ -66,26 +66,28 @@ start_workers() { # the three stream workers on $STORE_URL
         wait_ready_worker "$w" 120 || { tail -n 30 "$SC/$w.log" >&2; return 1; }
     done
 }
-# stop_workers: SIGTERM to each worker; prints the exit statuses that were not 0
+# stop_workers: SIGTERM to each worker (60 s each to exit); STOP_BAD names those that did not exit 0
 stop_workers() {
-    local w rc bad=""
+    local w rc
+    STOP_BAD=""
     for w in "${!WPID[@]}"; do
         kill -TERM "${WPID[$w]}" 2>/dev/null || continue
         rc=0
-        timeout 60 tail --pid="${WPID[$w]}" -f /dev/null || true
-        wait "${WPID[$w]}" 2>/dev/null || rc=$?
-        [ "$rc" = 0 ] || bad+="$w exit $rc "
+        timeout 60 tail --pid="${WPID[$w]}" -f /dev/null || rc=timeout
+        [ "$rc" = timeout ] || wait "${WPID[$w]}" 2>/dev/null || rc=$?
+        [ "$rc" = 0 ] || STOP_BAD+="$w exit $rc "
     done
-    echo "$bad"
+    STOP_BAD="${STOP_BAD% }"
 }
 
 # finish NAME FAULTS OPERATOR [FAILED]: SIGTERM to the workers (each must exit 0), the ledger audit
 # against the manifest, the row (FAILED 1: a check of the scenario's own failed)
 finish() {
     local bad
-    bad="$(stop_workers)"
+    stop_workers
+    bad="$STOP_BAD"
     audit --manifest "$SC/manifest.json"
-    row "$1" "$PUBLISHABLE" "$2${bad:+; graceful stop: $bad}" "$A_LOST" "$A_TWICE" "$A_ORDER" "${A_STALL} s" "$3" \
+    row "$1" "$PUBLISHABLE" "$2${bad:+; graceful stop: $bad}" "$A_LOST" "$A_TWICE" "$A_ORDER" "$A_STALL" "$3" \
         "$(verdict "$([ -z "$bad" ] && [ "$A_BOOKED" = "$EXPECTED" ] && [ "${4:-0}" = 0 ] && echo 0 || echo 1)")"
 }
 
@@ -184,15 +186,17 @@ scenario_cluster_leader() { cluster_run cluster-leader 1; }
 scenario_kills() {
     single_broker
     local amqp="$AMQP"
-    simulate 41 "${EVENTS:-$((KILLS * 120))}" --out-of-order 0.05 --duplicates 0.03
+    simulate 41 "${EVENTS:-$((KILLS * 150))}" --out-of-order 0.05 --duplicates 0.03
     start_erp --error-rate 0.1 --lost-response-rate 0.1 --fault-seed 41
     STORE_URL="sqlite:$SC/store.db"
     start_workers
     start_worker replay replay-worker
-    publish_file "$SC/events.jsonl"
-    local k delay pid
+    # the day in KILLS parts, one published before each kill: every kill lands mid-stream
+    split -n "l/$KILLS" -a 3 -d "$SC/events.jsonl" "$SC/part-"
+    local parts=("$SC"/part-*) k delay pid
     RANDOM=41
     for ((k = 1; k <= KILLS; k++)); do
+        publish_file "${parts[$((k - 1))]}"
         # a random moment: a third of them early in the worker's life (before it settled its
         # first prefetch), the rest later
         if [ $((RANDOM % 3)) = 0 ]; then delay="0.$((3 + RANDOM % 7))"; else delay="$((1 + RANDOM % 4)).$((RANDOM % 10))"; fi
@@ -284,7 +288,8 @@ scenario_diskfull() {
     log_info "freed; $((after - before)) postings while full"
     wait_posted "$EXPECTED" "$SC/broker" 600 || true
     local bad integrity
-    bad="$(stop_workers)"
+    stop_workers
+    bad="$STOP_BAD"
     integrity="$(sqlite3 "$SC/small/store.db" 'PRAGMA integrity_check' 2>&1 | head -n 3 | tr '\n' ' ')"
     finish diskfull "SQLite store on an 8 MiB $fs filled to the last block for 30 s ($((after - before)) postings meanwhile, $full_errors store lines in the logs), then freed; integrity_check: ${integrity% }${bad:+; graceful stop: $bad}" \
         none "$([ -z "$bad" ] && [ "${integrity% }" = ok ] && echo 0 || echo 1)"
@@ -317,7 +322,7 @@ scenario_fuzz() {
     ) >"$SC/samples.txt" 2>/dev/null &
     local sampler=$!
     $PY "$REPO/scripts/lib/proof_fuzz.py" --amqp-url "$amqp" --gateway "http://127.0.0.1:$gport" \
-        --count "$FUZZ_COUNT" --gateway-count $((FUZZ_COUNT / 10)) --master-data "$SC/master-data.json" \
+        --count "$FUZZ_COUNT" --gateway-count $((FUZZ_COUNT / 10)) \
         --seed 71 --out "$SC/fuzz.json" 2>>"$SC/fuzz.log" || { tail -n 20 "$SC/fuzz.log" >&2; kill "$sampler"; return 1; }
     wait_idle "$SC/broker" || log_warn "the queues did not settle"
     kill "$sampler" 2>/dev/null || true
@@ -341,11 +346,12 @@ scenario_fuzz() {
     circuit=$((circuit + $(cat "$SC"/inventory.log "$SC"/shipment.log "$SC"/receipt.log | grep -c 'circuit open' || true)))
     local unaccounted=$((published - posted - letters - duplicates - stale))
     local bad
-    bad="$(stop_workers)"
+    stop_workers
+    bad="$STOP_BAD"
     audit
     A_LOST="$unaccounted"  # no manifest: a message neither posted, acked as duplicate/stale nor dead-lettered is lost
     row fuzz "$published ($(jq .amqpPublished "$SC/fuzz.json") AMQP, $(jq .gatewayAccepted "$SC/fuzz.json") of $(jq .gatewaySent "$SC/fuzz.json") via the gateway)" \
-        "$(jq -r '.mutations | to_entries | map("\(.key) \(.value)") | join(", ")' "$SC/fuzz.json" | cut -c1-400)...; outcome: $posted posted, $letters dead-lettered ($reasons), $duplicates duplicates, $stale stale; $no_reason letters without a reason; circuit opened: $circuit; crashed: ${crashed:-none}; worker RSS max ${max_rss} MiB${bad:+; graceful stop: $bad}" \
-        "$A_LOST" "$A_TWICE" "$A_ORDER" "${A_STALL} s" "none" \
+        "each message one of $(jq '.mutations | keys | map(select(startswith("gateway:") | not)) | length' "$SC/fuzz.json") mutations of body, properties, headers or routing key, or none (counts in fuzz.json); outcome: $posted posted, $letters dead-lettered ($reasons), $duplicates duplicates, $stale stale; $no_reason letters without a reason; circuit opened: $circuit; crashed: ${crashed:-none}; worker RSS max ${max_rss} MiB${bad:+; graceful stop: $bad}" \
+        "$A_LOST" "$A_TWICE" "$A_ORDER" "$A_STALL" "none" \
         "$(verdict "$([ -z "$bad" ] && [ -z "$crashed" ] && [ "$no_reason" = 0 ] && [ "$circuit" = 0 ] && [ "$max_rss" -lt 400 ] && echo 0 || echo 1)")"
 }

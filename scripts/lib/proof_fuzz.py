@@ -163,7 +163,7 @@ def fuzz_amqp(args, rng, counts):
             elif kind == "forged-replay":
                 headers["whsync-replay-of"] = rng.choice(["1", "999999", "", "-1", 7, "x" * 500])
             elif kind == "attempt-garbage":
-                headers["whsync-attempt"] = rng.choice(["abc", -5, 10**9, 2**62, None, 1.5, "3"])
+                headers["whsync-attempt"] = rng.choice(["abc", -5, 10**9, 2**62, None, Decimal("1.5"), "3"])
             elif kind == "x-death":
                 headers["x-death"] = rng.choice([[{"count": 99, "reason": "rejected", "queue": "erp.inventory",
                                                     "exchange": "wms.events", "routing-keys": [routing_key]}],
