@@ -4,6 +4,13 @@
 
 EVENTS="${EVENTS:-}"
 
+publish_file() { # publish_file FILE: whsync publish to PUBLISH_AMQP_URL; when done, its time in published.txt
+    local rc=0
+    AMQP_URL="$PUBLISH_AMQP_URL" LOG_LEVEL=warning "$BIN/whsync" publish "$1" >>"$SC/publish.log" 2>&1 || rc=$?
+    echo "$(date +%s.%N) $1" >>"$SC/published.txt"
+    return "$rc"
+}
+
 # node_of_port DIRS... : the dir among DIRS whose AMQP port is $PORT_Q
 node_dir_by_port() {
     local d
@@ -87,6 +94,8 @@ finish() {
     stop_workers
     bad="$STOP_BAD"
     audit --manifest "$SC/manifest.json"
+    # a stall is a gap in which work was waiting: published before it, posted after it
+    [ ! -f "$SC/published.txt" ] || A_STALL="$($PY "$REPO/scripts/lib/proof_stall.py" "$SC/documents.jsonl" "$SC/published.txt")"
     row "$1" "$PUBLISHABLE" "$2${bad:+; graceful stop: $bad}" "$A_LOST" "$A_TWICE" "$A_ORDER" "$A_STALL" "$3" \
         "$(verdict "$([ -z "$bad" ] && [ "$A_BOOKED" = "$EXPECTED" ] && [ "${4:-0}" = 0 ] && echo 0 || echo 1)")"
 }
@@ -191,21 +200,42 @@ scenario_kills() {
     STORE_URL="sqlite:$SC/store.db"
     start_workers
     start_worker replay replay-worker
-    # the day in KILLS parts, one published before each kill: every kill lands mid-stream
-    split -n "l/$KILLS" -a 3 -d "$SC/events.jsonl" "$SC/part-"
+    # With 30 kills or more, the last 22 (more than the delivery limit, 20) come while the ERP is
+    # down: the circuit is open, the deliveries in hand wait unacked, and every kill hands them
+    # back: a message caught in many kills.
+    local outage_kills=0
+    [ "$KILLS" -lt 30 ] || outage_kills=22
+    local random_kills=$((KILLS - outage_kills))
+    # the day in parts, one published before each random kill (every kill lands mid-stream) and
+    # one when the ERP goes down
+    split -n "l/$((random_kills + 1))" -a 3 -d "$SC/events.jsonl" "$SC/part-"
     local parts=("$SC"/part-*) k delay pid
     RANDOM=41
     for ((k = 1; k <= KILLS; k++)); do
-        publish_file "${parts[$((k - 1))]}"
-        # a random moment: a third of them early in the worker's life (before it settled its
-        # first prefetch), the rest later
-        if [ $((RANDOM % 3)) = 0 ]; then delay="0.$((3 + RANDOM % 7))"; else delay="$((1 + RANDOM % 4)).$((RANDOM % 10))"; fi
+        if [ "$k" -le "$random_kills" ]; then
+            publish_file "${parts[$((k - 1))]}"
+            # a random moment: a third of them early in the worker's life (before it settled its
+            # first prefetch), the rest later
+            if [ $((RANDOM % 3)) = 0 ]; then delay="0.$((3 + RANDOM % 7))"; else delay="$((1 + RANDOM % 4)).$((RANDOM % 10))"; fi
+        else
+            if [ "$k" = $((random_kills + 1)) ]; then
+                log_info "ERP down (outage) for the last $outage_kills kills"
+                curl -fsS -X POST "$ERP_URL/admin/faults" -d '{"outage": true}' >/dev/null
+                publish_file "${parts[$random_kills]}"
+            fi
+            delay="$((2 + RANDOM % 3)).$((RANDOM % 10))"  # after the worker took its prefetch
+        fi
         sleep "$delay"
         pid="${WPID[inventory]}"
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
         start_worker inventory inventory-worker
     done
+    [ "$outage_kills" -gt 0 ] || publish_file "${parts[$random_kills]}"
+    if [ "$outage_kills" -gt 0 ]; then
+        curl -fsS -X POST "$ERP_URL/admin/faults" -d '{"outage": false}' >/dev/null
+        log_info "ERP back"
+    fi
     log_info "$KILLS SIGKILLs done; waiting for the stream to settle"
     wait_ready_worker inventory 120 || true
     wait_posted "$EXPECTED" "$SC/broker" 900 || wait_idle "$SC/broker" || true
@@ -225,7 +255,7 @@ scenario_kills() {
     fi
     local stats
     stats="$(curl -fsS "$ERP_URL/stats" | jq -r '"\(.totals.injectedFaults // 0) injected ERP faults, \(.totals.duplicates // 0) 409s"')"
-    finish kills "$KILLS SIGKILLs of inventory-worker; ERP 10% errors + 10% lost answers ($stats); $limit_letters dead-lettered by the delivery limit, $exhausted retries-exhausted (auto-replayed)" "$operator"
+    finish kills "$KILLS SIGKILLs of inventory-worker ($outage_kills of them while the ERP was down); ERP 10% errors + 10% lost answers ($stats); $limit_letters dead-lettered by the delivery limit, $exhausted retries-exhausted (auto-replayed)" "$operator"
 }
 
 # ---- PostgreSQL killed and restarted -----------------------------------------------------------
@@ -354,4 +384,100 @@ scenario_fuzz() {
         "each message one of $(jq '.mutations | keys | map(select(startswith("gateway:") | not)) | length' "$SC/fuzz.json") mutations of body, properties, headers or routing key, or none (counts in fuzz.json); outcome: $posted posted, $letters dead-lettered ($reasons), $duplicates duplicates, $stale stale; $no_reason letters without a reason; circuit opened: $circuit; crashed: ${crashed:-none}; worker RSS max ${max_rss} MiB${bad:+; graceful stop: $bad}" \
         "$A_LOST" "$A_TWICE" "$A_ORDER" "$A_STALL" "none" \
         "$(verdict "$([ -z "$bad" ] && [ -z "$crashed" ] && [ "$no_reason" = 0 ] && [ "$circuit" = 0 ] && [ "$max_rss" -lt 400 ] && echo 0 || echo 1)")"
+}
+
+# ---- a memory alarm longer than consumer_timeout, then SIGTERM -----------------------------------
+scenario_alarm() {
+    broker_start "$SC/broker"
+    # consumer_timeout 20 s (the default is 30 min): the node is restarted with it
+    echo "consumer_timeout = 20000" >>"$SC/broker/rabbitmq.conf"
+    "$BROKER" restart "$SC/broker" >>"$SC/brokers.log" 2>&1
+    AMQP="$(read_env "$SC/broker/broker.env" AMQP_URL)"
+    WORKER_AMQP_URL="$AMQP" PUBLISH_AMQP_URL="$AMQP"
+    apply_topology "$AMQP"
+    simulate 81 "${EVENTS:-4000}" --out-of-order 0.05 --duplicates 0.03
+    # a fifth of the postings fail: their retry copies must be published while publishing is blocked
+    start_erp --error-rate 0.2 --fault-seed 81 --latency-ms 2-6
+    STORE_URL="sqlite:$SC/store.db"
+    start_workers
+    publish_file "$SC/events.jsonl"
+    wait_more 300 180 >/dev/null
+    local hold=45 t0 rc=0 took before after
+    log_info "memory alarm for ${hold}s (consumer_timeout 20 s); SIGTERM of the inventory worker 30 s into it"
+    "$BROKER" ctl "$SC/broker" set_vm_memory_high_watermark 0.000001 >>"$SC/brokers.log" 2>&1
+    before="$(erp_documents_count)"
+    sleep 30
+    t0=$SECONDS
+    kill -TERM "${WPID[inventory]}"
+    timeout 60 tail --pid="${WPID[inventory]}" -f /dev/null || rc=timeout
+    [ "$rc" = timeout ] || wait "${WPID[inventory]}" || rc=$?
+    took=$((SECONDS - t0))
+    [ "$rc" = timeout ] && kill -KILL "${WPID[inventory]}" 2>/dev/null
+    sleep $((hold - 30 > took ? hold - 30 - took : 0))
+    after="$(erp_documents_count)"
+    "$BROKER" ctl "$SC/broker" set_vm_memory_high_watermark 0.4 >>"$SC/brokers.log" 2>&1
+    log_info "SIGTERM during the alarm: exit $rc after ${took}s; $((after - before)) postings during the alarm"
+    start_worker inventory inventory-worker
+    wait_posted "$EXPECTED" "$SC/broker" 600 || true
+    local timeouts
+    timeouts="$(grep -c 'acknowledgement.*timed out\|consumer_timeout\|PRECONDITION_FAILED' "$SC"/*.log 2>/dev/null | awk -F: '{s += $2} END {print s + 0}')"
+    finish alarm "memory alarm (publishers blocked) for ${hold}s > consumer_timeout 20 s, ERP failing 20%: $((after - before)) postings meanwhile, $timeouts consumer-timeout lines in the logs; SIGTERM of inventory-worker 30 s into the alarm: exit $rc after ${took}s" \
+        none "$([ "$rc" = 0 ] && [ "$took" -le 30 ] && echo 0 || echo 1)"
+}
+
+# ---- half-open TCP to the broker, a slow and trickling ERP ---------------------------------------
+scenario_proxy() {
+    single_broker
+    local bport eport hb=5 ports
+    mapfile -t ports < <(free_port 2)
+    bport="${ports[0]}" eport="${ports[1]}"
+    $PY "$REPO/scripts/lib/proof_proxy.py" --listen "$bport" --target "127.0.0.1:$(read_env "$SC/broker/broker.env" AMQP_PORT)" \
+        --log "$SC/broker-proxy.log" >>"$SC/proxy.err" 2>&1 &
+    local bproxy=$!
+    STARTED+=("$bproxy python3")
+    simulate 91 "${EVENTS:-5000}" --out-of-order 0.05 --duplicates 0.03
+    start_erp
+    $PY "$REPO/scripts/lib/proof_proxy.py" --listen "$eport" --target "${ERP_URL#http://}" --mode http-slow \
+        --log "$SC/erp-proxy.log" >>"$SC/proxy.err" 2>&1 &
+    local eproxy=$!
+    STARTED+=("$eproxy python3")
+    wait_for_tcp 127.0.0.1 "$bport" 20 && wait_for_tcp 127.0.0.1 "$eport" 20
+    WORKER_AMQP_URL="amqp://guest:guest@127.0.0.1:$bport/?heartbeat=$hb"
+    local erp_direct="$ERP_URL"
+    ERP_URL="http://127.0.0.1:$eport"
+    STORE_URL="sqlite:$SC/store.db"
+    start_workers
+    ERP_URL="$erp_direct"
+    publish_file "$SC/events.jsonl"
+    wait_more 300 180 >/dev/null
+
+    # 1: the path to the broker goes silent (no FIN, no RST) for every connection open now
+    local t_freeze detect accepts
+    kill -USR1 "$bproxy"
+    sleep 1
+    t_freeze="$(awk '$2 == "freeze" {print $1}' "$SC/broker-proxy.log" | tail -n 1)"
+    log_info "broker path frozen (half-open); heartbeat ${hb}s"
+    local i
+    for ((i = 0; i < 120; i++)); do
+        awk -v t="$t_freeze" '$2 == "accept" && $1 > t {f = 1} END {exit !f}' "$SC/broker-proxy.log" && break
+        sleep 0.5
+    done
+    detect="$(awk -v t="$t_freeze" '$2 == "accept" && $1 > t {printf "%.1f", $1 - t; exit}' "$SC/broker-proxy.log")"
+    wait_more 200 120 >/dev/null
+    accepts="$(awk -v t="$t_freeze" '$2 == "accept" && $1 > t {n++} END {print n + 0}' "$SC/broker-proxy.log")"
+    log_info "a new connection ${detect:-never}s after the freeze ($accepts since)"
+
+    # 2: the ERP answers every other request 12 s late and trickles the rest (a byte per 50 ms), 60 s long
+    kill -USR1 "$eproxy"
+    log_info "ERP slow for 60 s"
+    sleep 60
+    kill -USR2 "$eproxy"
+    local late trickled
+    late="$(grep -c ' late ' "$SC/erp-proxy.log" || true)"
+    trickled="$(grep -c ' trickle ' "$SC/erp-proxy.log" || true)"
+    wait_posted "$EXPECTED" "$SC/broker" 600 || true
+    local ok=1
+    [ -n "$detect" ] && awk -v d="$detect" -v h="$hb" 'BEGIN {exit !(d <= 2 * h)}' && ok=0
+    finish proxy "TCP proxy to the broker frozen half-open (heartbeat ${hb}s): new connection after ${detect:-never} s (bar $((2 * hb)) s), $accepts reconnections; ERP behind a proxy for 60 s: $late answers 12 s late, $trickled trickled a byte per 50 ms" \
+        none "$ok"
 }
