@@ -4,13 +4,6 @@
 
 EVENTS="${EVENTS:-}"
 
-publish_file() { # publish_file FILE: whsync publish to PUBLISH_AMQP_URL; when done, its time in published.txt
-    local rc=0
-    AMQP_URL="$PUBLISH_AMQP_URL" LOG_LEVEL=warning "$BIN/whsync" publish "$1" >>"$SC/publish.log" 2>&1 || rc=$?
-    echo "$(date +%s.%N) $1" >>"$SC/published.txt"
-    return "$rc"
-}
-
 # node_of_port DIRS... : the dir among DIRS whose AMQP port is $PORT_Q
 node_dir_by_port() {
     local d
@@ -94,8 +87,6 @@ finish() {
     stop_workers
     bad="$STOP_BAD"
     audit --manifest "$SC/manifest.json"
-    # a stall is a gap in which work was waiting: published before it, posted after it
-    [ ! -f "$SC/published.txt" ] || A_STALL="$($PY "$REPO/scripts/lib/proof_stall.py" "$SC/documents.jsonl" "$SC/published.txt")"
     row "$1" "$PUBLISHABLE" "$2${bad:+; graceful stop: $bad}" "$A_LOST" "$A_TWICE" "$A_ORDER" "$A_STALL" "$3" \
         "$(verdict "$([ -z "$bad" ] && [ "$A_BOOKED" = "$EXPECTED" ] && [ "${4:-0}" = 0 ] && echo 0 || echo 1)")"
 }
