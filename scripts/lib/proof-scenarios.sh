@@ -391,6 +391,8 @@ scenario_alarm() {
     start_erp --error-rate 0.2 --fault-seed 81 --latency-ms 2-6
     STORE_URL="sqlite:$SC/store.db"
     start_workers
+    # 5 attempts at 20% failures: now and then one is retries-exhausted, for the replay worker
+    start_worker replay replay-worker
     publish_file "$SC/events.jsonl"
     wait_more 300 180 >/dev/null
     local hold=45 t0 rc=0 took before after
