@@ -9,7 +9,7 @@ struct WMSSimulatorCommand: ParsableCommand {
         commandName: "wms-simulator",
         abstract: "Deterministic WMS event simulator: a seeded day of warehouse events, and what a correct pipeline makes of it.",
         version: "0.1.0",
-        subcommands: [Day.self]
+        subcommands: [Day.self, Check.self]
     )
 }
 
@@ -155,5 +155,81 @@ struct Day: ParsableCommand {
         if let masterData { text += "; master data: \(masterData)" }
         if let snapshot { text += "; snapshot: \(snapshot)" }
         FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+}
+
+/// `wms-simulator check`: the ledger audit (``LedgerAudit``) of an ERP's documents against a
+/// day's manifest: what the integration tests check, for scripts (`scripts/proof`).
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Audit an ERP's documents: lost, posted twice, unexpected, out of sequence order. Exit 1 when any.",
+        discussion: """
+            DOCUMENTS holds the reference ERP's GET /documents rows, one JSON object per line (or \
+            whole answers, {"documents": [...]}, one per line). With --manifest, its \
+            expected.postedEventIds must each be booked exactly once and nothing else; with \
+            --expected, the eventIds listed in that file (one per line) are added to them. \
+            Without either, only "twice" and "order" are checked.
+            """)
+
+    @Option(help: "The ERP's documents as JSON lines; '-' reads stdin.")
+    var documents: String
+    @Option(help: "A day's manifest (wms-simulator day --manifest).")
+    var manifest: String?
+    @Option(help: "A file of further expected eventIds, one per line.")
+    var expected: String?
+    @Flag(help: "The audit as one JSON object on stdout.")
+    var json = false
+
+    func run() throws {
+        var expectedIds: Set<String>?
+        if let manifest {
+            let data = try readAll(manifest)
+            expectedIds = Set(try SimulationManifest.decode(data).expected.postedEventIds)
+        }
+        if let expected {
+            let text = String(decoding: try readAll(expected), as: UTF8.self)
+            let ids = text.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+            expectedIds = (expectedIds ?? []).union(ids)
+        }
+        var rows: [LedgerAudit.Document] = []
+        let text = String(decoding: try readAll(documents), as: UTF8.self)
+        for (index, line) in text.split(whereSeparator: \.isNewline).enumerated() {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw ValidationError("\(documents):\(index + 1): not a JSON object")
+            }
+            for row in (object["documents"] as? [[String: Any]]) ?? [object] {
+                guard let document = LedgerAudit.Document(row: row) else {
+                    throw ValidationError("\(documents):\(index + 1): a document without eventId, type, key or sequence")
+                }
+                rows.append(document)
+            }
+        }
+        let audit = LedgerAudit(documents: rows, expectedEventIds: expectedIds)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            FileHandle.standardOutput.write(try encoder.encode(audit) + Data("\n".utf8))
+        } else {
+            var text = "booked \(audit.booked)"
+            if let expected = audit.expected { text += ", expected \(expected)" }
+            text += ", lost \(audit.lost.count), posted twice \(audit.postedTwice.count)"
+            text += ", unexpected \(audit.unexpected.count), order violations \(audit.orderViolations.count)\n"
+            for (name, list) in [("lost", audit.lost), ("posted twice", audit.postedTwice), ("unexpected", audit.unexpected),
+                ("order", audit.orderViolations)] where !list.isEmpty {
+                text += "  \(name): \(list.prefix(10).joined(separator: ", "))\(list.count > 10 ? ", ..." : "")\n"
+            }
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+        if !audit.isClean { throw ExitCode(1) }
+    }
+
+    private func readAll(_ path: String) throws -> Data {
+        if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ValidationError("cannot read \(path): \(error.localizedDescription)")
+        }
     }
 }

@@ -74,21 +74,15 @@ import WarehouseSyncOps
             }
             #expect(try await system.erpBalances() == expectedBalances)
 
-            // Each eventId booked once, and each key's postings in sequence order.
-            var eventIds: [String] = []
-            var lastSequence: [String: Int] = [:]
-            var outOfOrder: [String] = []
-            for row in try await system.erpDocuments() {
-                eventIds.append(row["eventId"] as? String ?? "")
-                let key = "\(row["type"]!)|\(row["key"]!)"
-                let sequence = row["sequence"] as? Int ?? 0
-                // Goods issues and shipment statuses share a key; compare within a document type.
-                if let last = lastSequence[key], sequence <= last { outOfOrder.append("\(key)#\(sequence) after #\(last)") }
-                lastSequence[key] = sequence
-            }
-            #expect(eventIds.count == Set(eventIds).count, "an eventId was booked twice")
-            #expect(Set(eventIds) == Set(manifest.expected.postedEventIds))
-            #expect(outOfOrder.isEmpty, "postings out of sequence order: \(outOfOrder.prefix(5))")
+            // Each eventId booked once, each key's postings in sequence order, nothing lost or
+            // unexpected: the ledger audit `scripts/proof` runs too (`wms-simulator check`).
+            let audit = LedgerAudit(
+                documents: try await system.erpDocuments().compactMap(LedgerAudit.Document.init(row:)),
+                expectedEventIds: Set(manifest.expected.postedEventIds))
+            #expect(audit.booked == expectedDocuments)
+            #expect(audit.postedTwice.isEmpty, "an eventId was booked twice: \(audit.postedTwice.prefix(5))")
+            #expect(audit.lost.isEmpty && audit.unexpected.isEmpty, "lost \(audit.lost.prefix(5)), unexpected \(audit.unexpected.prefix(5))")
+            #expect(audit.orderViolations.isEmpty, "postings out of sequence order: \(audit.orderViolations.prefix(5))")
             #expect(try await system.queueDepth("whsync.dead-letters") == 0)
             let duplicatesDropped = try await system.metric(.inventory, "whsync_duplicates_total")
                 + system.metric(.shipment, "whsync_duplicates_total") + system.metric(.receipt, "whsync_duplicates_total")
