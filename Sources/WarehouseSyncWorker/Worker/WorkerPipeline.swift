@@ -266,7 +266,7 @@ final class WorkerPipeline: Sendable {
             return next
         case .retry(let tier, let nextAttempt):
             let copy = message.retryCopy(stream: stream, tier: tier, nextAttempt: nextAttempt, topology: settings.topology)
-            try await patiently(publishing: true) { [publisher] in try await publisher.publish(copy) }
+            try await publishConfirmed(copy)
             if message.delivery == nil {
                 // A released event: mark it in flight, so the maintenance pass does not release
                 // it again while its copy waits in the retry queue.
@@ -434,9 +434,25 @@ final class WorkerPipeline: Sendable {
         let headers = DeadLetterHeaders(
             reason: reason, error: error, worker: settings.workerName, failedAt: Date(), attempt: attempt)
         let letter = message.deadLetter(headers, topology: settings.topology)
-        try await patiently(publishing: true) { [publisher] in try await publisher.publish(letter) }
+        try await publishConfirmed(letter)
         metrics.deadLettered(reason: reason.rawValue, routingKey: message.routingKey)
         logger.warning("dead-lettered", metadata: [LogMetadataKey.reason.rawValue: "\(reason)", "deadLetter.error": "\(error.prefix(256))"])
+    }
+
+    /// How long one publish waits for the broker's confirm. A confirm takes milliseconds; one
+    /// that takes seconds means the broker blocked the connection (a memory or disk alarm) or
+    /// lost it, and a stop must not wait for an alarm to clear (proof suite, "alarm").
+    static let confirmTimeout: Duration = .seconds(5)
+
+    /// Publishes `message` (a dead letter, a retry copy) and waits for the broker's confirm, each
+    /// attempt for at most ``confirmTimeout``, retried for up to ``Settings/patience`` (none once
+    /// stopping: the caller hands the delivery back). A copy confirmed after its attempt timed out
+    /// may still arrive: the gate drops a second retry copy, the replay worker stores a second
+    /// letter of the same failure once.
+    private func publishConfirmed(_ message: OutboundMessage) async throws {
+        try await patiently(publishing: true) { [publisher, clock] in
+            try await publisher.publish([message], deadline: clock.now.advanced(by: Self.confirmTimeout))[0].get()
+        }
     }
 
     /// Thrown after a message was handed back, so that nothing else settles it.
