@@ -1,3 +1,5 @@
+import WarehouseSyncCore
+
 /// Checks every store makes before its transaction: they need no data, and a caller bug must fail
 /// the same way on SQLite and PostgreSQL (``StoreError/Code-swift.struct/invalidChange``).
 extension KeyChange {

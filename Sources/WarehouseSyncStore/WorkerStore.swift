@@ -258,25 +258,6 @@ public struct KeyDecision: Sendable {
     }
 }
 
-/// What ``WorkerStore/snapshot(stream:key:eventId:)`` read.
-public struct KeySnapshot: Sendable, Hashable {
-    /// `nil` when the key was never stored.
-    public var state: KeyState?
-    /// The key's version: 0 when never stored, then 1, 2, … for each committed state.
-    public var version: Int64
-    /// The record of the `eventId` asked for; ``DedupRecord/notSeen`` when there is none.
-    public var record: DedupRecord
-    /// The ERP's document id, when the record is `posted` and the ERP returned one.
-    public var documentId: String?
-
-    public init(state: KeyState?, version: Int64, record: DedupRecord, documentId: String? = nil) {
-        self.state = state
-        self.version = version
-        self.record = record
-        self.documentId = documentId
-    }
-}
-
 /// An event recorded `posted` (``WorkerStore/lastPosted(stream:warehouse:)``).
 public struct PostedEvent: Sendable, Hashable {
     public var eventId: String
@@ -342,91 +323,6 @@ public struct EventRecord: Sendable, Hashable {
         self.documentId = documentId
         self.firstRecordedAt = firstRecordedAt
         self.lastRecordedAt = lastRecordedAt
-    }
-}
-
-/// One dedup record to write (insert or replace) in a ``KeyChange``.
-public struct DedupWrite: Sendable, Hashable {
-    public var eventId: String
-    /// Anything but ``DedupRecord/notSeen``.
-    public var record: DedupRecord
-    /// The event's sequence within the change's key.
-    public var sequence: Int64
-    /// The ERP's document id; only with a `posted` record.
-    public var documentId: String?
-
-    public init(eventId: String, record: DedupRecord, sequence: Int64, documentId: String? = nil) {
-        self.eventId = eventId
-        self.record = record
-        self.sequence = sequence
-        self.documentId = documentId
-    }
-}
-
-/// The stored message of a held event: it was acked when it was held, so this is the only copy.
-public struct HeldMessage: Sendable, Hashable {
-    public var sequence: Int64
-    public var eventId: String
-    /// When it was held (``KeyState/HeldEvent/heldAt``). Stored to the microsecond.
-    public var heldAt: Date
-    public var routingKey: String
-    /// The AMQP headers to publish it with again (stored as a JSON object of strings).
-    public var headers: [String: String]
-    public var body: [UInt8]
-
-    public init(sequence: Int64, eventId: String, heldAt: Date, routingKey: String, headers: [String: String], body: [UInt8]) {
-        self.sequence = sequence
-        self.eventId = eventId
-        self.heldAt = heldAt
-        self.routingKey = routingKey
-        self.headers = headers
-        self.body = body
-    }
-
-    /// The entry of ``KeyState/held`` that goes with this message.
-    public var heldEvent: KeyState.HeldEvent { KeyState.HeldEvent(eventId: eventId, heldAt: heldAt) }
-}
-
-/// Everything one decision writes for one key, applied atomically by ``WorkerStore/commit(_:)``
-/// (the table "What to persist together" in docs/pipeline-core.md).
-public struct KeyChange: Sendable, Hashable {
-    public var stream: EventStream
-    public var key: String
-    /// The version the decision was made on (``KeySnapshot/version``; 0 for a new key).
-    public var expectedVersion: Int64
-    /// The key's new state (stored as version `expectedVersion + 1`); `nil` leaves the key row
-    /// alone, though its version is still checked. Its `held` must agree with the key's held
-    /// messages after ``insertHeld`` and ``deleteHeldSequence`` are applied
-    /// (``StoredHeldEvents/verify(_:key:lowestRows:rowsAt:)``).
-    public var newState: KeyState?
-    /// Dedup records to insert or replace, for events of this key.
-    public var records: [DedupWrite]
-    /// The message of an event being held; needs ``newState`` (which holds it).
-    public var insertHeld: HeldMessage?
-    /// The sequence whose held message is dropped (settled); deleting one that is not stored is
-    /// a no-op.
-    public var deleteHeldSequence: Int64?
-    /// The time written into the records' timestamps.
-    public var now: Date
-
-    public init(
-        stream: EventStream,
-        key: String,
-        expectedVersion: Int64,
-        newState: KeyState? = nil,
-        records: [DedupWrite] = [],
-        insertHeld: HeldMessage? = nil,
-        deleteHeldSequence: Int64? = nil,
-        now: Date
-    ) {
-        self.stream = stream
-        self.key = key
-        self.expectedVersion = expectedVersion
-        self.newState = newState
-        self.records = records
-        self.insertHeld = insertHeld
-        self.deleteHeldSequence = deleteHeldSequence
-        self.now = now
     }
 }
 

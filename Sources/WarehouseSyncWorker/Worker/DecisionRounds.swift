@@ -1,11 +1,12 @@
+import Foundation
 import WarehouseSyncCore
 import WarehouseSyncStore
 
-/// The pipeline's way to the store: the decisions of events processed concurrently (decide,
+/// The pipeline's way to the store: the key steps of journeys running concurrently (decide,
 /// settle) gathered into rounds (``RoundGatherer``), each committed by one
 /// ``WorkerStore/commitDecisions(_:)`` call: one transaction and, in PostgreSQL, one read and one
 /// write of set-based statements for up to `ROUND_MAX` events instead of a dozen round trips each.
-/// A round holds at most one decision per key and per event (the store reads before it writes).
+/// A round holds at most one step per key and per event (the store reads before it writes).
 final class DecisionRounds: Sendable {
     /// Rounds on their way at once: one being written while the next gathers.
     static let maxInFlight = 2
@@ -26,18 +27,19 @@ final class DecisionRounds: Sendable {
             unanswered: { _ in .failure(StoreError(code: .unavailable, message: "the store answered a round short")) })
     }
 
-    /// ``WorkerStore/commitDecision(stream:key:eventId:sequence:_:)`` in the next round; with
-    /// `assumed`, the store decides on that snapshot unless its version is stale.
-    func commitDecision<Outcome: Sendable>(
-        stream: EventStream, key: String, eventId: String, sequence: Int64? = nil, assumed: KeySnapshot? = nil,
-        _ decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)
-    ) async throws -> Outcome {
-        let decision = KeyDecision(stream: stream, key: key, eventId: eventId, sequence: sequence, assumed: assumed) { snapshot in
-            let (change, outcome) = decide(snapshot)
+    /// Commits `step` in the next round: on its assumed snapshot unless that is stale, else on
+    /// what the store reads.
+    func commit(_ step: KeyStep) async throws -> KeyStep.Outcome {
+        let decision = KeyDecision(
+            stream: step.stream, key: step.key, eventId: step.eventId, sequence: step.sequence, assumed: step.assumed
+        ) { snapshot in
+            let (change, outcome) = step.run(on: snapshot, now: Date())
             return (change, outcome)
         }
-        let tokens = eventId.isEmpty ? [key] : [key, "\u{0}" + eventId]
-        // The outcome is the one `decide` returned, so of type Outcome.
-        return try await rounds.submit(decision, tokens: tokens).get() as! Outcome
+        let tokens = step.eventId.isEmpty ? [step.key] : [step.key, "\u{0}" + step.eventId]
+        guard let outcome = try await rounds.submit(decision, tokens: tokens).get() as? KeyStep.Outcome else {
+            throw StoreError(code: .unavailable, message: "the store answered a step with another step's outcome")
+        }
+        return outcome
     }
 }

@@ -40,10 +40,8 @@ struct PipelineMessage: Sendable {
         delivery = nil
     }
 
-    var attempt: Int { RetryPolicy.attempt(fromHeader: headers[WireHeader.attempt]) }
-    /// The dead letter this message claims to replay (`whsync-replay-of`); the pipeline believes
-    /// it only when the store holds that letter for the event (``WorkerPipeline``).
-    var claimedReplayOf: String? { headers[WireHeader.replayOf] }
+    /// The message as an ``EventJourney`` sees it.
+    var envelope: EventJourney.Envelope { .init(routingKey: routingKey, headers: headers, body: body) }
 
     func ack() { delivery?.ack() }
 

@@ -10,10 +10,11 @@ import WarehouseSyncStore
 /// The pipeline of one message (DESIGN §5, docs/worker.md): decode → validate → dedup →
 /// sequence gate → map → post → record → ack, and the releases of held events that follow.
 ///
-/// The decisions come from the core (``SequenceGate``, ``ERPResponseClass``, ``RetryPolicy``,
-/// ``CircuitBreaker``); this type carries them out against the store, the ERP and the broker, in
-/// the order docs/pipeline-core.md fixes: every write durable before its ack, every dead letter
-/// and retry copy confirmed by the broker before its ack.
+/// Every decision comes from the core: a message's whole way is an ``EventJourney`` (with
+/// ``SequenceGate``, ``ERPResponseClass``, ``RetryPolicy``), the circuit a ``CircuitBreaker``.
+/// This type carries the journeys' actions out against the store (in rounds), the ERP and the
+/// broker, and has no rule of its own: every write durable before its ack, every dead letter and
+/// retry copy confirmed by the broker before its ack, as docs/pipeline-core.md fixes.
 final class WorkerPipeline: Sendable {
     struct Settings: Sendable {
         var stream: EventStream
@@ -34,8 +35,9 @@ final class WorkerPipeline: Sendable {
     }
 
     let settings: Settings
-    private let decoder: EventDecoder
-    private let gate: SequenceGate
+    /// What every event's journey goes by (``EventJourney``).
+    private let rules: EventJourney.Rules
+    private var gate: SequenceGate { rules.gate }
     private let store: any WorkerStore
     private let rounds: DecisionRounds
     private let erp: any ERPClient
@@ -59,8 +61,8 @@ final class WorkerPipeline: Sendable {
         circuit: CircuitGate, metrics: WorkerMetrics, logger: Logger
     ) {
         self.settings = settings
-        self.decoder = decoder
-        gate = SequenceGate(policy: settings.sequencing)
+        rules = EventJourney.Rules(
+            stream: settings.stream, decoder: decoder, gate: SequenceGate(policy: settings.sequencing), retryPolicy: settings.retryPolicy)
         self.store = store
         rounds = DecisionRounds(store: store, maxItems: settings.roundMax)
         self.erp = erp
@@ -84,292 +86,162 @@ final class WorkerPipeline: Sendable {
     // MARK: Deliveries
 
     /// Takes one delivery: decodes it now (in the consume loop, so that the key's order is the
-    /// delivery order) and queues its processing behind the earlier work of its key.
+    /// delivery order) and queues its journey behind the earlier work of its key.
     func submit(_ delivery: AMQPDelivery) {
         metrics.consumed.increment()
         let message = PipelineMessage(delivery: delivery, topology: settings.topology)
-        let event: WarehouseEvent
-        do {
-            event = try decode(message)
-        } catch {
-            chain.submit(key: "\u{0}invalid") { [self] in
-                await rejectInvalid(message, error: error)
-            }
+        let journey = EventJourney(delivery: message.envelope, rules: rules)
+        guard let event = journey.event else {
+            chain.submit(key: "\u{0}invalid") { [self] in await run(journey, message) }
             return
         }
         let inHand = metrics.inHand(event, publishedAt: message.publishedAt)
         chain.submit(key: event.sequencingKey) { [self] in
-            await process(event, message)
+            await run(journey, message)
             inHand.end()
         }
     }
 
-    private func decode(_ message: PipelineMessage) throws(EventValidationError) -> WarehouseEvent {
-        let event = try decoder.decode(message.body, routingKey: message.routingKey)
-        guard event.stream == stream else {
-            // The routing key matched the body, but the topology sent it to the wrong stream's queue.
-            throw EventValidationError(violations: [
-                .init(field: "schema", rule: "must be \(stream.schema) on the \(stream) work queue (was \(event.schema))")
-            ])
-        }
-        return event
-    }
-
-    private func rejectInvalid(_ message: PipelineMessage, error: EventValidationError) async {
-        var logger = self.logger
-        if let id = message.properties.messageId { logger[metadataKey: LogMetadataKey.eventId.rawValue] = "\(id.prefix(128))" }
-        do {
-            try await deadLetter(message, reason: .invalid, error: error.description, attempt: message.attempt, logger: logger)
-            message.ack()
-        } catch {
-            handBack(message, after: error, logger: logger)
-        }
-    }
-
-    private func process(_ event: WarehouseEvent, _ message: PipelineMessage) async {
-        let logger = eventLogger(event)
-        do {
-            // SHA-256 of the canonical event: computed once, for the gate and for the record.
-            let fingerprint = EventFingerprint(of: event)
-            let isReplay = try await isVouchedReplay(event, message, logger: logger)
-            let (action, snapshot) = try await decideAndRecord(event, fingerprint: fingerprint, isReplay: isReplay, message)
-            switch action {
-            case .duplicate:
-                metrics.recordDuplicate(event)
-                logger.debug("duplicate dropped")
-                message.ack()
-            case .stale:
-                metrics.recordStale(event)
-                logger.info("stale event dropped: its key is past this sequence")
-                message.ack()
-            case .conflict(let detail):
-                try await deadLetter(message, reason: .conflict, error: detail.description, attempt: message.attempt, logger: logger)
-                message.ack()
-            case .skipped:
-                let error = "sequence \(event.sequence) arrived after `whsync gaps skip` gave up on it; replay it to post it out of order"
-                try await deadLetter(message, reason: .gapTimeout, error: error, attempt: message.attempt, logger: logger)
-                message.ack()
-            case .hold, .holdParked:
-                metrics.recordHeld(event)
-                logger.debug(action == .hold ? "held until its predecessors arrive" : "held: its key is parked")
-                message.ack()
-            case .apply:
-                let release = try await post(event, fingerprint: fingerprint, message, snapshot: snapshot, logger: logger)
-                await runReleases(from: release, key: event.sequencingKey)
-            }
-        } catch is HandedBack {
-            // Already given back.
-        } catch {
-            handBack(message, after: error, logger: logger)
-        }
-    }
-
-    /// Whether `message` is a replay of a dead letter (DESIGN §6): it carries `whsync-replay-of`
-    /// and the store holds that letter for this event's `eventId` (as recorded, or in its body as
-    /// edited). A replay may be posted below its key's position, so a header anybody can set
-    /// must not be enough: a forged or stale one is ignored, and the event is gated as any other.
-    private func isVouchedReplay(_ event: WarehouseEvent, _ message: PipelineMessage, logger: Logger) async throws -> Bool {
-        guard let claimed = message.claimedReplayOf else { return false }
-        var letter: DeadLetterRecord?
-        if let id = Int64(claimed) {
-            letter = try await patiently { [store] in try await store.deadLetter(id: id) }
-        }
-        let bodyEventId = letter.flatMap { (try? JSONValue(parsing: $0.body))?["eventId"]?.stringValue }
-        guard let letter, letter.eventId == event.eventId || bodyEventId == event.eventId else {
-            logger.warning(
-                "whsync-replay-of names no stored dead letter of this eventId: the header is ignored",
-                metadata: ["replayOf": "\(claimed.prefix(32))"])
-            return false
-        }
-        return true
-    }
-
-    /// Reads the key, lets the gate decide, and writes what the decision says, atomically, in
-    /// the next store round (``DecisionRounds``; the store decides again when another process
-    /// moved the key). Returns the action and the key as it is after the commit.
-    private func decideAndRecord(
-        _ event: WarehouseEvent, fingerprint: EventFingerprint, isReplay: Bool, _ message: PipelineMessage
-    ) async throws -> (GateAction, KeySnapshot) {
-        let key = event.sequencingKey
-        let incoming = IncomingEvent(
-            eventId: event.eventId, sequence: event.sequence, fingerprint: fingerprint, isReplay: isReplay)
-        let (stream, gate) = (stream, gate)
-        let (routingKey, headers, body) = (message.routingKey, message.headers, message.body)
-        return try await patiently { [rounds] in
-            try await rounds.commitDecision(stream: stream, key: key, eventId: event.eventId, sequence: event.sequence) { snapshot in
-                let now = Date()
-                let decision = gate.decide(snapshot.state, event: incoming, record: snapshot.record, now: now)
-                guard decision.updatedState != nil || decision.updatedRecord != nil else {
-                    return (nil, (decision.action, snapshot))
+    /// Carries out a journey's actions (``EventJourney``: every rule is there), then the journeys
+    /// of the held events it releases, one after the other. Runs inside the key's chain.
+    private func run(_ first: EventJourney, _ firstMessage: PipelineMessage?) async {
+        var journey = first
+        var message = firstMessage
+        var logger = journeyLogger(journey, message)
+        var lastAnswer: ERPResponseClass?
+        var action = journey.start()
+        while true {
+            do {
+                switch action {
+                case .checkReplay(let letterId):
+                    action = journey.replayChecked(letterEventIds: try await replayLetterEventIds(letterId))
+                    if !journey.isVouchedReplay {
+                        logger.warning(
+                            "whsync-replay-of names no stored dead letter of this eventId: the header is ignored",
+                            metadata: ["replayOf": "\(letterId.prefix(32))"])
+                    }
+                case .store(let step):
+                    action = journey.stored(try await patiently { [rounds] in try await rounds.commit(step) })
+                case .loadHeld(let key, let sequence):
+                    let held = try await patiently { [store, stream] in
+                        try await store.heldMessage(stream: stream, key: key, sequence: sequence)
+                    }
+                    action = journey.heldLoaded(held)
+                    if let held {
+                        message = PipelineMessage(held: held, event: journey.event, topology: settings.topology)
+                        logger = journeyLogger(journey, message)
+                        logger.debug("released: its predecessors are settled")
+                    } else {
+                        logger.warning("released event has no held message; nothing to post", metadata: [LogMetadataKey.sequence.rawValue: "\(sequence)"])
+                    }
+                case .post(let document):
+                    let answer = try await post(document, key: journey.key ?? "", logger: logger)
+                    lastAnswer = answer
+                    action = journey.answered(answer)
+                case .publishDeadLetter(let reason, let error, let attempt):
+                    guard let message else { preconditionFailure("a dead letter before its message was loaded") }
+                    try await deadLetter(message, reason: reason, error: error, attempt: attempt, logger: logger)
+                    action = journey.published()
+                case .publishRetry(let tier, let nextAttempt):
+                    guard let message else { preconditionFailure("a retry copy before its message was loaded") }
+                    try await publishConfirmed(message.retryCopy(stream: stream, tier: tier, nextAttempt: nextAttempt, topology: settings.topology))
+                    action = journey.published()
+                case .finish(let ending):
+                    finish(journey, ending, message, answer: lastAnswer, logger: logger)
+                    guard let next = ending.next else { return }
+                    journey = EventJourney(release: next, rules: rules)
+                    message = nil
+                    logger = journeyLogger(journey, nil)
+                    lastAnswer = nil
+                    action = journey.start()
                 }
-                var change = KeyChange(
-                    stream: stream, key: key, expectedVersion: snapshot.version, newState: decision.updatedState,
-                    records: decision.updatedRecord.map { [DedupWrite(eventId: event.eventId, record: $0, sequence: event.sequence)] } ?? [],
-                    now: now)
-                if let held = decision.updatedState?.held[event.sequence], decision.action == .hold || decision.action == .holdParked {
-                    change.insertHeld = HeldMessage(
-                        sequence: event.sequence, eventId: event.eventId, heldAt: held.heldAt, routingKey: routingKey,
-                        headers: headers, body: body)
+            } catch {
+                if error is StoppingWhileERPUnavailable {
+                    logger.info("handed back to the broker", metadata: ["reason": "stopping while the ERP is unavailable"])
+                } else if message?.delivery != nil {
+                    logger.error("could not process; handed back to the broker for another try", metadata: ["error": "\(error)"])
+                } else {
+                    logger.warning("could not finish a release; the maintenance pass tries again", metadata: ["error": "\(error)"])
                 }
-                let after = KeySnapshot(
-                    state: decision.updatedState ?? snapshot.state,
-                    version: snapshot.version + (decision.updatedState == nil ? 0 : 1), record: decision.updatedRecord ?? snapshot.record)
-                return (change, (decision.action, after))
+                action = journey.failed()
             }
         }
+    }
+
+    /// Settles the delivery as `ending` says and counts what happened.
+    private func finish(
+        _ journey: EventJourney, _ ending: EventJourney.Ending, _ message: PipelineMessage?, answer: ERPResponseClass?, logger: Logger
+    ) {
+        switch ending.delivery {
+        case .ack: message?.ack()
+        case .handBack: message?.handBack()
+        case .none: break
+        }
+        guard let event = journey.event else {
+            if ending.outcome == .gaveUp, message?.delivery == nil, let key = journey.key { _ = stalledReleases.withLock { $0.insert(key) } }
+            return
+        }
+        switch ending.outcome {
+        case .duplicate:
+            metrics.recordDuplicate(event)
+            logger.debug("duplicate dropped")
+        case .stale:
+            metrics.recordStale(event)
+            logger.info("stale event dropped: its key is past this sequence")
+        case .held(let parked):
+            metrics.recordHeld(event)
+            logger.debug(parked ? "held: its key is parked" : "held until its predecessors arrive")
+        case .posted(let documentId):
+            metrics.recordPosted(event, publishedAt: message?.publishedAt)
+            logger.debug("posted", metadata: ["erp.documentId": "\(documentId ?? "-")"])
+        case .retryScheduled(let tier, let nextAttempt):
+            metrics.recordRetry(event)
+            logger.info(
+                "ERP failed transiently; retry scheduled",
+                metadata: ["erp.answer": "\(answer.map { "\($0)" } ?? "-")", "retry.tier": "\(tier)", "retry.attempt": "\(nextAttempt)"])
+        case .gaveUp:
+            if ending.delivery == .none { _ = stalledReleases.withLock { $0.insert(event.sequencingKey) } }
+        case .deadLettered, .nothingHeld:
+            break  // counted and logged where it was published
+        }
+    }
+
+    /// The eventIds of the dead letter `whsync-replay-of` names: as recorded, and in its body as
+    /// edited; none when the id names no stored letter.
+    private func replayLetterEventIds(_ letterId: String) async throws -> [String] {
+        guard let id = Int64(letterId) else { return [] }
+        guard let letter = try await patiently({ [store] in try await store.deadLetter(id: id) }) else { return [] }
+        let bodyEventId = (try? JSONValue(parsing: letter.body))?["eventId"]?.stringValue
+        return [letter.eventId, bodyEventId].compactMap { $0 }
     }
 
     // MARK: Posting
 
-    /// Posts an event the gate let through and carries out the ERP's answer. Returns the held
-    /// event whose turn it is now, if any.
-    private func post(
-        _ event: WarehouseEvent, fingerprint: EventFingerprint, _ message: PipelineMessage, snapshot: KeySnapshot, logger: Logger
-    ) async throws -> (Release, KeySnapshot)? {
-        let document = PostingDocument(event: event)
-        let attempt = message.attempt
-        var answer: ERPResponseClass
+    /// Thrown instead of posting while the circuit is open and the worker stops: the message goes
+    /// back to the broker rather than wait for the ERP.
+    private struct StoppingWhileERPUnavailable: Error {}
+
+    /// Posts `document` and returns the ERP's answer: through the circuit (while it is open, a
+    /// transient failure says nothing about this event, which waits in hand and is posted again
+    /// once the ERP answers), on the batch route when `ERP_BATCH_MAX` > 0.
+    private func post(_ document: PostingDocument, key: String, logger: Logger) async throws -> ERPResponseClass {
         while true {
             await circuit.waitUntilPostingAllowed()
-            if isStopping, await circuit.isOpen {
-                throw handBack(message, reason: "stopping while the ERP is unavailable", logger: logger)
-            }
+            if isStopping, await circuit.isOpen { throw StoppingWhileERPUnavailable() }
             let started = clock.now
+            let answer: ERPResponseClass
             if let batcher {
-                answer = await batcher.post(document, key: event.sequencingKey)
+                answer = await batcher.post(document, key: key)
             } else {
                 answer = await erp.post(document)
             }
             metrics.recordERPLatency(clock.now - started)
             guard case .transient(let reason, _) = answer else {
                 await circuit.recordAnswer()
-                break
+                return answer
             }
-            // While the circuit is open the failure says nothing about this event: keep it in
-            // hand and post it again at the same attempt once the ERP answers.
-            guard await circuit.recordTransientFailure(reason, key: event.sequencingKey) else { break }
+            guard await circuit.recordTransientFailure(reason, key: key) else { return answer }
             logger.debug("ERP unavailable; the event waits for the circuit to close", metadata: ["erp.answer": "\(answer)"])
-        }
-
-        switch answer.disposition(attempt: attempt, retryPolicy: settings.retryPolicy) {
-        case .recordPosted(let documentId):
-            let next = try await settle(
-                event, record: .posted(fingerprint), documentId: documentId, snapshot: snapshot)
-            message.ack()
-            metrics.recordPosted(event, publishedAt: message.publishedAt)
-            logger.debug("posted", metadata: ["erp.documentId": "\(documentId ?? "-")"])
-            return next
-        case .deadLetter(let reason, let error):
-            try await deadLetter(message, reason: reason, error: error, attempt: attempt, logger: logger)
-            let next = try await settle(event, record: .deadLettered(fingerprint), documentId: nil, snapshot: snapshot)
-            message.ack()
-            return next
-        case .retry(let tier, let nextAttempt):
-            let copy = message.retryCopy(stream: stream, tier: tier, nextAttempt: nextAttempt, topology: settings.topology)
-            try await publishConfirmed(copy)
-            if message.delivery == nil {
-                // A released event: mark it in flight, so the maintenance pass does not release
-                // it again while its copy waits in the retry queue.
-                try await markInRetry(event, fingerprint: fingerprint)
-            }
-            message.ack()
-            metrics.recordRetry(event)
-            logger.info(
-                "ERP failed transiently; retry scheduled",
-                metadata: ["erp.answer": "\(answer)", "retry.tier": "\(tier.name)", "retry.attempt": "\(nextAttempt)"])
-            return nil
-        }
-    }
-
-    /// Records the outcome of the event in turn and moves its key on (``SequenceGate/settle``),
-    /// in one commit. Returns the next held event in turn.
-    private func settle(
-        _ event: WarehouseEvent, record: DedupRecord, documentId: String?, snapshot: KeySnapshot
-    ) async throws -> (Release, KeySnapshot)? {
-        try await settle(
-            key: event.sequencingKey, eventId: event.eventId, sequence: event.sequence, snapshot: snapshot
-        ) { _ in DedupWrite(eventId: event.eventId, record: record, sequence: event.sequence, documentId: documentId) }
-    }
-
-    /// ``settle(_:record:documentId:snapshot:)`` for any event: `record` gives the dedup record
-    /// to write from the key's current snapshot (`nil`: none).
-    private func settle(
-        key: String, eventId: String, sequence: Int64, snapshot: KeySnapshot,
-        record: @escaping @Sendable (KeySnapshot) -> DedupWrite?
-    ) async throws -> (Release, KeySnapshot)? {
-        let (stream, gate) = (stream, gate)
-        let decide = { @Sendable (current: KeySnapshot) -> (change: KeyChange?, outcome: (Release, KeySnapshot)?) in
-            let settlement = current.state.map { gate.settle($0, sequence: sequence) }
-            let newState = settlement?.updatedState
-            let change = KeyChange(
-                stream: stream, key: key, expectedVersion: current.version, newState: newState,
-                records: record(current).map { [$0] } ?? [], deleteHeldSequence: newState == nil ? nil : sequence, now: Date())
-            guard let newState, let release = settlement?.release else { return (change, nil) }
-            return (change, (release, KeySnapshot(state: newState, version: current.version + 1, record: .notSeen)))
-        }
-        // The snapshot in hand is usually still the key's: the store decides on it, and reads
-        // the key only when another process moved it meanwhile, or when a long release chain has
-        // gone past the held events that snapshot read.
-        let settledState = decide(snapshot).change?.newState
-        let assumed = (settledState.map { $0.held.isKnown($0.nextExpected) } ?? true) ? snapshot : nil
-        return try await patiently { [rounds] in
-            try await rounds.commitDecision(stream: stream, key: key, eventId: eventId, assumed: assumed, decide)
-        }
-    }
-
-    private func markInRetry(_ event: WarehouseEvent, fingerprint: EventFingerprint) async throws {
-        let (stream, key) = (stream, event.sequencingKey)
-        let write = DedupWrite(eventId: event.eventId, record: .posting(fingerprint), sequence: event.sequence)
-        try await patiently { [rounds] in
-            try await rounds.commitDecision(stream: stream, key: key, eventId: event.eventId) { snapshot in
-                (KeyChange(stream: stream, key: key, expectedVersion: snapshot.version, records: [write], now: Date()), ())
-            }
-        }
-    }
-
-    // MARK: Releases
-
-    /// Processes released held events one after the other while each settles and hands out the
-    /// next. Runs inside the key's chain.
-    private func runReleases(from first: (Release, KeySnapshot)?, key: String) async {
-        var next = first
-        while let (release, snapshot) = next {
-            do {
-                next = try await processRelease(release, key: key, snapshot: snapshot)
-            } catch {
-                logger.warning(
-                    "could not finish a release; the maintenance pass tries again",
-                    metadata: [LogMetadataKey.key.rawValue: "\(key)", LogMetadataKey.sequence.rawValue: "\(release.sequence)", "error": "\(error)"])
-                _ = stalledReleases.withLock { $0.insert(key) }
-                return
-            }
-        }
-    }
-
-    private func processRelease(_ release: Release, key: String, snapshot: KeySnapshot) async throws -> (Release, KeySnapshot)? {
-        guard let held = try await patiently({ [store, stream] in
-            try await store.heldMessage(stream: stream, key: key, sequence: release.sequence)
-        }) else {
-            logger.warning("released event has no held message; nothing to post", metadata: [LogMetadataKey.key.rawValue: "\(key)", LogMetadataKey.sequence.rawValue: "\(release.sequence)"])
-            return nil
-        }
-        do {
-            let event = try decoder.decode(held.body, routingKey: held.routingKey)
-            let message = PipelineMessage(held: held, event: event, topology: settings.topology)
-            let logger = eventLogger(event)
-            logger.debug("released: its predecessors are settled")
-            return try await post(event, fingerprint: EventFingerprint(of: event), message, snapshot: snapshot, logger: logger)
-        } catch let error as EventValidationError {
-            // Held as valid, invalid now (the status mapping changed?): give it to a person and move on.
-            let message = PipelineMessage(held: held, event: nil, topology: settings.topology)
-            try await deadLetter(message, reason: .invalid, error: error.description, attempt: message.attempt, logger: logger)
-            let current = try await patiently { [store, stream] in
-                try await store.snapshot(stream: stream, key: key, eventId: held.eventId)
-            }
-            return try await settle(key: key, eventId: held.eventId, sequence: release.sequence, snapshot: current) { current in
-                guard case .held(let fingerprint) = current.record else { return nil }
-                return DedupWrite(eventId: held.eventId, record: .deadLettered(fingerprint), sequence: release.sequence)
-            }
         }
     }
 
@@ -406,7 +278,7 @@ final class WorkerPipeline: Sendable {
             if let release = gate.pendingRelease(state) {
                 snapshot = try await store.snapshot(stream: stream, key: key, eventId: release.eventId)
                 if case .posting = snapshot.record, !startup { return }  // its retry copy is on its way
-                await runReleases(from: (release, snapshot), key: key)
+                await run(EventJourney(release: .init(release: release, key: key, snapshot: snapshot), rules: rules), nil)
                 return
             }
             guard let oldest = state.oldestHeldAt else { return }
@@ -455,20 +327,6 @@ final class WorkerPipeline: Sendable {
         }
     }
 
-    /// Thrown after a message was handed back, so that nothing else settles it.
-    private struct HandedBack: Error {}
-
-    private func handBack(_ message: PipelineMessage, reason: String, logger: Logger) -> HandedBack {
-        logger.info("handed back to the broker", metadata: ["reason": "\(reason)"])
-        message.handBack()
-        return HandedBack()
-    }
-
-    private func handBack(_ message: PipelineMessage, after error: any Error, logger: Logger) {
-        logger.error("could not process; handed back to the broker for another try", metadata: ["error": "\(error)"])
-        message.handBack()
-    }
-
     /// Runs `operation`, waiting out a store outage for as long as it lasts (``StoreOutage``),
     /// and retrying other store unavailability and broker failures with backoff for up to
     /// ``Settings/patience`` from the first of them: an outage delays messages instead of cycling
@@ -505,8 +363,13 @@ final class WorkerPipeline: Sendable {
         }
     }
 
-    private func eventLogger(_ event: WarehouseEvent) -> Logger {
+    private func journeyLogger(_ journey: EventJourney, _ message: PipelineMessage?) -> Logger {
         var logger = self.logger
+        guard let event = journey.event else {
+            if let id = message?.properties.messageId { logger[metadataKey: LogMetadataKey.eventId.rawValue] = "\(id.prefix(128))" }
+            if let key = journey.key { logger[metadataKey: LogMetadataKey.key.rawValue] = "\(key)" }
+            return logger
+        }
         logger[metadataKey: LogMetadataKey.eventId.rawValue] = "\(event.eventId)"
         logger[metadataKey: LogMetadataKey.key.rawValue] = "\(event.sequencingKey)"
         logger[metadataKey: LogMetadataKey.sequence.rawValue] = "\(event.sequence)"

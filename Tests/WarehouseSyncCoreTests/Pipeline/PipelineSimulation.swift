@@ -8,11 +8,28 @@ struct SimulatedMessage: Equatable {
     var attempt: Int?
     /// `whsync-replay-of`.
     var replayOf: String?
+
+    var envelope: EventJourney.Envelope {
+        var headers: [String: String] = [:]
+        headers[WireHeader.attempt] = attempt.map(String.init)
+        headers[WireHeader.replayOf] = replayOf
+        // Routed as the WMS publishes it: `inventory.<warehouse>`.
+        let warehouse = (try? EventDecoder().decode(Array(body.utf8)))?.header.warehouse ?? "WH1"
+        return EventJourney.Envelope(routingKey: "inventory.\(warehouse)", headers: headers, body: Array(body.utf8))
+    }
+}
+
+extension SimulatedMessage {
+    init(_ envelope: EventJourney.Envelope) {
+        self.init(
+            body: String(decoding: envelope.body, as: UTF8.self), attempt: envelope.headers[WireHeader.attempt].flatMap { Int($0) },
+            replayOf: envelope.headers[WireHeader.replayOf])
+    }
 }
 
 /// An ERP with its own ledger: it books each `Idempotency-Key` once and answers 409 after that,
-/// like the contract says. It can reject an event once (422), fail transiently (503), and
-/// "lose" an answer: book, then time out.
+/// like the contract says. It can reject events (422) until the
+/// operator fixes them, fail transiently (503), and "lose" an answer: book, then time out.
 struct FakeERP {
     struct Booking: Equatable {
         var eventId: String
@@ -40,12 +57,12 @@ struct FakeERP {
     var transientProbability = 0.0
     /// The share of transient failures that book first and lose the answer.
     var lostAnswerShare = 0.0
-    /// EventIds rejected (422) on their first posting.
-    var rejectOnce: Set<String> = []
+    /// EventIds rejected (422) on every posting: a business error, until the operator fixes it.
+    var rejecting: Set<String> = []
 
     mutating func post(_ document: PostingDocument, random: inout SeededRandom) -> Answer {
         let key = document.idempotencyKey
-        if rejectOnce.remove(key) != nil {
+        if rejecting.contains(key) {
             return .http(status: 422, body: #"{"message":"rejected by the ledger"}"#)
         }
         if booked.contains(key) {
@@ -78,23 +95,55 @@ struct FakeERP {
 /// A crash of the worker process.
 struct SimulatedCrash: Error {}
 
-/// One worker's pipeline in memory — decode → dedup → gate → map → post → record → ack — whose
-/// every decision comes from the core (`SequenceGate`, `ERPResponseClass`, `RetryPolicy`,
-/// `PostingDocument`, `EventFingerprint`). Only the store, the broker and the ERP are simulated:
-/// the store's writes of one step happen together (a transaction), and a crash can come between
-/// any two steps that the real pipeline separates. After a crash the unacked delivery comes
-/// again and start-up resumes interrupted releases; the store survives.
+/// One worker in memory, driving the pipeline's own state machine (``EventJourney``: decode →
+/// dedup → gate → map → post → record → ack → release) the way the runtime does: every action
+/// carried out, its answer fed back. Only the store, the broker and the ERP are simulated: a
+/// ``KeyStep`` commits atomically (a transaction, with the store's version check), and the worker
+/// can crash after any action took effect, before its journey hears the answer. After a crash the
+/// unacked delivery comes again and start-up resumes interrupted releases; the store survives.
 struct PipelineSimulation {
     struct Store {
         var keys: [String: KeyState] = [:]
+        var versions: [String: Int64] = [:]
         var records: [String: DedupRecord] = [:]
         /// Held messages by key and sequence.
-        var heldMessages: [String: [Int64: SimulatedMessage]] = [:]
+        var heldMessages: [String: [Int64: HeldMessage]] = [:]
         var deadLetters: [(message: SimulatedMessage, reason: DeadLetterReason)] = []
+
+        func snapshot(key: String, eventId: String) -> KeySnapshot {
+            KeySnapshot(state: keys[key], version: versions[key, default: 0], record: records[eventId] ?? .notSeen)
+        }
+
+        /// What a store's commit of one step does: decide on the assumed snapshot while it is
+        /// current, else on a fresh read; write the change atomically.
+        mutating func commit(_ step: KeyStep, now: Date) -> KeyStep.Outcome {
+            let current = versions[step.key, default: 0]
+            let snapshot = step.assumed.flatMap { $0.version == current ? $0 : nil } ?? snapshot(key: step.key, eventId: step.eventId)
+            let (change, outcome) = step.run(on: snapshot, now: now)
+            if let change { apply(change) }
+            return outcome
+        }
+
+        mutating func apply(_ change: KeyChange) {
+            precondition(change.expectedVersion == versions[change.key, default: 0], "a change on a stale version")
+            if let state = change.newState {
+                keys[change.key] = state
+                versions[change.key, default: 0] += 1
+            }
+            for write in change.records { records[write.eventId] = write.record }
+            if let held = change.insertHeld { heldMessages[change.key, default: [:]][held.sequence] = held }
+            if let sequence = change.deleteHeldSequence { heldMessages[change.key]?[sequence] = nil }
+        }
+
+        /// An operator's or the maintenance pass's new state for a key.
+        mutating func replace(_ key: String, with state: KeyState) {
+            keys[key] = state
+            versions[key, default: 0] += 1
+        }
     }
 
-    let gate: SequenceGate
-    let retryPolicy: RetryPolicy
+    let rules: EventJourney.Rules
+    var gate: SequenceGate { rules.gate }
     var store = Store()
     var erp = FakeERP()
     /// Ready messages, in queue order.
@@ -111,10 +160,11 @@ struct PipelineSimulation {
     private(set) var stale = 0
     /// The delivery being processed until it is acked.
     private var inFlight: SimulatedMessage?
+    /// Every event ever dead-lettered: the store's letters, which vouch for replays.
+    private var letteredEventIds: Set<String> = []
 
     init(gate: SequenceGate, retryPolicy: RetryPolicy, seed: UInt64) {
-        self.gate = gate
-        self.retryPolicy = retryPolicy
+        rules = EventJourney.Rules(stream: .inventory, decoder: EventDecoder(), gate: gate, retryPolicy: retryPolicy)
         random = SeededRandom(seed: seed)
     }
 
@@ -128,7 +178,7 @@ struct PipelineSimulation {
             let message = queue.remove(at: Int.random(in: 0..<min(window, queue.count), using: &random))
             inFlight = message
             do {
-                try deliver(message)
+                try drive(EventJourney(delivery: message.envelope, rules: rules))
             } catch {
                 restart()
             }
@@ -146,7 +196,7 @@ struct PipelineSimulation {
             do {
                 for key in store.keys.keys.sorted() {
                     if let release = gate.pendingRelease(store.keys[key]!) {
-                        try process(release, of: key)
+                        try resume(release, of: key)
                     }
                 }
                 return
@@ -159,9 +209,9 @@ struct PipelineSimulation {
     /// The operator skips the gap of `key`; `false` when nothing was held.
     mutating func skip(_ key: String) -> Bool {
         guard let state = store.keys[key], let outcome = gate.skip(state) else { return false }
-        store.keys[key] = outcome.updatedState
+        store.replace(key, with: outcome.updatedState)
         do {
-            try process(outcome.release, of: key)
+            try resume(outcome.release, of: key)
         } catch {
             restart()
         }
@@ -173,99 +223,69 @@ struct PipelineSimulation {
         var parked: [String] = []
         for key in store.keys.keys.sorted() {
             if let state = gate.checkGap(store.keys[key]!, now: now) {
-                store.keys[key] = state
+                store.replace(key, with: state)
                 parked.append(key)
             }
         }
         return parked
     }
 
-    private mutating func deliver(_ message: SimulatedMessage) throws {
-        let event = PipelineFixtures.decode(message.body)
-        let incoming = IncomingEvent(event, isReplay: message.replayOf != nil)
-        let key = event.sequencingKey
-        let decision = gate.decide(
-            store.keys[key], event: incoming, record: store.records[event.eventId] ?? .notSeen, now: now
-        )
-        switch decision.action {
-        case .duplicate:
-            duplicates += 1
-            ack()
-        case .stale:
-            stale += 1
-            ack()
-        case .conflict:
-            store.deadLetters.append((message, .conflict))
-            ack()
-        case .skipped:
-            store.deadLetters.append((message, .gapTimeout))
-            ack()
-        case .hold, .holdParked:
-            store.keys[key] = decision.updatedState
-            store.records[event.eventId] = decision.updatedRecord
-            store.heldMessages[key, default: [:]][event.sequence] = message
-            try crashPoint()  // held, not yet acked: it comes again, as a duplicate
-            ack()
-        case .apply:
-            if let state = decision.updatedState { store.keys[key] = state }
-            store.records[event.eventId] = decision.updatedRecord
-            try post(event, message: message, fingerprint: incoming.fingerprint, isDelivery: true)
-        }
+    private mutating func resume(_ release: Release, of key: String) throws {
+        let snapshot = store.snapshot(key: key, eventId: release.eventId)
+        try drive(EventJourney(release: .init(release: release, key: key, snapshot: snapshot), rules: rules))
     }
 
-    private mutating func process(_ release: Release, of key: String) throws {
-        guard let message = store.heldMessages[key]?[release.sequence] else {
-            preconditionFailure("released \(key)#\(release.sequence) without a held message")
+    /// Carries out a journey's actions, and those of the releases it hands on, as the runtime does.
+    private mutating func drive(_ first: EventJourney) throws {
+        var journey = first
+        var action = journey.start()
+        while true {
+            switch action {
+            case .checkReplay:
+                let vouched = journey.event.map { letteredEventIds.contains($0.eventId) } ?? false
+                action = journey.replayChecked(letterEventIds: vouched ? [journey.event!.eventId] : [])
+            case .store(let step):
+                let outcome = store.commit(step, now: now)
+                try crashPoint()  // committed, not yet acted on
+                action = journey.stored(outcome)
+            case .loadHeld(let key, let sequence):
+                action = journey.heldLoaded(store.heldMessages[key]?[sequence])
+            case .post(let document):
+                let answer = erp.post(document, random: &random)
+                try crashPoint()  // the ERP may have booked it; nothing is recorded yet
+                switch answer {
+                case .http(let status, let body):
+                    action = journey.answered(ERPResponseClass.classify(status: status, retryAfter: nil, body: Array(body.utf8), now: now))
+                case .timeout:
+                    // Booked, answer lost: a timeout, or a batch answer that lacks this item.
+                    let reason: ERPResponseClass.TransientReason =
+                        random.chance(0.5) ? .timeout : .misanswered(status: 200, .noBatchResult)
+                    action = journey.answered(.transient(reason: reason, retryAfter: nil))
+                }
+            case .publishDeadLetter(let reason, _, _):
+                let letter = SimulatedMessage(journey.envelope!)
+                store.deadLetters.append((letter, reason))
+                if let event = journey.event { letteredEventIds.insert(event.eventId) }
+                try crashPoint()  // confirmed, the key not settled yet: it is dead-lettered again
+                action = journey.published()
+            case .publishRetry(_, let nextAttempt):
+                var copy = SimulatedMessage(journey.envelope!)
+                copy.attempt = nextAttempt
+                queue.append(copy)  // the TTL queue hands it back after the others
+                try crashPoint()
+                action = journey.published()
+            case .finish(let ending):
+                switch ending.outcome {
+                case .duplicate: duplicates += 1
+                case .stale: stale += 1
+                default: break
+                }
+                if ending.delivery == .ack { inFlight = nil }
+                guard let next = ending.next else { return }
+                journey = EventJourney(release: next, rules: rules)
+                action = journey.start()
+            }
         }
-        let event = PipelineFixtures.decode(message.body)
-        precondition(event.eventId == release.eventId)
-        try post(event, message: message, fingerprint: EventFingerprint(of: event), isDelivery: false)
-    }
-
-    private mutating func post(_ event: WarehouseEvent, message: SimulatedMessage, fingerprint: EventFingerprint, isDelivery: Bool) throws {
-        let attempt = RetryPolicy.attempt(fromHeader: message.attempt.map(String.init))
-        let answer = erp.post(PostingDocument(event: event), random: &random)
-        try crashPoint()  // the ERP may have booked it; nothing is recorded yet
-        let response: ERPResponseClass
-        switch answer {
-        case .http(let status, let body):
-            response = ERPResponseClass.classify(status: status, retryAfter: nil, body: Array(body.utf8), now: now)
-        case .timeout:
-            response = .transient(reason: .timeout, retryAfter: nil)
-        }
-        let key = event.sequencingKey
-        switch response.disposition(attempt: attempt, retryPolicy: retryPolicy) {
-        case .recordPosted:
-            store.records[event.eventId] = .posted(fingerprint)
-            let release = settle(key: key, sequence: event.sequence)
-            try crashPoint()  // recorded, not yet acked: it comes again, as a duplicate
-            if isDelivery { ack() }
-            if let release { try process(release, of: key) }
-        case .deadLetter(let reason, _):
-            store.deadLetters.append((message, reason))
-            store.records[event.eventId] = .deadLettered(fingerprint)
-            let release = settle(key: key, sequence: event.sequence)
-            if isDelivery { ack() }
-            if let release { try process(release, of: key) }
-        case .retry(_, let nextAttempt):
-            var retry = message
-            retry.attempt = nextAttempt
-            queue.append(retry)  // the TTL queue hands it back after the others
-            if isDelivery { ack() }
-        }
-    }
-
-    /// Settles in the same transaction as the record: the key moves on and the held message goes.
-    private mutating func settle(key: String, sequence: Int64) -> Release? {
-        let settlement = gate.settle(store.keys[key]!, sequence: sequence)
-        guard let state = settlement.updatedState else { return nil }
-        store.keys[key] = state
-        store.heldMessages[key]?[sequence] = nil
-        return settlement.release
-    }
-
-    private mutating func ack() {
-        inFlight = nil
     }
 
     private mutating func crashPoint() throws {
