@@ -20,7 +20,17 @@ extension PostgresWorkerStore {
         var snapshots: [Int: KeySnapshot] = [:]
         for (index, decision) in round.enumerated() { snapshots[index] = decision.assumed }
         var pending = Array(round.indices)
+        var passes = 0
         while !pending.isEmpty {
+            passes += 1
+            guard passes <= Self.maxRoundPasses else {
+                // Other replicas kept moving these keys: give up on them, not on the round.
+                for index in pending {
+                    results[index] = .failure(StoreError(
+                        code: .versionConflict, message: "key \(round[index].key.prefix(128)) kept changing under \(Self.maxRoundPasses) tries"))
+                }
+                break
+            }
             let unread = pending.filter { snapshots[$0] == nil }
             if !unread.isEmpty {
                 let read = try await self.snapshots(stream: stream, unread.map { (round[$0].key, round[$0].eventId, round[$0].sequence) })
@@ -43,27 +53,20 @@ extension PostgresWorkerStore {
                 }
             }
             let conflicted: Set<Int>
-            do {
-                conflicted = try await commitRound(stream: stream, changes)
-            } catch let error as StoreError where error.code == .versionConflict {
-                // Deadlocks or serialization failures that kept happening (the pool retried them):
-                // the round rolled back; decide it all again on fresh reads.
-                conflicted = Set(changes.map(\.index))
-            } catch let error as StoreError where error.code == .invalidChange {
-                // One change the set-based checks refused: commit each alone, so that it fails by itself.
-                var alone: Set<Int> = []
-                for (index, change) in changes {
-                    do {
-                        try await commit(change)
-                    } catch let error as StoreError where error.code == .versionConflict {
-                        alone.insert(index)
-                    } catch let error as StoreError where error.code == .unavailable {
-                        throw error
-                    } catch {
-                        results[index] = .failure(error)
-                    }
+            if Self.writeOneEventTwice(changes.map(\.change)) {
+                // The set-based upsert writes each record once: such a round commits change by change.
+                conflicted = try await commitAlone(changes, results: &results)
+            } else {
+                do {
+                    conflicted = try await commitRound(stream: stream, changes)
+                } catch let error as StoreError where error.code == .versionConflict {
+                    // Deadlocks or serialization failures that kept happening (the pool retried them):
+                    // the round rolled back; decide it all again on fresh reads.
+                    conflicted = Set(changes.map(\.index))
+                } catch let error as StoreError where error.code == .invalidChange {
+                    // One change the set-based checks refused: commit each alone, so that it fails by itself.
+                    conflicted = try await commitAlone(changes, results: &results)
                 }
-                conflicted = alone
             }
             for (index, _) in changes where !conflicted.contains(index) && results[index] == nil {
                 results[index] = .success(outcomes[index]!)
@@ -73,6 +76,40 @@ extension PostgresWorkerStore {
             for index in pending { snapshots[index] = nil }
         }
         return results.map { $0! }
+    }
+
+    /// How many times a round reads and decides the keys other replicas moved meanwhile before it
+    /// answers them with a version conflict (each pass, some replica's commit made progress).
+    static let maxRoundPasses = 64
+
+    /// Whether two changes write a record of the same event (a caller's round may; the pipeline's
+    /// never does: one step per event).
+    static func writeOneEventTwice(_ changes: [KeyChange]) -> Bool {
+        var eventIds: Set<String> = []
+        for change in changes {
+            for write in change.records where !eventIds.insert(write.eventId).inserted { return true }
+        }
+        return false
+    }
+
+    /// Commits each change in its own transaction; returns those whose key another replica moved
+    /// meanwhile, records other failures in `results`.
+    private func commitAlone(
+        _ changes: [(index: Int, change: KeyChange)], results: inout [Result<any Sendable, any Error>?]
+    ) async throws -> Set<Int> {
+        var conflicted: Set<Int> = []
+        for (index, change) in changes {
+            do {
+                try await commit(change)
+            } catch let error as StoreError where error.code == .versionConflict {
+                conflicted.insert(index)
+            } catch let error as StoreError where error.code == .unavailable {
+                throw error
+            } catch {
+                results[index] = .failure(error)
+            }
+        }
+        return conflicted
     }
 
     /// The keys of `stream` as ``snapshot(stream:key:eventId:sequence:)`` reads one, for all of

@@ -751,6 +751,22 @@ public enum WorkerStoreConformance {
                 _ = try await store.commitDecisions([gated("WH1/ONE", "same", 1), gated("WH1/TWO", "same", 1)])
             }
             #expect(try await store.snapshot(stream: .inventory, key: "WH1/TWICE", eventId: "t1").version == 0)
+
+            // Two decisions whose changes write a record of the same event (not the pipeline's,
+            // a caller's): both commit, in round order, as one by one.
+            func recording(_ key: String, _ eventId: String, _ record: DedupRecord) -> KeyDecision {
+                KeyDecision(stream: .inventory, key: key, eventId: eventId) { snapshot in
+                    let change = KeyChange(
+                        stream: .inventory, key: key, expectedVersion: snapshot.version, newState: KeyState(nextExpected: 2),
+                        records: [DedupWrite(eventId: "shared", record: record, sequence: 1)], now: t0)
+                    return (change, key)
+                }
+            }
+            let shared = try await store.commitDecisions([
+                recording("WH1/SHARE-A", "sa", .posting(fingerprint(1))), recording("WH1/SHARE-B", "sb", .posted(fingerprint(1))),
+            ])
+            #expect(try shared.map { try $0.get() as? String } == ["WH1/SHARE-A", "WH1/SHARE-B"])
+            #expect(try await store.snapshot(stream: .inventory, key: "WH1/SHARE-B", eventId: "shared").record == .posted(fingerprint(1)))
         }
     }
 
