@@ -117,34 +117,51 @@ final class Ledger: Sendable {
     func post(_ posting: Posting, idempotencyKey: String, now: Date = Date()) async throws -> Outcome {
         let (masterData, strictStock) = (masterData, strictStock)
         return try await database.write { db in
-            try Self.post(posting, idempotencyKey: idempotencyKey, now: now, masterData: masterData, strictStock: strictStock, db)
+            var positions = DocumentPositions()
+            return try Self.post(
+                posting, idempotencyKey: idempotencyKey, now: now, masterData: masterData, strictStock: strictStock,
+                positions: &positions, db)
         }
     }
 
     /// Posts each item of a batch request (DESIGN §3a) on its own, as ``post(_:idempotencyKey:now:)``
     /// would, in one transaction: an item refused (``ERPRejection``) leaves nothing of itself and
     /// takes nothing from the others. One outcome per item, in order.
+    ///
+    /// Every check of an item comes before its first write (``post(_:idempotencyKey:now:masterData:strictStock:positions:_:)``),
+    /// so a refused item has written nothing and needs no savepoint.
     func post(batch: [(posting: Posting, idempotencyKey: String)], now: Date = Date()) async throws -> [Result<Outcome, ERPRejection>] {
         let (masterData, strictStock) = (masterData, strictStock)
         return try await database.write { db in
-            try batch.map { item in
-                try db.execute("SAVEPOINT erp_batch_item")
+            var positions = DocumentPositions()
+            return try batch.map { item in
                 do {
-                    let outcome = try Self.post(
-                        item.posting, idempotencyKey: item.idempotencyKey, now: now, masterData: masterData, strictStock: strictStock, db)
-                    try db.execute("RELEASE erp_batch_item")
-                    return .success(outcome)
+                    return .success(try Self.post(
+                        item.posting, idempotencyKey: item.idempotencyKey, now: now, masterData: masterData, strictStock: strictStock,
+                        positions: &positions, db))
                 } catch let rejection as ERPRejection {
-                    try db.execute("ROLLBACK TO erp_batch_item")
-                    try db.execute("RELEASE erp_batch_item")
                     return .failure(rejection)
                 }
             }
         }
     }
 
+    /// The next document position within one transaction: read once, then counted.
+    struct DocumentPositions {
+        private var next: Int64?
+
+        mutating func take(_ db: SQLiteConnection) throws -> Int64 {
+            let position = try next ?? db.queryFirst(
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'documents'), 0) + 1 AS next"
+            )?.int64("next") ?? 1
+            next = position + 1
+            return position
+        }
+    }
+
     private static func post(
-        _ posting: Posting, idempotencyKey: String, now: Date, masterData: MasterData, strictStock: Bool, _ db: SQLiteConnection
+        _ posting: Posting, idempotencyKey: String, now: Date, masterData: MasterData, strictStock: Bool,
+        positions: inout DocumentPositions, _ db: SQLiteConnection
     ) throws -> Outcome {
         if let existing = try Self.document(forKey: idempotencyKey, db) {
             let matches = existing.type == posting.type && existing.body == posting.body
@@ -152,16 +169,22 @@ final class Ledger: Sendable {
         }
         try posting.check(against: masterData)
         let postedAt = Timestamp(now, fractionDigits: 3).text
-        let position = try db.queryFirst(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'documents'), 0) + 1 AS next"
-        )?.int64("next") ?? 1
+        // Every refusal comes before the first write (a batch item refused leaves nothing without
+        // a savepoint), and a position is taken only by a document that is written. Lines moving
+        // one balance twice (a SKU on two lines) add up before it is written.
+        var moved: [(StockMovement, Quantity)] = []
+        var after: [String: Quantity] = [:]
+        for movement in try Self.stockMovements(of: posting, db) {
+            let balance = "\(movement.sku)\u{0}\(movement.status)"
+            let updated = try Self.balanceAfter(
+                movement, from: after[balance], warehouse: posting.warehouse, strictStock: strictStock, db)
+            after[balance] = updated
+            moved.append((movement, updated))
+        }
+        let position = try positions.take(db)
         let documentId = "\(posting.type.documentPrefix)-\(Self.pad(position))"
-
-        let movements = try Self.stockMovements(of: posting, db)
-        for movement in movements {
-            try Self.apply(
-                movement, warehouse: posting.warehouse, documentId: documentId, at: postedAt,
-                strictStock: strictStock, masterData: masterData, db)
+        for (movement, balance) in moved {
+            try Self.write(balance, of: movement, warehouse: posting.warehouse, documentId: documentId, at: postedAt, masterData: masterData, db)
         }
         try db.execute(
             """
@@ -173,7 +196,7 @@ final class Ledger: Sendable {
                 .integer(position), .text(documentId), .text(posting.type.rawValue), .text(idempotencyKey),
                 .text(posting.eventId), .integer(posting.sequence), .text(posting.warehouse), .text(posting.key),
                 .text(posting.subject), .text(posting.status), SQLiteValue(posting.reason),
-                SQLiteValue(posting.correlationId), SQLiteValue(!movements.isEmpty), SQLiteValue(posting.hasDiscrepancy),
+                SQLiteValue(posting.correlationId), SQLiteValue(!moved.isEmpty), SQLiteValue(posting.hasDiscrepancy),
                 .text(posting.body.serialized()), .text(postedAt),
             ])
         for (index, line) in posting.lines.enumerated() {
@@ -235,15 +258,15 @@ final class Ledger: Sendable {
         }
     }
 
-    static func apply(
-        _ movement: StockMovement, warehouse: String, documentId: String, at postedAt: String,
-        strictStock: Bool, masterData: MasterData, _ db: SQLiteConnection
-    ) throws {
-        let current = try db.queryFirst(
+    /// The balance `movement` leaves, from `pending` (what an earlier line of the same posting
+    /// left) or else the stored one; throws ``ERPRejection`` when the ERP cannot take it.
+    static func balanceAfter(
+        _ movement: StockMovement, from pending: Quantity?, warehouse: String, strictStock: Bool, _ db: SQLiteConnection
+    ) throws -> Quantity {
+        let balance = try pending ?? Quantity(microUnits: db.queryFirst(
             "SELECT quantity_micro FROM balances WHERE warehouse = ? AND sku = ? AND status = ?",
             [.text(warehouse), .text(movement.sku), .text(movement.status)]
-        )?.int64("quantity_micro") ?? 0
-        let balance = Quantity(microUnits: current)
+        )?.int64("quantity_micro") ?? 0)
         guard let updated = balance.adding(movement.delta) else {
             throw ERPRejection.unprocessable(
                 "balance-out-of-range",
@@ -254,6 +277,13 @@ final class Ledger: Sendable {
                 "insufficient-stock",
                 "\(movement.status) stock of \(movement.sku) in \(warehouse) is \(balance), less than the \(-movement.delta) taken")
         }
+        return updated
+    }
+
+    static func write(
+        _ updated: Quantity, of movement: StockMovement, warehouse: String, documentId: String, at postedAt: String,
+        masterData: MasterData, _ db: SQLiteConnection
+    ) throws {
         try db.execute(
             """
             INSERT INTO balances (warehouse, sku, status, quantity_micro, uom, last_document_id, updated_at)

@@ -218,6 +218,38 @@ struct ERPPostingTests {
         }
     }
 
+    @Test("a batch refuses an item whose later line lacks stock and books the others, positions without holes")
+    func batchItemRefusedAtItsSecondLine() async throws {
+        try await withTestDirectory { directory in
+            try await withERP(directory.configuration(strictStock: true)) { erp in
+                #expect(try await erp.post(.inventoryMovement, inventoryMovement("in", quantity: "2")).status == 201)
+                func item(_ type: DocumentType, _ document: JSONValue) -> JSONValue {
+                    ["kind": .string(type.rawValue), "idempotencyKey": document["eventId"]!, "document": document]
+                }
+                let batch: JSONValue = ["items": [
+                    // Its two lines of one SKU take 2.5 of the 2 there are: refused at the second.
+                    item(.goodsIssue, shipment("short", shipmentId: "SHP-1", lines: [("SKU-0001", "1", "EA"), ("SKU-0001", "1.5", "EA")])),
+                    item(.inventoryMovement, inventoryMovement("other", sku: "SKU-0002", quantity: "3")),
+                    // Two lines of one SKU taking exactly what there is.
+                    item(.goodsIssue, shipment("exact", shipmentId: "SHP-2", lines: [("SKU-0001", "1", "EA"), ("SKU-0001", "1", "EA")])),
+                ]]
+                let response = try await erp.request(.post, "/postings:batch", body: batch.serialized())
+                #expect(response.status == 200)
+                let results = response.json["results"]?.arrayValue ?? []
+                #expect(results.map { $0["status"]?.numberLiteral } == ["422", "201", "201"])
+                #expect(results.first?["error"]?.stringValue == "insufficient-stock")
+                #expect(try await erp.balance("WH1", "SKU-0001") == "0")
+                #expect(try await erp.balance("WH1", "SKU-0002") == "3")
+                let documents = try await erp.documents()
+                #expect(documents.map { $0["eventId"]?.stringValue } == ["in", "other", "exact"])
+                #expect(documents.map { $0["position"]?.numberLiteral } == ["1", "2", "3"])
+                #expect(documents.map { $0["documentId"]?.stringValue } == ["IM-00000001", "IM-00000002", "GI-00000003"])
+                // The single route counts on from there.
+                #expect(try await erp.post(.inventoryMovement, inventoryMovement("later", sequence: 2)).json["documentId"] == "IM-00000004")
+            }
+        }
+    }
+
     @Test("GET /documents lists postings in order, by type and by key, with eventId and sequence")
     func documents() async throws {
         try await withTestDirectory { directory in
