@@ -25,6 +25,21 @@ cpu_snapshot() {
         }' "$@"
 }
 
+# tree_ticks PID: CPU clock ticks (utime+stime) of process PID, of its live children, and of the
+# children it has reaped (cutime+cstime): a PostgreSQL postmaster with its backends, as one number
+tree_ticks() {
+    perl -e '
+        my $root = $ARGV[0]; my $ticks = 0;
+        for my $stat (glob "/proc/[0-9]*/stat") {
+            open(my $fh, "<", $stat) or next; my $line = <$fh>; close $fh; defined $line or next;
+            my ($pid, $rest) = $line =~ /^(\d+) \(.*\) (.*)$/s or next;
+            my @f = split / /, $rest;  # $f[1] is field 4 (ppid); utime, stime, cutime, cstime: fields 14-17
+            if ($pid == $root) { $ticks += $f[11] + $f[12] + $f[13] + $f[14] }
+            elsif ($f[1] == $root) { $ticks += $f[11] + $f[12] }
+        }
+        print "$ticks\n";' "$1"
+}
+
 # cpu_report BEFORE AFTER SECONDS EVENTS MBEFORE MAFTER LABEL=PID...: the machine's busy share,
 # then per process its % of one core, the share of its time spent runnable but waiting for a CPU
 # and (EVENTS > 0) its CPU ms per 1000 events; then its busiest thread groups (threads of one
