@@ -291,6 +291,7 @@ let package = Package(
                 "WarehouseSyncLogging",
                 "WarehouseSyncERP",
                 "WarehouseSyncStore",
+                "WarehouseSyncSQLiteStore",
                 "AMQPClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

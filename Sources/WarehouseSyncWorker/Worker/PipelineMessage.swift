@@ -16,15 +16,24 @@ struct PipelineMessage: Sendable {
     /// The string-valued headers: what the pipeline reads (`whsync-attempt`, `whsync-replay-of`)
     /// and what a held message keeps.
     let headers: [String: String]
-    let delivery: AMQPDelivery?
+    /// How to settle it with the broker; `nil` for a held message.
+    let delivery: DeliveryHandle?
 
     init(delivery: AMQPDelivery, topology: Topology) {
-        body = delivery.body
-        originalExchange = delivery.exchange == topology.retry.requeueExchange ? topology.eventsExchange : delivery.exchange
-        routingKey = delivery.routingKey
-        properties = delivery.properties
-        headers = delivery.properties.headers.compactMapValues(\.stringValue)
-        self.delivery = delivery
+        self.init(
+            exchange: delivery.exchange, routingKey: delivery.routingKey, properties: delivery.properties, body: delivery.body,
+            topology: topology,
+            handle: DeliveryHandle(ack: { delivery.ack() }, handBack: { delivery.nack(requeue: true) }))
+    }
+
+    /// A delivery from anywhere (in-process tests hand their own `handle`).
+    init(exchange: String, routingKey: String, properties: AMQPProperties, body: [UInt8], topology: Topology, handle: DeliveryHandle) {
+        self.body = body
+        originalExchange = exchange == topology.retry.requeueExchange ? topology.eventsExchange : exchange
+        self.routingKey = routingKey
+        self.properties = properties
+        headers = properties.headers.compactMapValues(\.stringValue)
+        delivery = handle
     }
 
     /// A held message: it was acked when it was held, so there is no delivery. Its properties
@@ -46,7 +55,7 @@ struct PipelineMessage: Sendable {
     func ack() { delivery?.ack() }
 
     /// Gives the delivery back to the broker for another try (shutdown, store or broker trouble).
-    func handBack() { delivery?.nack(requeue: true) }
+    func handBack() { delivery?.handBack() }
 
     /// The headers to republish with: ours and the WMS's, never the broker's `x-` headers
     /// (`x-death` from the retry queues; RabbitMQ 4 refuses client-set `x-` headers).
@@ -79,3 +88,17 @@ struct PipelineMessage: Sendable {
             exchange: topology.deadLetter.exchange, routingKey: routingKey, body: body, properties: properties, mandatory: true)
     }
 }
+
+/// How a delivery is settled with the broker: ack, or requeue for another try.
+struct DeliveryHandle: Sendable {
+    let ack: @Sendable () -> Void
+    let handBack: @Sendable () -> Void
+}
+
+/// What the pipeline publishes through: dead letters and retry copies, each confirmed by the
+/// broker (``AMQPConnection`` in confirm mode; in-process tests, a fake).
+protocol ConfirmingPublisher: Sendable {
+    func publish(_ messages: [OutboundMessage], deadline: ContinuousClock.Instant?) async -> [Result<Void, AMQPError>]
+}
+
+extension AMQPConnection: ConfirmingPublisher {}

@@ -42,7 +42,7 @@ final class WorkerPipeline: Sendable {
     private let rounds: DecisionRounds
     private let erp: any ERPClient
     private let batcher: PostingBatcher?
-    private let publisher: AMQPConnection
+    private let publisher: any ConfirmingPublisher
     let circuit: CircuitGate
     let storeOutage: StoreOutage
     private let metrics: WorkerMetrics
@@ -57,7 +57,7 @@ final class WorkerPipeline: Sendable {
     private let gapTimer = Mutex(GapTimer<ContinuousClock.Instant>())
 
     init(
-        settings: Settings, decoder: EventDecoder, store: any WorkerStore, erp: any ERPClient, publisher: AMQPConnection,
+        settings: Settings, decoder: EventDecoder, store: any WorkerStore, erp: any ERPClient, publisher: any ConfirmingPublisher,
         circuit: CircuitGate, metrics: WorkerMetrics, logger: Logger
     ) {
         self.settings = settings
@@ -88,8 +88,11 @@ final class WorkerPipeline: Sendable {
     /// Takes one delivery: decodes it now (in the consume loop, so that the key's order is the
     /// delivery order) and queues its journey behind the earlier work of its key.
     func submit(_ delivery: AMQPDelivery) {
+        submit(PipelineMessage(delivery: delivery, topology: settings.topology))
+    }
+
+    func submit(_ message: PipelineMessage) {
         metrics.consumed.increment()
-        let message = PipelineMessage(delivery: delivery, topology: settings.topology)
         let journey = EventJourney(delivery: message.envelope, rules: rules)
         guard let event = journey.event else {
             chain.submit(key: "\u{0}invalid") { [self] in await run(journey, message) }

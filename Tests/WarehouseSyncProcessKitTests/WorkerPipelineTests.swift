@@ -1,0 +1,246 @@
+import AMQPClient
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import WarehouseSyncCore
+import WarehouseSyncERP
+import WarehouseSyncSQLiteStore
+import WarehouseSyncStore
+import WarehouseSyncTesting
+
+@testable import WarehouseSyncWorker
+
+/// The worker's runtime in-process: ``WorkerPipeline`` carrying out the journeys of deliveries
+/// against a real SQLite store, a scripted ERP and a recording publisher (no broker: what is
+/// tested is what the runtime does with each action; the real-broker tests are in IntegrationTests).
+@Suite("Worker pipeline in-process")
+struct WorkerPipelineTests {
+    /// The ERP: books each eventId once (409 after), answers what `script` says for an eventId
+    /// first (then books), counts what it saw.
+    final class ScriptedERP: ERPClient {
+        struct State {
+            var booked: [String] = []
+            var script: [String: [ERPResponseClass]] = [:]
+            var batches = 0
+        }
+
+        let state = Mutex(State())
+
+        func post(_ document: PostingDocument) async -> ERPResponseClass {
+            state.withLock { state in
+                let eventId = document.idempotencyKey
+                if var answers = state.script[eventId], !answers.isEmpty {
+                    let answer = answers.removeFirst()
+                    state.script[eventId] = answers
+                    return answer
+                }
+                if state.booked.contains(eventId) { return .alreadyPosted }
+                state.booked.append(eventId)
+                return .posted(documentId: "D-\(state.booked.count)")
+            }
+        }
+
+        func post(batch: PostingBatch) async -> [ERPResponseClass] {
+            state.withLock { $0.batches += 1 }
+            var answers: [ERPResponseClass] = []
+            for document in batch.documents { answers.append(await post(document)) }
+            return answers
+        }
+
+        func health() async -> Bool { true }
+        var booked: [String] { state.withLock { $0.booked } }
+    }
+
+    /// The broker's confirming side: records what was published; `failing` refuses every publish.
+    final class RecordingPublisher: ConfirmingPublisher {
+        let published = Mutex<[OutboundMessage]>([])
+        let failing = Atomic<Bool>(false)
+
+        func publish(_ messages: [OutboundMessage], deadline: ContinuousClock.Instant?) async -> [Result<Void, AMQPError>] {
+            if failing.load(ordering: .acquiring) {
+                return messages.map { _ in .failure(AMQPError(.connectionLost, "test: the broker is away")) }
+            }
+            published.withLock { $0.append(contentsOf: messages) }
+            return messages.map { _ in .success(()) }
+        }
+    }
+
+    /// How each delivery was settled, by eventId (in order of settlement).
+    final class Settlements: Sendable {
+        let log = Mutex<[(eventId: String, acked: Bool)]>([])
+        func handle(_ eventId: String) -> DeliveryHandle {
+            DeliveryHandle(
+                ack: { self.log.withLock { $0.append((eventId, true)) } },
+                handBack: { self.log.withLock { $0.append((eventId, false)) } })
+        }
+        var acked: [String] { log.withLock { $0.filter(\.acked).map(\.eventId) } }
+        var handedBack: [String] { log.withLock { $0.filter { !$0.acked }.map(\.eventId) } }
+    }
+
+    struct Harness {
+        let pipeline: WorkerPipeline
+        let erp: ScriptedERP
+        let publisher: RecordingPublisher
+        let settlements: Settlements
+        let store: SQLiteWorkerStore
+        let topology: Topology
+
+        func deliver(_ eventId: String, key sku: String = "SKU-0001", sequence: Int64, quantity: String = "1", attempt: Int? = nil) {
+            let body = #"{"schema":"inventory.delta/1","eventId":"\#(eventId)","occurredAt":"2026-01-15T10:00:00Z","warehouse":"WH1","sequence":\#(sequence),"sku":"\#(sku)","quantity":\#(quantity),"uom":"EA","status":"available","reason":"adjustment"}"#
+            deliverRaw(eventId, body: body, attempt: attempt)
+        }
+
+        func deliverRaw(_ eventId: String, body: String, attempt: Int? = nil) {
+            var properties = AMQPProperties()
+            properties.messageId = eventId
+            if let attempt { properties.headers[WireHeader.attempt] = .string(String(attempt)) }
+            pipeline.submit(PipelineMessage(
+                exchange: topology.eventsExchange, routingKey: "inventory.WH1", properties: properties, body: Array(body.utf8),
+                topology: topology, handle: settlements.handle(eventId)))
+        }
+
+        func settle() async { await pipeline.chain.drain() }
+
+        func published(to exchange: String) -> [OutboundMessage] {
+            publisher.published.withLock { $0.filter { $0.exchange == exchange } }
+        }
+    }
+
+    static func withPipeline(
+        erpBatchMax: Int = 0, patience: Duration = .seconds(30), _ body: (Harness) async throws -> Void
+    ) async throws {
+        try await TestDirectory.with("worker-pipeline") { directory in
+            let topology = try Topology(jsonData: Data(contentsOf: TestRepository.root.appendingPathComponent("topology/topology.json")))
+            let store = try await SQLiteWorkerStore(path: directory.appendingPathComponent("store.db").path)
+            let erp = ScriptedERP()
+            let publisher = RecordingPublisher()
+            let logger = Logger(label: "test.pipeline")
+            var settings = WorkerPipeline.Settings(
+                stream: .inventory, workerName: "test", topology: topology,
+                sequencing: SequencingPolicy(gapTimeout: .seconds(600)),
+                retryPolicy: RetryPolicy(maxAttempts: 3, topology: topology)!, erpBatchMax: erpBatchMax)
+            settings.patience = patience
+            let pipeline = WorkerPipeline(
+                settings: settings, decoder: EventDecoder(), store: store, erp: erp, publisher: publisher,
+                circuit: CircuitGate(configuration: .init(), erp: erp, logger: logger),
+                metrics: WorkerMetrics(stream: "inventory"), logger: logger)
+            let harness = Harness(
+                pipeline: pipeline, erp: erp, publisher: publisher, settlements: Settlements(), store: store, topology: topology)
+            do {
+                try await body(harness)
+            } catch {
+                await store.close()
+                throw error
+            }
+            await store.close()
+        }
+    }
+
+    @Test("events delivered out of order are posted in sequence order per key, each acked once", arguments: [0, 10])
+    func outOfOrder(erpBatchMax: Int) async throws {
+        try await Self.withPipeline(erpBatchMax: erpBatchMax) { harness in
+            // Two keys, each 1…5, delivered interleaved with the sequences of each reversed.
+            for sequence in stride(from: Int64(5), through: 1, by: -1) {
+                harness.deliver("a-\(sequence)", key: "SKU-0001", sequence: sequence)
+                harness.deliver("b-\(sequence)", key: "SKU-0002", sequence: sequence)
+            }
+            await harness.settle()
+            // The releases of held events run after the deliveries' own journeys.
+            try await waitUntil { harness.erp.booked.count == 10 }
+            let booked = harness.erp.booked
+            #expect(booked.filter { $0.hasPrefix("a-") } == (1...5).map { "a-\($0)" })
+            #expect(booked.filter { $0.hasPrefix("b-") } == (1...5).map { "b-\($0)" })
+            #expect(harness.settlements.acked.sorted() == (booked).sorted())
+            #expect(harness.settlements.handedBack.isEmpty)
+            #expect(harness.publisher.published.withLock { $0.isEmpty })
+            if erpBatchMax > 0 { #expect(harness.erp.state.withLock { $0.batches } > 0) }
+        }
+    }
+
+    @Test("a business rejection is dead-lettered with its reason before the ack; the key moves on")
+    func rejection() async throws {
+        try await Self.withPipeline { harness in
+            harness.erp.state.withLock { $0.script["r-1"] = [.rejected(status: 422, message: "unknown SKU")] }
+            harness.deliver("r-1", sequence: 1)
+            harness.deliver("r-2", sequence: 2)
+            await harness.settle()
+            let letters = harness.published(to: harness.topology.deadLetter.exchange)
+            #expect(letters.count == 1)
+            #expect(letters.first?.properties.headers[WireHeader.reason] == .string("erp-rejected"))
+            #expect(letters.first?.properties.headers[WireHeader.error] == .string("HTTP 422: unknown SKU"))
+            #expect(harness.erp.booked == ["r-2"])
+            #expect(harness.settlements.acked == ["r-1", "r-2"])
+            let record = try await harness.store.eventRecord(eventId: "r-1")
+            guard case .deadLettered = record?.record else {
+                Issue.record("the rejected event is recorded dead-lettered, got \(String(describing: record))")
+                return
+            }
+        }
+    }
+
+    @Test("a transient failure publishes a retry copy with the next attempt, then acks; its redelivery posts")
+    func transient() async throws {
+        try await Self.withPipeline { harness in
+            harness.erp.state.withLock { $0.script["t-1"] = [.transient(reason: .status(503), retryAfter: nil)] }
+            harness.deliver("t-1", sequence: 1)
+            await harness.settle()
+            let copies = harness.published(to: harness.topology.retry.exchange)
+            #expect(copies.count == 1)
+            #expect(copies.first?.properties.headers[WireHeader.attempt] == .string("2"))
+            #expect(harness.settlements.acked == ["t-1"])
+            #expect(harness.erp.booked.isEmpty)
+            // The retry tier hands the copy back.
+            harness.deliver("t-1", sequence: 1, attempt: 2)
+            await harness.settle()
+            #expect(harness.erp.booked == ["t-1"])
+            #expect(harness.settlements.acked == ["t-1", "t-1"])
+        }
+    }
+
+    @Test("an invalid message is dead-lettered with the field it broke; good ones around it post")
+    func invalid() async throws {
+        try await Self.withPipeline { harness in
+            harness.deliver("g-1", sequence: 1)
+            harness.deliverRaw("bad", body: #"{"schema":"inventory.delta/1","eventId":"bad","warehouse":"WH1","sequence":2}"#)
+            harness.deliver("g-2", sequence: 2)
+            await harness.settle()
+            let letters = harness.published(to: harness.topology.deadLetter.exchange)
+            #expect(letters.map { $0.properties.headers[WireHeader.reason] } == [.string("invalid")])
+            #expect(letters.first?.properties.headers[WireHeader.error]?.stringValue?.contains("sku") == true)
+            #expect(harness.erp.booked == ["g-1", "g-2"])
+            #expect(Set(harness.settlements.acked) == ["g-1", "bad", "g-2"])
+        }
+    }
+
+    @Test("a dead letter the broker does not confirm is never acked: the delivery is handed back")
+    func unconfirmedDeadLetter() async throws {
+        try await Self.withPipeline(patience: .milliseconds(200)) { harness in
+            harness.publisher.failing.store(true, ordering: .releasing)
+            harness.erp.state.withLock { $0.script["u-1"] = [.rejected(status: 422, message: "no")] }
+            harness.deliver("u-1", sequence: 1)
+            await harness.settle()
+            #expect(harness.settlements.acked.isEmpty)
+            #expect(harness.settlements.handedBack == ["u-1"])
+            // Its record still says `posting`: the redelivery posts it again (and is refused again).
+            harness.publisher.failing.store(false, ordering: .releasing)
+            harness.erp.state.withLock { $0.script["u-1"] = [.rejected(status: 422, message: "no")] }
+            harness.deliver("u-1", sequence: 1)
+            await harness.settle()
+            #expect(harness.settlements.acked == ["u-1"])
+            #expect(harness.published(to: harness.topology.deadLetter.exchange).count == 1)
+        }
+    }
+
+    /// Polls `condition` for up to 10 s.
+    func waitUntil(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("condition not met within 10 s")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}
