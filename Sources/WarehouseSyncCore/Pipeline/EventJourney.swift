@@ -11,12 +11,14 @@ import Foundation
 /// runtime runs a key's journeys one at a time and gathers the store steps and postings of
 /// many keys' journeys into rounds (docs/worker.md, "Rounds").
 public struct EventJourney: Sendable {
-    /// What every journey of one worker goes by.
-    public struct Rules: Sendable {
-        public var stream: EventStream
-        public var decoder: EventDecoder
-        public var gate: SequenceGate
-        public var retryPolicy: RetryPolicy
+    /// What every journey of one worker goes by. A class: every journey, action and key step
+    /// carries it, and a copy of a reference costs a retain where these structs (the status
+    /// mapping, the topology in the retry policy) would cost one each.
+    public final class Rules: Sendable {
+        public let stream: EventStream
+        public let decoder: EventDecoder
+        public let gate: SequenceGate
+        public let retryPolicy: RetryPolicy
 
         public init(stream: EventStream, decoder: EventDecoder, gate: SequenceGate, retryPolicy: RetryPolicy) {
             self.stream = stream
