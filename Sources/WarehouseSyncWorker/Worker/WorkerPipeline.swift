@@ -6,6 +6,7 @@ import WarehouseSyncCore
 import WarehouseSyncERP
 import WarehouseSyncLogging
 import WarehouseSyncStore
+import WarehouseSyncTracing
 
 /// The pipeline of one message (DESIGN §5, docs/worker.md): decode → validate → dedup →
 /// sequence gate → map → post → record → ack, and the releases of held events that follow.
@@ -88,18 +89,20 @@ final class WorkerPipeline: Sendable {
     func submit(_ delivery: AMQPDelivery) {
         metrics.consumed.increment()
         let message = PipelineMessage(delivery: delivery, topology: settings.topology)
+        let trace = EventTrace(message, stream: stream)
         let event: WarehouseEvent
         do {
-            event = try decode(message)
+            event = try trace.decode { () throws(EventValidationError) in try decode(message) }
         } catch {
             chain.submit(key: "\u{0}invalid") { [self] in
-                await rejectInvalid(message, error: error)
+                await trace.run { await rejectInvalid(message, error: error) }
             }
             return
         }
+        trace.annotate(event)
         let inHand = metrics.inHand(event, publishedAt: message.publishedAt)
         chain.submit(key: event.sequencingKey) { [self] in
-            await process(event, message)
+            await trace.run { await process(event, message) }
             inHand.end()
         }
     }
@@ -116,7 +119,7 @@ final class WorkerPipeline: Sendable {
     }
 
     private func rejectInvalid(_ message: PipelineMessage, error: EventValidationError) async {
-        var logger = self.logger
+        var logger = self.logger.traced()
         if let id = message.properties.messageId { logger[metadataKey: LogMetadataKey.eventId.rawValue] = "\(id.prefix(128))" }
         do {
             try await deadLetter(message, reason: .invalid, error: error.description, attempt: message.attempt, logger: logger)
@@ -132,7 +135,9 @@ final class WorkerPipeline: Sendable {
             // SHA-256 of the canonical event: computed once, for the gate and for the record.
             let fingerprint = EventFingerprint(of: event)
             let isReplay = try await isVouchedReplay(event, message, logger: logger)
-            let (action, snapshot) = try await decideAndRecord(event, fingerprint: fingerprint, isReplay: isReplay, message)
+            let (action, snapshot) = try await EventStep.gate.run {
+                try await decideAndRecord(event, fingerprint: fingerprint, isReplay: isReplay, message)
+            }
             switch action {
             case .duplicate:
                 metrics.recordDuplicate(event)
@@ -235,10 +240,8 @@ final class WorkerPipeline: Sendable {
                 throw handBack(message, reason: "stopping while the ERP is unavailable", logger: logger)
             }
             let started = clock.now
-            if let batcher {
-                answer = await batcher.post(document, key: event.sequencingKey)
-            } else {
-                answer = await erp.post(document)
+            answer = await EventStep.post.run { [batcher, erp] in
+                if let batcher { await batcher.post(document, key: event.sequencingKey) } else { await erp.post(document) }
             }
             metrics.recordERPLatency(clock.now - started)
             guard case .transient(let reason, _) = answer else {
@@ -312,8 +315,10 @@ final class WorkerPipeline: Sendable {
         // gone past the held events that snapshot read.
         let settledState = decide(snapshot).change?.newState
         let assumed = (settledState.map { $0.held.isKnown($0.nextExpected) } ?? true) ? snapshot : nil
-        return try await patiently { [rounds] in
-            try await rounds.commitDecision(stream: stream, key: key, eventId: eventId, assumed: assumed, decide)
+        return try await EventStep.settle.run {
+            try await patiently { [rounds] in
+                try await rounds.commitDecision(stream: stream, key: key, eventId: eventId, assumed: assumed, decide)
+            }
         }
     }
 
@@ -353,6 +358,12 @@ final class WorkerPipeline: Sendable {
             logger.warning("released event has no held message; nothing to post", metadata: [LogMetadataKey.key.rawValue: "\(key)", LogMetadataKey.sequence.rawValue: "\(release.sequence)"])
             return nil
         }
+        // The held message's own trace goes on (its headers were stored), not the releaser's.
+        let trace = EventTrace(headers: held.headers, stream: stream, released: true)
+        return try await trace.run { try await processHeld(held, release: release, key: key, snapshot: snapshot) }
+    }
+
+    private func processHeld(_ held: HeldMessage, release: Release, key: String, snapshot: KeySnapshot) async throws -> (Release, KeySnapshot)? {
         do {
             let event = try decoder.decode(held.body, routingKey: held.routingKey)
             let message = PipelineMessage(held: held, event: event, topology: settings.topology)
@@ -513,6 +524,6 @@ final class WorkerPipeline: Sendable {
         if let correlationId = event.header.correlationId {
             logger[metadataKey: LogMetadataKey.correlationId.rawValue] = "\(correlationId)"
         }
-        return logger
+        return logger.traced()
     }
 }
