@@ -37,6 +37,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         // The dead-letter console's server-rendered pages (docs/console.md).
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        // W3C trace context from the WMS to the ERP (docs/tracing.md): the API (with
+        // ServiceContext) everywhere, already in the graph through Hummingbird; the parser of
+        // traceparent and tracestate.
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.1.0"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
+        // The OTLP exporter, in the process kit only, and only its OTLP/HTTP trait: the gRPC
+        // exporter's packages are not built.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // SQLite 3 (Debian's libsqlite3-dev), plus a shim for the SQLITE_TRANSIENT cast macro.
@@ -150,6 +158,7 @@ let package = Package(
                 "WarehouseSyncStore",
                 "WarehouseSyncPublisher",
                 "WarehouseSyncSettings",
+                "WarehouseSyncTracing",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -165,6 +174,7 @@ let package = Package(
                 "WarehouseSyncPublisher",
                 "WarehouseSyncSettings",
                 "WarehouseSyncOps",
+                "WarehouseSyncTracing",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -228,6 +238,9 @@ let package = Package(
                 "WarehouseSyncWorker",
                 "WarehouseSyncGateway",
                 "WarehouseSyncConsole",
+                "WarehouseSyncTracing",
+                // The OTLP exporter, bootstrapped when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+                .product(name: "OTel", package: "swift-otel"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -236,12 +249,14 @@ let package = Package(
             ]
         ),
         // The publisher library (docs/gateway.md): what whsync publish, the gateway and a Swift
-        // WMS adapter publish events with. Core (re-exported) and the AMQP client only.
+        // WMS adapter publish events with. Core (re-exported), the AMQP client, the tracing API.
         .target(
             name: "WarehouseSyncPublisher",
             dependencies: [
                 "WarehouseSyncCore",
                 "AMQPClient",
+                // The W3C trace context of the caller's span on each message (docs/tracing.md).
+                "WarehouseSyncTracing",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -277,6 +292,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // W3C trace context (docs/tracing.md): traceparent/tracestate in AMQP and HTTP headers,
+        // the incoming context forwarded as-is when no tracer records. The tracing API only.
+        .target(
+            name: "WarehouseSyncTracing",
+            dependencies: [
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "WarehouseSyncProcessKitTests",
             dependencies: ["WarehouseSyncTesting", 
@@ -293,6 +319,9 @@ let package = Package(
                 "WarehouseSyncStore",
                 "WarehouseSyncSQLiteStore",
                 "AMQPClient",
+                "WarehouseSyncTracing",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -312,6 +341,7 @@ let package = Package(
                 "WarehouseSyncCore",
                 "WarehouseSyncERP",
                 "WarehouseSyncPublisher",
+                "WarehouseSyncTracing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -386,7 +416,8 @@ let package = Package(
                 "WarehouseSyncProcessKit", "WarehouseSyncWorker", "WarehouseSyncGateway", "WarehouseSyncOperations",
                 "WarehouseSyncSettings", "AMQPClient", "WarehouseSyncCore", "WarehouseSyncSimulation", "WarehouseSyncStore",
                 "WarehouseSyncPublisher", "WarehouseSyncSQLite", "WarehouseSyncSQLiteStore", "WarehouseSyncERP", "WarehouseSyncStoreConformance",
-                "WarehouseSyncConsole",
+                "WarehouseSyncConsole", "WarehouseSyncTracing",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // Deterministic WMS event simulator for the demo, integration tests and benchmarks.
@@ -468,6 +499,7 @@ let package = Package(
             name: "WarehouseSyncERP",
             dependencies: [
                 "WarehouseSyncCore",
+                "WarehouseSyncTracing",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 // Timeouts and deadlines are NIO types in AsyncHTTPClient's API.
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -480,6 +512,8 @@ let package = Package(
                 "WarehouseSyncERP",
                 "WarehouseSyncCore",
                 "ReferenceERP",
+                "WarehouseSyncTracing",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import WarehouseSyncCore
+import WarehouseSyncTracing
 
 /// ``ERPClient`` over HTTP/1.1 with AsyncHTTPClient: keep-alive connection pool, connect and
 /// request timeouts, at most ``ERPClientConfiguration/maxConcurrentPosts`` posts in flight.
@@ -175,11 +176,13 @@ public final class HTTPERPClient: ERPClient {
         }
     }
 
-    /// A JSON `POST` to `path` with the token.
+    /// A JSON `POST` to `path` with the token, and the W3C trace context of the task's current
+    /// context (`traceparent`, `tracestate`: docs/tracing.md) when it carries one.
     private func postRequest(path: String, body: JSONValue) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: configuration.baseURL + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
+        for (name, value) in TraceHeaders.current { request.headers.replaceOrAdd(name: name, value: value) }
         addAuthorization(to: &request)
         request.body = .bytes(ByteBuffer(bytes: body.serializedBytes()))
         return request

@@ -61,8 +61,8 @@ public final class GatewayServer: Service, Sendable {
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         OpsServer.addRoutes(to: router, readiness: readiness, registry: registry)
-        router.post("events") { [self] request, _ in await handle(request, route: .single) }
-        router.post("events:batch") { [self] request, _ in await handle(request, route: .batch) }
+        router.post("events") { [self] request, _ in await traced(request) { await handle(request, route: .single) } }
+        router.post("events:batch") { [self] request, _ in await traced(request) { await handle(request, route: .batch) } }
         return router
     }
 

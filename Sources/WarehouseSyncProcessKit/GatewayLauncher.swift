@@ -37,6 +37,7 @@ public enum GatewayLauncher {
             logger.warning("GATEWAY_ALLOW_ANONYMOUS=true: anyone who reaches the port can publish events")
         }
         let registry = OpsMetrics.bootstrap()
+        try ProcessTracing.bootstrap(serviceName: "wms-gateway", logger: logger)
         var amqp = configuration.amqp
         amqp.connectionName = amqp.connectionName ?? "wms-gateway"
         let publisher: EventPublisher

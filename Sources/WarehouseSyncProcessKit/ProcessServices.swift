@@ -18,11 +18,13 @@ enum ProcessGroup {
             + [.init(service: engine, successTerminationBehavior: .gracefullyShutdownGroup)]
     }
 
-    /// The group, stopped gracefully by SIGTERM or SIGINT.
+    /// The group, stopped gracefully by SIGTERM or SIGINT. The trace exporter, when there is one
+    /// (``ProcessTracing``), comes first: it stops last, after the spans of the last work ended.
     static func make(resources: [any Service], engine: any Service, operations: (any Service)?, logger: Logger) -> ServiceGroup {
-        ServiceGroup(
+        let exporter = ProcessTracing.exporterService.map { [$0] } ?? []
+        return ServiceGroup(
             configuration: .init(
-                services: services(resources: resources, engine: engine, operations: operations),
+                services: services(resources: exporter + resources, engine: engine, operations: operations),
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
     }

@@ -40,6 +40,7 @@ public enum WorkerLauncher {
         let topology = try loadTopology(configuration.topologyFile)
         logger.notice("starting", metadata: ["configuration": "\(configuration)"])
         let registry = OpsMetrics.bootstrap()
+        try ProcessTracing.bootstrap(serviceName: executable, logger: logger)
 
         let process = try await WorkerProcess.open(executable: executable, configuration: configuration, logger: logger)
         let metrics = WorkerMetrics(stream: stream.rawValue, warehouseLimit: configuration.metricsMaxWarehouses)

@@ -2,6 +2,7 @@
 import Foundation
 import Logging
 import Synchronization
+import WarehouseSyncTracing
 
 /// Publishes WMS events to `wms.events` the way the contract wants them (DESIGN §2): validated by
 /// the core's decoder, routing key `<stream>.<warehouse>`, persistent, `message_id` = eventId,
@@ -141,8 +142,10 @@ public final class EventPublisher: Sendable {
             return Array(repeating: .failure(error), count: events.count)
         }
         let now = Date()
+        // The caller's span (or the trace it was handed) goes on with each event (docs/tracing.md).
+        let trace = TraceHeaders.current
         let messages = events.map {
-            OutboundMessage(event: $0.event, body: $0.body, exchange: configuration.exchange).stampedPublished(at: now)
+            OutboundMessage(event: $0.event, body: $0.body, exchange: configuration.exchange).stampedPublished(at: now).traced(trace)
         }
         let results = await connection.publish(messages, deadline: .now + configuration.confirmTimeout)
         return results.map { $0.mapError(PublishError.init) }

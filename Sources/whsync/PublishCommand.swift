@@ -5,6 +5,7 @@ import WarehouseSyncOperations
 import WarehouseSyncProcessKit
 import WarehouseSyncPublisher
 import WarehouseSyncSettings
+import WarehouseSyncTracing
 import WarehouseSyncWorker
 
 struct PublishCommand: AsyncParsableCommand {
@@ -14,7 +15,8 @@ struct PublishCommand: AsyncParsableCommand {
         discussion: """
             Each line is validated as the workers will validate it; an invalid line is reported with \
             its line number and reason and not published. Exit status: 0 when every line was \
-            published, 1 when any line was rejected or not confirmed.
+            published, 1 when any line was rejected or not confirmed. With TRACEPARENT (and \
+            TRACESTATE) set, every event carries that W3C trace on (docs/tracing.md).
             """)
 
     @Argument(help: "File of events, or - for stdin.")
@@ -32,6 +34,13 @@ struct PublishCommand: AsyncParsableCommand {
         }
         let handle = try openInput(input)
         let progress = ProgressLine()
+        // The file is one trace (docs/tracing.md): a child of $TRACEPARENT when the caller set it
+        // (OpenTelemetry's environment carrier), exported when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+        try ProcessTracing.bootstrap(serviceName: "whsync", logger: broker.logger())
+        let environment = ProcessInfo.processInfo.environment
+        let parent = TraceHeaders.context(from: [
+            TraceHeaders.traceparent: environment["TRACEPARENT"], TraceHeaders.tracestate: environment["TRACESTATE"],
+        ].compactMapValues { $0 })
         let publisher = try await EventPublisher.connect(
             .init(
                 amqp: broker.configuration(connectionName: "whsync publish"), exchange: exchange,
@@ -39,13 +48,17 @@ struct PublishCommand: AsyncParsableCommand {
             logger: broker.logger())
         let summary: EventFilePublisher.Summary
         do {
-            summary = try await EventFilePublisher(publisher: publisher).publish(
-                lines: LineReader(handle: handle),
-                report: { problem in
-                    progress.clear()
-                    printError(problem.description)
-                },
-                progress: { progress.show($0) })
+            summary = try await ProcessTracing.withExporter(logger: broker.logger()) {
+                try await TraceSpans.run("whsync publish", context: parent, kind: .producer) {
+                    try await EventFilePublisher(publisher: publisher).publish(
+                        lines: LineReader(handle: handle),
+                        report: { problem in
+                            progress.clear()
+                            printError(problem.description)
+                        },
+                        progress: { progress.show($0) })
+                }
+            }
         } catch {
             await publisher.close()
             throw error

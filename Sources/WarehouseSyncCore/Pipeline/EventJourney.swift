@@ -429,6 +429,12 @@ public struct KeyStep: Sendable {
 
     public var stream: EventStream { rules.stream }
 
+    /// The gate's decision on an arriving event (else a settle or a retry mark): for the trace's span.
+    public var isGateDecision: Bool {
+        if case .decide = kind { return true }
+        return false
+    }
+
     public func run(on snapshot: KeySnapshot, now: Date) -> (change: KeyChange?, outcome: Outcome) {
         switch kind {
         case .decide(let incoming, let envelope):

@@ -6,6 +6,7 @@ import WarehouseSyncCore
 import WarehouseSyncERP
 import WarehouseSyncLogging
 import WarehouseSyncStore
+import WarehouseSyncTracing
 
 /// The pipeline of one message (DESIGN §5, docs/worker.md): decode → validate → dedup →
 /// sequence gate → map → post → record → ack, and the releases of held events that follow.
@@ -93,26 +94,72 @@ final class WorkerPipeline: Sendable {
 
     func submit(_ message: PipelineMessage) {
         metrics.consumed.increment()
-        let journey = EventJourney(delivery: message.envelope, rules: rules)
+        let trace = EventTrace(message, stream: stream)
+        let journey = trace.decode { EventJourney(delivery: message.envelope, rules: rules) }
         guard let event = journey.event else {
-            chain.submit(key: "\u{0}invalid") { [self] in await run(journey, message) }
+            chain.submit(key: "\u{0}invalid") { [self] in await trace.run { await run(journey, message) } }
             return
         }
+        trace.annotate(event)
         let inHand = metrics.inHand(event, publishedAt: message.publishedAt)
         chain.submit(key: event.sequencingKey) { [self] in
-            await run(journey, message)
+            await trace.run { await run(journey, message) }
             inHand.end()
         }
     }
 
-    /// Carries out a journey's actions (``EventJourney``: every rule is there), then the journeys
-    /// of the held events it releases, one after the other. Runs inside the key's chain.
-    private func run(_ first: EventJourney, _ firstMessage: PipelineMessage?) async {
-        var journey = first
-        var message = firstMessage
-        var logger = journeyLogger(journey, message)
+    /// A delivery's journey, then the journeys of the held events it releases, one after the
+    /// other. Runs inside the key's chain.
+    private func run(_ journey: EventJourney, _ message: PipelineMessage) async {
+        var journey = journey
+        let next = await drive(&journey, message, from: journey.start())
+        await runReleases(from: next)
+    }
+
+    /// Released held events one after the other while each settles and hands out the next.
+    private func runReleases(from first: EventJourney.ReleaseInTurn?) async {
+        var next = first
+        while let release = next {
+            next = await runRelease(release)
+        }
+    }
+
+    /// A release's journey: its held message is loaded first, and its own trace (stored with its
+    /// headers) goes on from there, not the releaser's.
+    private func runRelease(_ release: EventJourney.ReleaseInTurn) async -> EventJourney.ReleaseInTurn? {
+        var journey = EventJourney(release: release, rules: rules)
+        guard case .loadHeld(let key, let sequence) = journey.start() else { preconditionFailure("a release loads its held message first") }
+        let held: HeldMessage?
+        do {
+            held = try await patiently { [store, stream] in try await store.heldMessage(stream: stream, key: key, sequence: sequence) }
+        } catch {
+            let logger = journeyLogger(journey, nil)
+            logger.warning("could not finish a release; the maintenance pass tries again", metadata: ["error": "\(error)"])
+            return await drive(&journey, nil, from: journey.failed())
+        }
+        let action = journey.heldLoaded(held)
+        guard let held else {
+            journeyLogger(journey, nil).warning(
+                "released event has no held message; nothing to post", metadata: [LogMetadataKey.sequence.rawValue: "\(sequence)"])
+            return await drive(&journey, nil, from: action)
+        }
+        let message = PipelineMessage(held: held, event: journey.event, topology: settings.topology)
+        let trace = EventTrace(headers: held.headers, stream: stream, released: true)
+        if let event = journey.event { trace.annotate(event) }
+        return await trace.run {
+            journeyLogger(journey, message).debug("released: its predecessors are settled")
+            return await drive(&journey, message, from: action)
+        }
+    }
+
+    /// Carries out `journey`'s actions from `first` (``EventJourney``: every rule is there) until
+    /// it finishes; returns the held event it released, if any.
+    private func drive(
+        _ journey: inout EventJourney, _ message: PipelineMessage?, from first: EventJourney.Action
+    ) async -> EventJourney.ReleaseInTurn? {
+        let logger = journeyLogger(journey, message)
         var lastAnswer: ERPResponseClass?
-        var action = journey.start()
+        var action = first
         while true {
             do {
                 switch action {
@@ -124,19 +171,12 @@ final class WorkerPipeline: Sendable {
                             metadata: ["replayOf": "\(letterId.prefix(32))"])
                     }
                 case .store(let step):
-                    action = journey.stored(try await patiently { [rounds] in try await rounds.commit(step) })
-                case .loadHeld(let key, let sequence):
-                    let held = try await patiently { [store, stream] in
-                        try await store.heldMessage(stream: stream, key: key, sequence: sequence)
+                    let outcome = try await (step.isGateDecision ? EventStep.gate : EventStep.settle).run {
+                        try await patiently { [rounds] in try await rounds.commit(step) }
                     }
-                    action = journey.heldLoaded(held)
-                    if let held {
-                        message = PipelineMessage(held: held, event: journey.event, topology: settings.topology)
-                        logger = journeyLogger(journey, message)
-                        logger.debug("released: its predecessors are settled")
-                    } else {
-                        logger.warning("released event has no held message; nothing to post", metadata: [LogMetadataKey.sequence.rawValue: "\(sequence)"])
-                    }
+                    action = journey.stored(outcome)
+                case .loadHeld:
+                    preconditionFailure("a release's held message is loaded before its journey is driven")
                 case .post(let document):
                     let answer = try await post(document, key: journey.key ?? "", logger: logger)
                     lastAnswer = answer
@@ -151,12 +191,7 @@ final class WorkerPipeline: Sendable {
                     action = journey.published()
                 case .finish(let ending):
                     finish(journey, ending, message, answer: lastAnswer, logger: logger)
-                    guard let next = ending.next else { return }
-                    journey = EventJourney(release: next, rules: rules)
-                    message = nil
-                    logger = journeyLogger(journey, nil)
-                    lastAnswer = nil
-                    action = journey.start()
+                    return ending.next
                 }
             } catch {
                 if error is StoppingWhileERPUnavailable {
@@ -232,11 +267,8 @@ final class WorkerPipeline: Sendable {
             await circuit.waitUntilPostingAllowed()
             if isStopping, await circuit.isOpen { throw StoppingWhileERPUnavailable() }
             let started = clock.now
-            let answer: ERPResponseClass
-            if let batcher {
-                answer = await batcher.post(document, key: key)
-            } else {
-                answer = await erp.post(document)
+            let answer = await EventStep.post.run { [batcher, erp] in
+                if let batcher { await batcher.post(document, key: key) } else { await erp.post(document) }
             }
             metrics.recordERPLatency(clock.now - started)
             guard case .transient(let reason, _) = answer else {
@@ -281,7 +313,7 @@ final class WorkerPipeline: Sendable {
             if let release = gate.pendingRelease(state) {
                 snapshot = try await store.snapshot(stream: stream, key: key, eventId: release.eventId)
                 if case .posting = snapshot.record, !startup { return }  // its retry copy is on its way
-                await run(EventJourney(release: .init(release: release, key: key, snapshot: snapshot), rules: rules), nil)
+                await runReleases(from: .init(release: release, key: key, snapshot: snapshot))
                 return
             }
             guard let oldest = state.oldestHeldAt else { return }
@@ -371,7 +403,7 @@ final class WorkerPipeline: Sendable {
         guard let event = journey.event else {
             if let id = message?.properties.messageId { logger[metadataKey: LogMetadataKey.eventId.rawValue] = "\(id.prefix(128))" }
             if let key = journey.key { logger[metadataKey: LogMetadataKey.key.rawValue] = "\(key)" }
-            return logger
+            return logger.traced()
         }
         logger[metadataKey: LogMetadataKey.eventId.rawValue] = "\(event.eventId)"
         logger[metadataKey: LogMetadataKey.key.rawValue] = "\(event.sequencingKey)"
@@ -379,6 +411,6 @@ final class WorkerPipeline: Sendable {
         if let correlationId = event.header.correlationId {
             logger[metadataKey: LogMetadataKey.correlationId.rawValue] = "\(correlationId)"
         }
-        return logger
+        return logger.traced()
     }
 }
