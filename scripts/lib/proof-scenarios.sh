@@ -337,9 +337,15 @@ scenario_fuzz() {
     start_erp
     STORE_URL="sqlite:$SC/store.db"
     start_workers ACCEPT_FIRST_SEQUENCE=true
-    local gport
+    local gport token secret
     gport="$(free_port)"
-    (cd "$SC" && exec env AMQP_URL="$amqp" GATEWAY_PORT="$gport" GATEWAY_ALLOW_ANONYMOUS=true LOG_LEVEL=warning \
+    # the gateway with a bearer token and an HMAC secret: the fuzz sends either, and bad ones
+    token="proof-token-$RANDOM$RANDOM" secret="proof-hmac-secret-$(date +%s%N)-0123456789abcdef"
+    printf '%s\n' "$token" >"$SC/gateway-token"
+    printf '%s\n' "$secret" >"$SC/gateway-secret"
+    chmod 600 "$SC/gateway-token" "$SC/gateway-secret"
+    (cd "$SC" && exec env AMQP_URL="$amqp" GATEWAY_PORT="$gport" GATEWAY_TOKEN_FILE="$SC/gateway-token" \
+        GATEWAY_HMAC_SECRET_FILE="$SC/gateway-secret" LOG_LEVEL=warning \
         "$BIN/wms-gateway") >>"$SC/gateway.log" 2>&1 &
     STARTED+=("$! wms-gateway")
     local gpid=$!
@@ -355,7 +361,7 @@ scenario_fuzz() {
     ) >"$SC/samples.txt" 2>/dev/null &
     local sampler=$!
     $PY "$REPO/scripts/lib/proof_fuzz.py" --amqp-url "$amqp" --gateway "http://127.0.0.1:$gport" \
-        --count "$FUZZ_COUNT" --gateway-count $((FUZZ_COUNT / 10)) \
+        --gateway-token "$token" --gateway-secret "$secret" --count "$FUZZ_COUNT" --gateway-count $((FUZZ_COUNT / 10)) \
         --seed 71 --out "$SC/fuzz.json" 2>>"$SC/fuzz.log" || { tail -n 20 "$SC/fuzz.log" >&2; kill "$sampler"; return 1; }
     wait_idle "$SC/broker" || log_warn "the queues did not settle"
     kill "$sampler" 2>/dev/null || true
@@ -377,16 +383,18 @@ scenario_fuzz() {
     max_rss="$(awk '{if ($2 > m) m = $2} END {printf "%d", m / 1024}' "$SC/samples.txt")"
     circuit="$(awk '$3 > 0 {n++} END {print n + 0}' "$SC/samples.txt")"
     circuit=$((circuit + $(cat "$SC"/inventory.log "$SC"/shipment.log "$SC"/receipt.log | grep -c 'circuit open' || true)))
-    local unaccounted=$((published - posted - letters - duplicates - stale))
+    local unaccounted=$((published - posted - letters - duplicates - stale)) gw_unexpected gw_statuses
+    gw_unexpected="$(jq .gatewayUnexpected "$SC/fuzz.json")"
+    gw_statuses="$(jq -r '.gatewayStatuses | to_entries | sort_by(.key) | map("\(.key) \(.value)") | join(", ")' "$SC/fuzz.json")"
     local bad
     stop_workers
     bad="$STOP_BAD"
     audit
     A_LOST="$unaccounted"  # no manifest: a message neither posted, acked as duplicate/stale nor dead-lettered is lost
-    row fuzz "$published ($(jq .amqpPublished "$SC/fuzz.json") AMQP, $(jq .gatewayAccepted "$SC/fuzz.json") of $(jq .gatewaySent "$SC/fuzz.json") via the gateway)" \
-        "each message one of $(jq '.mutations | keys | map(select(startswith("gateway:") | not)) | length' "$SC/fuzz.json") mutations of body, properties, headers or routing key, or none (counts in fuzz.json); outcome: $posted posted, $letters dead-lettered ($reasons), $duplicates duplicates, $stale stale; $no_reason letters without a reason; circuit opened: $circuit; crashed: ${crashed:-none}; worker RSS max ${max_rss} MiB${bad:+; graceful stop: $bad}" \
-        "$A_LOST" "$A_TWICE" "$A_ORDER" "$A_STALL" "none" \
-        "$(verdict "$([ -z "$bad" ] && [ -z "$crashed" ] && [ "$no_reason" = 0 ] && [ "$circuit" = 0 ] && [ "$max_rss" -lt 400 ] && echo 0 || echo 1)")"
+    row fuzz "$published ($(jq .amqpPublished "$SC/fuzz.json") AMQP, $(jq .gatewayAccepted "$SC/fuzz.json") events accepted by the gateway from $(jq .gatewaySent "$SC/fuzz.json") requests)" \
+        "each AMQP message one of $(jq '.mutations | keys | map(select(startswith("gateway") | not)) | length' "$SC/fuzz.json") mutations of body, properties, headers or routing key, or none; gateway requests (bearer token or HMAC signature, random Content-Type): POST /events with a mutated event, POST /events:batch of 1-10 mutated events (JSON array, JSON lines, CRLF lines), and $(jq '.mutations | keys | map(select(startswith("gateway-refused:"))) | length' "$SC/fuzz.json") kinds it must refuse with a clear 4xx (no, wrong or malformed credentials, bad, stale or malformed signatures, reserved whsync-* headers, an event over 256 KiB, a batch over 4 MiB or 1000 events, empty or broken batches, other methods and paths); answers by route: $gw_statuses; answers breaking docs/gateway.md: $gw_unexpected (counts and samples in fuzz.json); outcome: $posted posted, $letters dead-lettered ($reasons), $duplicates duplicates, $stale stale; $no_reason letters without a reason; circuit opened: $circuit; crashed: ${crashed:-none}; worker RSS max ${max_rss} MiB${bad:+; graceful stop: $bad}" \
+        "$A_LOST" "$A_TWICE" "$(order_cell)" "$A_STALL" "none" \
+        "$(verdict "$([ -z "$bad" ] && [ -z "$crashed" ] && [ "$no_reason" = 0 ] && [ "$circuit" = 0 ] && [ "$max_rss" -lt 400 ] && [ "$gw_unexpected" = 0 ] && echo 0 || echo 1)")"
 }
 
 # ---- a memory alarm longer than consumer_timeout, then SIGTERM -----------------------------------
