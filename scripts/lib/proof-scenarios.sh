@@ -200,13 +200,21 @@ scenario_kills() {
     simulate 41 "${EVENTS:-$((KILLS * 150))}" --out-of-order 0.05 --duplicates 0.03
     start_erp --error-rate 0.1 --lost-response-rate 0.1 --fault-seed 41
     STORE_URL="sqlite:$SC/store.db"
-    start_workers
+    # KILLS_PREFETCH: the inventory worker's PREFETCH (the worker's default, 100, when unset)
+    local prefetch=()
+    [ -z "${KILLS_PREFETCH:-}" ] || prefetch=(PREFETCH="$KILLS_PREFETCH")
+    start_workers "${prefetch[@]}"
     start_worker replay replay-worker
-    # With 30 kills or more, the last 22 (more than the delivery limit, 20) come while the ERP is
-    # down: the circuit is open, the deliveries in hand wait unacked, and every kill hands them
-    # back: a message caught in many kills.
+    # With 30 kills or more, the last OUTAGE_KILLS (22: more than the delivery limit, 20) come
+    # while the ERP is down: the circuit is open, the deliveries in hand wait unacked, and every
+    # kill hands them back: a message caught in many kills. RabbitMQ dead-letters it on its 21st
+    # return; but each restart first posts what it holds, and the failures before the circuit
+    # opens (at least 4) turn their messages into retry copies (new messages, counts of 0), so a
+    # message must sit deeper than about 21 x that in hand at every kill: with PREFETCH 100 it
+    # does not (docs/proof.md). KILLS_PREFETCH=500 with a day big enough that the outage part
+    # holds more inventory events than that (EVENTS) reaches the limit.
     local outage_kills=0
-    [ "$KILLS" -lt 30 ] || outage_kills=22
+    [ "$KILLS" -lt 30 ] || outage_kills="${OUTAGE_KILLS:-22}"
     local random_kills=$((KILLS - outage_kills))
     # the day in parts, one published before each random kill (every kill lands mid-stream) and
     # one when the ERP goes down
@@ -231,7 +239,7 @@ scenario_kills() {
         pid="${WPID[inventory]}"
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
-        start_worker inventory inventory-worker
+        start_worker inventory inventory-worker "${prefetch[@]}"
     done
     [ "$outage_kills" -gt 0 ] || publish_file "${parts[$random_kills]}"
     if [ "$outage_kills" -gt 0 ]; then
@@ -258,7 +266,7 @@ scenario_kills() {
     fi
     local stats
     stats="$(curl -fsS "$ERP_URL/stats" | jq -r '"\(.totals.injectedFaults // 0) injected ERP faults, \(.totals.duplicates // 0) 409s"')"
-    finish kills "$KILLS SIGKILLs of inventory-worker ($outage_kills of them while the ERP was down); ERP 10% errors + 10% lost answers ($stats); $limit_letters dead-lettered by the delivery limit, $exhausted retries-exhausted (auto-replayed)" "$operator"
+    finish kills "$KILLS SIGKILLs of inventory-worker ($outage_kills of them while the ERP was down${KILLS_PREFETCH:+; PREFETCH $KILLS_PREFETCH}); ERP 10% errors + 10% lost answers ($stats); $limit_letters dead-lettered by the delivery limit, $exhausted retries-exhausted (auto-replayed)" "$operator"
 }
 
 # ---- PostgreSQL killed and restarted -----------------------------------------------------------
