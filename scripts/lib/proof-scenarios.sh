@@ -209,10 +209,9 @@ scenario_kills() {
     # while the ERP is down: the circuit is open, the deliveries in hand wait unacked, and every
     # kill hands them back: a message caught in many kills. RabbitMQ dead-letters it on its 21st
     # return; but each restart first posts what it holds, and the failures before the circuit
-    # opens (at least 4) turn their messages into retry copies (new messages, counts of 0), so a
-    # message must sit deeper than about 21 x that in hand at every kill: with PREFETCH 100 it
-    # does not (docs/proof.md). KILLS_PREFETCH=500 with a day big enough that the outage part
-    # holds more inventory events than that (EVENTS) reaches the limit.
+    # opens (at least 4) turn their messages into retry copies (new messages, counts of 0). So far
+    # no run reached the limit, not even KILLS=30 EVENTS=12000 KILLS_PREFETCH=500 (762 inventory
+    # events in the outage part): docs/proof.md, "The delivery limit was never reached".
     local outage_kills=0
     [ "$KILLS" -lt 30 ] || outage_kills="${OUTAGE_KILLS:-22}"
     local random_kills=$((KILLS - outage_kills))
