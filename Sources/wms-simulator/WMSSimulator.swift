@@ -165,10 +165,14 @@ struct Check: ParsableCommand {
         abstract: "Audit an ERP's documents: lost, posted twice, unexpected, out of sequence order. Exit 1 when any.",
         discussion: """
             DOCUMENTS holds the reference ERP's GET /documents rows, one JSON object per line (or \
-            whole answers, {"documents": [...]}, one per line). With --manifest, its \
+            whole answers, {"documents": [...]}, one per line), read as a stream: a ledger of 10^6 \
+            rows in position order is audited keeping one count per eventId. With --manifest, its \
             expected.postedEventIds must each be booked exactly once and nothing else; with \
             --expected, the eventIds listed in that file (one per line) are added to them. \
-            Without either, only "twice" and "order" are checked.
+            Without either, only "twice" and "order" are checked. With --replayed, postings of \
+            those eventIds (dead letters replayed, e.g. retries-exhausted ones) below their key's \
+            position are counted as "replayed out of order" (by design, DESIGN §6), not as \
+            order violations.
             """)
 
     @Option(help: "The ERP's documents as JSON lines; '-' reads stdin.")
@@ -177,6 +181,8 @@ struct Check: ParsableCommand {
     var manifest: String?
     @Option(help: "A file of further expected eventIds, one per line.")
     var expected: String?
+    @Option(help: "A file of eventIds replayed from dead letters, one per line.")
+    var replayed: String?
     @Flag(help: "The audit as one JSON object on stdout.")
     var json = false
 
@@ -187,25 +193,20 @@ struct Check: ParsableCommand {
             expectedIds = Set(try SimulationManifest.decode(data).expected.postedEventIds)
         }
         if let expected {
-            let text = String(decoding: try readAll(expected), as: UTF8.self)
-            let ids = text.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty }
-            expectedIds = (expectedIds ?? []).union(ids)
+            expectedIds = (expectedIds ?? []).union(try idLines(expected))
         }
-        var rows: [LedgerAudit.Document] = []
-        let text = String(decoding: try readAll(documents), as: UTF8.self)
-        for (index, line) in text.split(whereSeparator: \.isNewline).enumerated() {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                throw ValidationError("\(documents):\(index + 1): not a JSON object")
-            }
-            for row in (object["documents"] as? [[String: Any]]) ?? [object] {
-                guard let document = LedgerAudit.Document(row: row) else {
-                    throw ValidationError("\(documents):\(index + 1): a document without eventId, type, key or sequence")
-                }
-                rows.append(document)
-            }
+        let replayedIds = try replayed.map(idLines) ?? []
+        var accumulator = LedgerAudit.Accumulator()
+        try forEachDocument { accumulator.add($0) }
+        let audit: LedgerAudit
+        if accumulator.unsorted == 0 {
+            audit = accumulator.audit(expectedEventIds: expectedIds, replayedEventIds: replayedIds)
+        } else {
+            // not in position order: read them again, all at once, and sort
+            var rows: [LedgerAudit.Document] = []
+            try forEachDocument { rows.append($0) }
+            audit = LedgerAudit(documents: rows, expectedEventIds: expectedIds, replayedEventIds: replayedIds)
         }
-        let audit = LedgerAudit(documents: rows, expectedEventIds: expectedIds)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -214,14 +215,82 @@ struct Check: ParsableCommand {
             var text = "booked \(audit.booked)"
             if let expected = audit.expected { text += ", expected \(expected)" }
             text += ", lost \(audit.lost.count), posted twice \(audit.postedTwice.count)"
-            text += ", unexpected \(audit.unexpected.count), order violations \(audit.orderViolations.count)\n"
+            text += ", unexpected \(audit.unexpected.count), order violations \(audit.orderViolations.count)"
+            text += ", replayed out of order \(audit.replayedOutOfOrder.count)\n"
             for (name, list) in [("lost", audit.lost), ("posted twice", audit.postedTwice), ("unexpected", audit.unexpected),
-                ("order", audit.orderViolations)] where !list.isEmpty {
+                ("order", audit.orderViolations), ("replayed out of order", audit.replayedOutOfOrder)] where !list.isEmpty {
                 text += "  \(name): \(list.prefix(10).joined(separator: ", "))\(list.count > 10 ? ", ..." : "")\n"
             }
             FileHandle.standardOutput.write(Data(text.utf8))
         }
         if !audit.isClean { throw ExitCode(1) }
+    }
+
+    /// The eventIds of a file, one per line (blank lines skipped).
+    private func idLines(_ path: String) throws -> Set<String> {
+        var ids = Set<String>()
+        try forEachLine(path) { line, _ in
+            let id = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            if !id.isEmpty { ids.insert(id) }
+        }
+        return ids
+    }
+
+    /// Each document of DOCUMENTS in file order.
+    private func forEachDocument(_ body: (LedgerAudit.Document) -> Void) throws {
+        try forEachLine(documents) { line, number in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                throw ValidationError("\(documents):\(number): not a JSON object")
+            }
+            for row in (object["documents"] as? [[String: Any]]) ?? [object] {
+                guard let document = LedgerAudit.Document(row: row) else {
+                    throw ValidationError("\(documents):\(number): a document without eventId, type, key or sequence")
+                }
+                body(document)
+            }
+        }
+    }
+
+    /// Each non-empty line of `path` ('-': stdin) with its number, read 1 MiB at a time.
+    private func forEachLine(_ path: String, _ body: (ArraySlice<UInt8>, Int) throws -> Void) throws {
+        let handle: FileHandle
+        if path == "-" {
+            handle = FileHandle.standardInput
+        } else {
+            guard let file = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
+            handle = file
+        }
+        defer { if path != "-" { try? handle.close() } }
+        var pending: [UInt8] = []
+        var number = 0
+        func lines(final: Bool) throws {
+            var start = pending.startIndex
+            while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                number += 1
+                var line = pending[start..<newline]
+                if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+                if !line.isEmpty { try body(line, number) }
+                start = newline + 1
+            }
+            if final, start < pending.endIndex {
+                number += 1
+                try body(pending[start...], number)
+                start = pending.endIndex
+            }
+            pending.removeSubrange(..<start)
+        }
+        while true {
+            let chunk: Data
+            do {
+                guard let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else { break }
+                chunk = data
+            } catch {
+                throw ValidationError("cannot read \(path): \(error.localizedDescription)")
+            }
+            pending.append(contentsOf: chunk)
+            try lines(final: false)
+        }
+        try lines(final: true)
     }
 
     private func readAll(_ path: String) throws -> Data {

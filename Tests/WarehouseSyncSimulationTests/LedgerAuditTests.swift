@@ -49,6 +49,54 @@ struct LedgerAuditTests {
         #expect(audit.expected == nil)
     }
 
+    @Test("a replayed letter posted below its key's position is counted apart, not as a violation")
+    func replayedOutOfOrder() {
+        // WH1/A: #7 dead-lettered retries-exhausted, the key moved on to #8 and #9, then the replay of #7
+        // posted; WH1/B: #3 after #4 with no replay behind it is a real violation
+        let documents = [
+            Self.doc(1, "a6", "WH1/A", 6), Self.doc(2, "a8", "WH1/A", 8), Self.doc(3, "a9", "WH1/A", 9),
+            Self.doc(4, "b4", "WH1/B", 4), Self.doc(5, "a7", "WH1/A", 7), Self.doc(6, "b3", "WH1/B", 3),
+            Self.doc(7, "a10", "WH1/A", 10),
+        ]
+        let expected: Set<String> = ["a6", "a7", "a8", "a9", "a10", "b3", "b4"]
+        let replayed = LedgerAudit(documents: documents, expectedEventIds: expected, replayedEventIds: ["a7"])
+        #expect(replayed.replayedOutOfOrder == ["inventory-movement|WH1/A#7 after #9"])
+        #expect(replayed.orderViolations == ["inventory-movement|WH1/B#3 after #4"])
+        #expect(!replayed.isClean)
+        // the replay did not move the key's position: #10 after #9 is in order
+        let bothReplayed = LedgerAudit(documents: documents, expectedEventIds: expected, replayedEventIds: ["a7", "b3"])
+        #expect(bothReplayed.orderViolations.isEmpty)
+        #expect(bothReplayed.replayedOutOfOrder.count == 2)
+        #expect(bothReplayed.isClean)
+        // without the replays named, both count as violations (what the audit said before)
+        let unnamed = LedgerAudit(documents: documents, expectedEventIds: expected)
+        #expect(unnamed.orderViolations.count == 2)
+        #expect(unnamed.replayedOutOfOrder.isEmpty)
+        // a replayed eventId posted in order is nothing special
+        let inOrder = LedgerAudit(
+            documents: [Self.doc(1, "c1", "WH1/C", 1), Self.doc(2, "c2", "WH1/C", 2)], expectedEventIds: nil,
+            replayedEventIds: ["c2"])
+        #expect(inOrder.isClean && inOrder.replayedOutOfOrder.isEmpty)
+    }
+
+    @Test("the accumulator fed in position order gives the audit of the whole array, and notices rows out of position")
+    func accumulator() {
+        let documents = [
+            Self.doc(1, "a", "WH1/A", 2), Self.doc(2, "b", "WH1/A", 1), Self.doc(3, "c", "WH1/B", 1),
+            Self.doc(4, "c", "WH1/C", 1), Self.doc(5, "x", "WH1/D", 1),
+        ]
+        var accumulator = LedgerAudit.Accumulator()
+        documents.forEach { accumulator.add($0) }
+        #expect(accumulator.unsorted == 0)
+        #expect(accumulator.count == 5)
+        #expect(
+            accumulator.audit(expectedEventIds: ["a", "b", "c", "lost-one"], replayedEventIds: ["b"])
+                == LedgerAudit(documents: documents.reversed(), expectedEventIds: ["a", "b", "c", "lost-one"], replayedEventIds: ["b"]))
+        var reversed = LedgerAudit.Accumulator()
+        documents.reversed().forEach { reversed.add($0) }
+        #expect(reversed.unsorted == 4)
+    }
+
     @Test("rows read from GET /documents JSON")
     func rows() throws {
         let json = #"{"position": 7, "eventId": "e", "type": "goods-receipt", "key": "WH2/RCV-1", "sequence": 3}"#
