@@ -216,7 +216,7 @@ final class WorkerPipeline: Sendable {
         case .none: break
         }
         guard let event = journey.event else {
-            if ending.outcome == .gaveUp, message?.delivery == nil, let key = journey.key { _ = stalledReleases.withLock { $0.insert(key) } }
+            if ending.outcome == .gaveUp, ending.delivery == .none, let key = journey.key { _ = stalledReleases.withLock { $0.insert(key) } }
             return
         }
         switch ending.outcome {
