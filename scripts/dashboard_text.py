@@ -6,7 +6,8 @@ report and for terminals without Grafana).
 
 Each panel of the row (default: the first one, the business row) is evaluated as an instant query
 now, with the dashboard's variables at "All", `$__rate_interval` as `--window` and `$__range` as
-the time Prometheus has been up (`--window run`: rates over that too); every series is printed with its legend and value in the
+the time Prometheus has been up (`--window run`: the processes started with the run, so totals are
+the counters' values and rates those over the run's seconds); every series is printed with its legend and value in the
 panel's unit. Only the standard library: urllib and json.
 """
 
@@ -34,7 +35,14 @@ def uptime(base):
     return f"{max(seconds, 60)}s"
 
 
-def expand(expr, window, span):
+def expand(expr, window, span, whole_run=False):
+    if whole_run:
+        # The processes started with the run: a counter's value is the run's total, and its rate
+        # over the run that total over the run's seconds. increase()/rate() would miss what a
+        # series counted before its first scrape (a demo's day takes seconds).
+        seconds = span.rstrip("s")
+        expr = re.sub(r"increase\((\w+\{[^}]*\})\[\$__range\]\)", r"(\1)", expr)
+        expr = re.sub(r"rate\((\w+\{[^}]*\})\[\$__rate_interval\]\)", r"(\1 / " + seconds + ")", expr)
     expr = expr.replace("$__rate_interval", window).replace("$__range", span).replace("$__interval", window)
     return re.sub(r"\$\{?(\w+)\}?", ".*", expr)
 
@@ -80,7 +88,8 @@ def main():
             window = args[i + 1]
     dashboard = json.load(open(path, encoding="utf-8"))
     span = uptime(base)
-    if window == "run":
+    whole_run = window == "run"
+    if whole_run:
         window = span
     rows, current = [], None
     for panel in dashboard["panels"]:
@@ -93,14 +102,15 @@ def main():
     if row_prefix is None:
         chosen = rows[:1]
     for title, panels in chosen:
-        print(f"== {dashboard['title']}: {title} (now; rates over {window}, totals over {span}) ==")
+        scope = f"since the run began ({span}): totals and average rates" if whole_run else f"rates over {window}, totals over {span}"
+        print(f"== {dashboard['title']}: {title} (now; {scope}) ==")
         for panel in panels:
             defaults = panel.get("fieldConfig", {}).get("defaults", {})
             unit, mappings = defaults.get("unit"), defaults.get("mappings", [])
             lines = []
             for target in panel.get("targets", []):
                 try:
-                    result = query(base, expand(target["expr"], window, span))
+                    result = query(base, expand(target["expr"], window, span, whole_run))
                 except Exception as error:  # noqa: BLE001 - a report line, not a crash
                     lines.append(f"    (query failed: {error})")
                     continue
