@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+import WarehouseSyncTesting
 @testable import WarehouseSyncWorker
 
 /// ``RoundGatherer``'s rules, with a handler that the test holds until it lets a round go.
@@ -74,10 +75,5 @@ struct RoundGathererTests {
         let gatherer = RoundGatherer<Int, Int>(
             maxInFlight: 1, maxItems: 10, handle: { round in Array(round.map { $0 * 2 }.dropLast()) }, unanswered: { -$0 })
         #expect(await gatherer.submit(7, tokens: ["k"]) == -7)
-    }
-
-    private func waitUntil(_ condition: () -> Bool) async throws {
-        for _ in 0..<2000 where !condition() { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(condition())
     }
 }

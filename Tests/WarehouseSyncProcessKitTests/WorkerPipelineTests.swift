@@ -231,16 +231,4 @@ struct WorkerPipelineTests {
             #expect(harness.published(to: harness.topology.deadLetter.exchange).count == 1)
         }
     }
-
-    /// Polls `condition` for up to 10 s.
-    func waitUntil(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-        while !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("condition not met within 10 s")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
 }

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import Testing
+import WarehouseSyncTesting
 @testable import WarehouseSyncSQLite
 
 /// Group commit (docs/store.md): writes queued together share one transaction, each in its own
@@ -259,17 +260,6 @@ private final class Flag: Sendable {
     var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
-/// Polls `condition` every millisecond, for at most 10 seconds.
-private func waitUntil(_ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-    while !condition() {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("condition not met within 10 seconds")
-            throw TestFailure()
-        }
-        try await Task.sleep(for: .milliseconds(1))
-    }
-}
 
 /// `body`'s value or error.
 private func outcome<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
