@@ -70,7 +70,7 @@ struct WorkerPipelineTests {
     final class Settlements: Sendable {
         let log = Mutex<[(eventId: String, acked: Bool)]>([])
         func handle(_ eventId: String) -> DeliveryHandle {
-            DeliveryHandle(
+            .recorded(
                 ack: { self.log.withLock { $0.append((eventId, true)) } },
                 handBack: { self.log.withLock { $0.append((eventId, false)) } })
         }

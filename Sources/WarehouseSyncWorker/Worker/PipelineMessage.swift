@@ -22,8 +22,7 @@ struct PipelineMessage: Sendable {
     init(delivery: AMQPDelivery, topology: Topology) {
         self.init(
             exchange: delivery.exchange, routingKey: delivery.routingKey, properties: delivery.properties, body: delivery.body,
-            topology: topology,
-            handle: DeliveryHandle(ack: { delivery.ack() }, handBack: { delivery.nack(requeue: true) }))
+            topology: topology, handle: .broker(delivery))
     }
 
     /// A delivery from anywhere (in-process tests hand their own `handle`).
@@ -89,10 +88,26 @@ struct PipelineMessage: Sendable {
     }
 }
 
-/// How a delivery is settled with the broker: ack, or requeue for another try.
-struct DeliveryHandle: Sendable {
-    let ack: @Sendable () -> Void
-    let handBack: @Sendable () -> Void
+/// How a delivery is settled with the broker: ack, or requeue for another try. A broker's
+/// delivery is kept as it is (no closure to allocate per message); in-process tests settle
+/// through their own closures.
+enum DeliveryHandle: Sendable {
+    case broker(AMQPDelivery)
+    case recorded(ack: @Sendable () -> Void, handBack: @Sendable () -> Void)
+
+    func ack() {
+        switch self {
+        case .broker(let delivery): delivery.ack()
+        case .recorded(let ack, _): ack()
+        }
+    }
+
+    func handBack() {
+        switch self {
+        case .broker(let delivery): delivery.nack(requeue: true)
+        case .recorded(_, let handBack): handBack()
+        }
+    }
 }
 
 /// What the pipeline publishes through: dead letters and retry copies, each confirmed by the

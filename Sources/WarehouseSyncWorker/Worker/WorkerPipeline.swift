@@ -213,12 +213,11 @@ final class WorkerPipeline: Sendable {
         switch ending.delivery {
         case .ack: message?.ack()
         case .handBack: message?.handBack()
-        case .none: break
+        case .none:
+            // A release that could not finish: the maintenance pass takes its key up again.
+            if ending.outcome == .gaveUp, let key = journey.key { _ = stalledReleases.withLock { $0.insert(key) } }
         }
-        guard let event = journey.event else {
-            if ending.outcome == .gaveUp, ending.delivery == .none, let key = journey.key { _ = stalledReleases.withLock { $0.insert(key) } }
-            return
-        }
+        guard let event = journey.event else { return }
         switch ending.outcome {
         case .duplicate:
             metrics.recordDuplicate(event)
@@ -237,10 +236,8 @@ final class WorkerPipeline: Sendable {
             logger.info(
                 "ERP failed transiently; retry scheduled",
                 metadata: ["erp.answer": "\(answer.map { "\($0)" } ?? "-")", "retry.tier": "\(tier)", "retry.attempt": "\(nextAttempt)"])
-        case .gaveUp:
-            if ending.delivery == .none { _ = stalledReleases.withLock { $0.insert(event.sequencingKey) } }
-        case .deadLettered, .nothingHeld:
-            break  // counted and logged where it was published
+        case .deadLettered, .nothingHeld, .gaveUp:
+            break  // dead letters are counted where they are published; the rest were logged in drive
         }
     }
 
