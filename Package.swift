@@ -318,6 +318,7 @@ let package = Package(
                 "WarehouseSyncERP",
                 "WarehouseSyncStore",
                 "WarehouseSyncSQLiteStore",
+                "WarehouseSyncStoreConformance",
                 "AMQPClient",
                 "WarehouseSyncTracing",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

@@ -33,7 +33,8 @@ extension PostgresWorkerStore {
             }
             let unread = pending.filter { snapshots[$0] == nil }
             if !unread.isEmpty {
-                let read = try await self.snapshots(stream: stream, unread.map { (round[$0].key, round[$0].eventId, round[$0].sequence) })
+                let read = try await self.snapshots(
+                    stream: stream, unread.map { (round[$0].key, round[$0].eventId, round[$0].sequence, round[$0].laterEvents) })
                 for (index, snapshot) in zip(unread, read) { snapshots[index] = snapshot }
             }
             var changes: [(index: Int, change: KeyChange)] = []
@@ -113,11 +114,20 @@ extension PostgresWorkerStore {
     }
 
     /// The keys of `stream` as ``snapshot(stream:key:eventId:sequence:)`` reads one, for all of
-    /// `asks` in one statement (keys distinct).
-    func snapshots(stream: EventStream, _ asks: [(key: String, eventId: String, sequence: Int64?)]) async throws -> [KeySnapshot] {
+    /// `asks` in one statement (keys distinct), with the records and held rows of each ask's
+    /// `later` events (``KeyDecision/laterEvents``).
+    func snapshots(
+        stream: EventStream, _ asks: [(key: String, eventId: String, sequence: Int64?, later: [(eventId: String, sequence: Int64)])]
+    ) async throws -> [KeySnapshot] {
         let keys = asks.map(\.key)
-        let askedSequences = asks.map { $0.sequence ?? Self.nullInteger }
-        let eventIds = asks.map(\.eventId)
+        // Each ask's sequences and eventIds (its later events' too), flattened for `unnest`.
+        let flattened = asks.flatMap { ask in
+            (ask.sequence.map { [(ask.key, $0, ask.eventId)] } ?? [(ask.key, nil, ask.eventId)])
+                + ask.later.map { (ask.key, Optional($0.sequence), $0.eventId) }
+        }
+        let askedKeys = flattened.filter { $0.1 != nil }.map(\.0)
+        let askedSequences = flattened.compactMap(\.1)
+        let eventIds = flattened.map(\.2)
         let streamName = stream.rawValue
         let rows = try await pool.run("snapshot") { connection, logger in
             // One statement: one consistent read of each key row, the bounded view of its held
@@ -134,7 +144,7 @@ extension PostgresWorkerStore {
                     ORDER BY sequence LIMIT \(StoredHeldEvents.lowestRowsToRead)) AS h
                 UNION ALL
                 SELECT 'asked', h.key, h.sequence, h.held_at_us, NULL, h.event_id, NULL, NULL, NULL
-                FROM unnest(\(keys)::text[], \(askedSequences)::int8[]) AS a(key, sequence)
+                FROM unnest(\(askedKeys)::text[], \(askedSequences)::int8[]) AS a(key, sequence)
                 JOIN held_messages h ON h.stream = \(streamName) AND h.key = a.key AND h.sequence = a.sequence
                 UNION ALL
                 SELECT 'oldest', key, min(held_at_us), NULL, NULL, NULL, NULL, NULL, NULL
@@ -150,7 +160,7 @@ extension PostgresWorkerStore {
             var version: Int64 = 0
             var row: (nextExpected: Int64, parking: KeyState.Parking?, skipped: [ClosedRange<Int64>], claim: KeyState.Claim?)?
             var lowest: [(sequence: Int64, event: KeyState.HeldEvent)] = []
-            var asked: KeyState.HeldEvent?
+            var asked: [Int64: KeyState.HeldEvent] = [:]
             var oldest: Date?
         }
         var reads: [String: Read] = [:]
@@ -169,7 +179,7 @@ extension PostgresWorkerStore {
             case "held", "asked":
                 let sequence = try row.value("n1", as: Int64.self)
                 let event = KeyState.HeldEvent(eventId: try row.value("t1"), heldAt: StoreTime.date(microseconds: try row.value("n2")))
-                if kind == "held" { reads[name, default: Read()].lowest.append((sequence, event)) } else { reads[name, default: Read()].asked = event }
+                if kind == "held" { reads[name, default: Read()].lowest.append((sequence, event)) } else { reads[name, default: Read()].asked[sequence] = event }
             case "oldest":
                 reads[name, default: Read()].oldest = try row.value("n1", as: Int64?.self).map(StoreTime.date(microseconds:))
             default:
@@ -182,12 +192,19 @@ extension PostgresWorkerStore {
                 snapshot.record = try StoredDedupState.record(state: record.state, fingerprintHex: record.fingerprint, eventId: ask.eventId)
                 snapshot.documentId = record.documentId
             }
+            for later in ask.later where later.eventId != ask.eventId {
+                guard let record = records[later.eventId] else { continue }
+                snapshot.laterRecords[later.eventId] = try StoredDedupState.record(
+                    state: record.state, fingerprintHex: record.fingerprint, eventId: later.eventId)
+            }
             if let read = reads[ask.key], let row = read.row {
                 // UNION ALL keeps each branch's rows together, not necessarily in order.
                 let lowest = read.lowest.sorted { $0.sequence < $1.sequence }
                 snapshot.state = KeyState(
                     nextExpected: row.nextExpected,
-                    held: StoredHeldEvents.view(lowestRows: lowest, asked: ask.sequence.map { ($0, read.asked) }) { read.oldest },
+                    held: StoredHeldEvents.view(
+                        lowestRows: lowest, asked: ((ask.sequence.map { [$0] } ?? []) + ask.later.map(\.sequence)).map { ($0, read.asked[$0]) }
+                    ) { read.oldest },
                     parked: row.parking, skipped: row.skipped, claim: row.claim)
                 snapshot.version = read.version
             }
@@ -287,10 +304,7 @@ extension PostgresWorkerStore {
                             code: .invalidChange, message: "key \(key.prefix(128)): deleting a held sequence needs the key's new state without it")
                     }
                 }
-                for change in written {
-                    guard let message = change.insertHeld else { continue }
-                    try await Self.insertHeld(message, stream: stream, key: change.key, db, logger)
-                }
+                try await Self.insertHeld(written, stream: stream, db, logger)
                 try await Self.verifyHeld(stream: stream, written.filter { $0.newState != nil }, db, logger)
 
                 // 4. The dedup records.

@@ -84,7 +84,7 @@ public final class PostgresWorkerStore: WorkerStore {
     // MARK: Reads
 
     public func snapshot(stream: EventStream, key: String, eventId: String, sequence: Int64?) async throws -> KeySnapshot {
-        try await snapshots(stream: stream, [(key, eventId, sequence)])[0]
+        try await snapshots(stream: stream, [(key, eventId, sequence, [])])[0]
     }
 
     public func heldSequences(stream: EventStream, key: String) async throws -> [Int64] {
@@ -309,9 +309,7 @@ public final class PostgresWorkerStore: WorkerStore {
                 )
             }
         }
-        if let message = change.insertHeld {
-            try await insertHeld(message, stream: change.stream, key: key, db, logger)
-        }
+        try await insertHeld([change], stream: change.stream, db, logger)
         if change.newState != nil {
             try await verifyHeld(stream: change.stream, [change], db, logger)
         }
@@ -334,22 +332,32 @@ public final class PostgresWorkerStore: WorkerStore {
         }
     }
 
-    /// Inserts the message of an event being held; one already held at its sequence is refused.
-    static func insertHeld(_ message: HeldMessage, stream: EventStream, key: String, _ db: PostgresConnection, _ logger: Logger) async throws {
-        let headers = String(decoding: try StoredHeaders.json(message.headers), as: UTF8.self)
+    /// Inserts the messages of the events `changes` hold, in one statement; one already held at
+    /// its sequence is refused.
+    static func insertHeld(_ changes: [KeyChange], stream: EventStream, _ db: PostgresConnection, _ logger: Logger) async throws {
+        let held = changes.flatMap { change in change.insertHeld.map { (key: change.key, message: $0) } }
+        guard !held.isEmpty else { return }
+        let headers = try held.map { String(decoding: try StoredHeaders.json($0.message.headers), as: UTF8.self) }
         let inserted = try await db.rows(
             """
             INSERT INTO held_messages (stream, key, sequence, event_id, held_at_us, routing_key, headers, body)
-            VALUES (\(stream.rawValue), \(key), \(message.sequence), \(message.eventId), \(StoreTime.microseconds(message.heldAt)),
-                \(message.routingKey), \(headers)::jsonb, \(ByteBuffer(bytes: message.body)))
+            SELECT \(stream.rawValue), h.key, h.sequence, h.event_id, h.held_at_us, h.routing_key, h.headers::jsonb, h.body
+            FROM unnest(\(held.map(\.key))::text[], \(held.map(\.message.sequence))::int8[], \(held.map(\.message.eventId))::text[],
+                \(held.map { StoreTime.microseconds($0.message.heldAt) })::int8[], \(held.map(\.message.routingKey))::text[],
+                \(headers)::text[], \(held.map { ByteBuffer(bytes: $0.message.body) })::bytea[])
+                AS h(key, sequence, event_id, held_at_us, routing_key, headers, body)
             ON CONFLICT (stream, key, sequence) DO NOTHING
-            RETURNING sequence
+            RETURNING key, sequence
             """,
             logger
         )
-        guard !inserted.isEmpty else {
+        guard inserted.count == held.count else {
+            var stored = Set<String>()
+            for row in inserted { stored.insert("\(try row.value("key", as: String.self))\u{0}\(try row.value("sequence", as: Int64.self))") }
+            let refused = held.first { !stored.contains("\($0.key)\u{0}\($0.message.sequence)") }
             throw StoreError(
-                code: .invalidChange, message: "key \(key.prefix(128)) already holds a message for sequence \(message.sequence)"
+                code: .invalidChange,
+                message: "key \((refused?.key ?? "?").prefix(128)) already holds a message for sequence \(refused.map { String($0.message.sequence) } ?? "?")"
             )
         }
     }

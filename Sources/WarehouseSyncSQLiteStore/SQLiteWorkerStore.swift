@@ -243,7 +243,8 @@ public final class SQLiteWorkerStore: WorkerStore {
             let version = try row?.int64("version") ?? 0
             if version == assumed.version { return assumed }
         }
-        return try snapshot(db, stream: decision.stream, key: decision.key, eventId: decision.eventId, sequence: decision.sequence)
+        return try snapshot(
+            db, stream: decision.stream, key: decision.key, eventId: decision.eventId, sequence: decision.sequence, later: decision.laterEvents)
     }
 
     /// One decision of a round: on the assumed snapshot when its version is still the key's,
@@ -288,18 +289,30 @@ public final class SQLiteWorkerStore: WorkerStore {
     // MARK: Internals
 
 
+    /// `later`: the key's queued events decided after `eventId` in the same step (their
+    /// records and held rows are read too).
     private static func snapshot(
-        _ db: SQLiteConnection, stream: EventStream, key: String, eventId: String, sequence: Int64?
+        _ db: SQLiteConnection, stream: EventStream, key: String, eventId: String, sequence: Int64?,
+        later: [(eventId: String, sequence: Int64)] = []
     ) throws -> KeySnapshot {
-        let (state, version) = try keyState(db, stream: stream, key: key, sequence: sequence)
+        let sequences = (sequence.map { [$0] } ?? []) + later.map(\.sequence)
+        let (state, version) = try keyState(db, stream: stream, key: key, sequences: sequences)
         var snapshot = KeySnapshot(state: state, version: version, record: .notSeen)
-        if let row = try db.queryFirst(
-            "SELECT state, fingerprint, document_id FROM dedup_records WHERE event_id = ?", [.text(eventId)]
-        ) {
-            snapshot.record = try StoredDedupState.record(
-                state: row.string("state"), fingerprintHex: row.string("fingerprint"), eventId: eventId
+        let record = { (eventId: String) -> (DedupRecord, String?)? in
+            guard let row = try db.queryFirst(
+                "SELECT state, fingerprint, document_id FROM dedup_records WHERE event_id = ?", [.text(eventId)]
+            ) else { return nil }
+            return (
+                try StoredDedupState.record(state: row.string("state"), fingerprintHex: row.string("fingerprint"), eventId: eventId),
+                try row.optionalString("document_id")
             )
-            snapshot.documentId = try row.optionalString("document_id")
+        }
+        if let (record, documentId) = try record(eventId) {
+            snapshot.record = record
+            snapshot.documentId = documentId
+        }
+        for event in later where event.eventId != eventId && snapshot.laterRecords[event.eventId] == nil {
+            if let (record, _) = try record(event.eventId) { snapshot.laterRecords[event.eventId] = record }
         }
         return snapshot
     }
@@ -362,7 +375,7 @@ public final class SQLiteWorkerStore: WorkerStore {
                 )
             }
         }
-        if let message = change.insertHeld {
+        for message in change.insertHeld {
             let headers = try StoredHeaders.json(message.headers)
             let existing = try db.queryFirst(
                 "SELECT 1 FROM held_messages WHERE stream = ? AND key = ? AND sequence = ?", [stream, key, .integer(message.sequence)]
@@ -438,12 +451,12 @@ public final class SQLiteWorkerStore: WorkerStore {
     }
 
     /// The bounded view of `key`'s held events (``StoredHeldEvents``), with the one at `sequence`.
-    private static func heldEvents(_ db: SQLiteConnection, stream: EventStream, key: String, sequence: Int64?) throws -> HeldEvents {
+    private static func heldEvents(_ db: SQLiteConnection, stream: EventStream, key: String, sequences: [Int64]) throws -> HeldEvents {
         let lowest = try lowestHeldEvents(db, stream: stream, key: key, limit: StoredHeldEvents.lowestRowsToRead)
         // When the lowest rows are all of them (the common case: nothing held), they answer for
         // the asked sequence too: no second probe on every decision.
         let all = lowest.count <= HeldEvents.windowSize
-        let asked = try sequence.map { sequence in
+        let asked = try sequences.map { sequence in
             (sequence, all ? lowest.first { $0.sequence == sequence }?.event : try heldEvent(db, stream: stream, key: key, sequence: sequence))
         }
         return try StoredHeldEvents.view(lowestRows: lowest, asked: asked) {
@@ -455,7 +468,7 @@ public final class SQLiteWorkerStore: WorkerStore {
     }
 
     private static func keyState(
-        _ db: SQLiteConnection, stream: EventStream, key: String, sequence: Int64?
+        _ db: SQLiteConnection, stream: EventStream, key: String, sequences: [Int64]
     ) throws -> (KeyState?, Int64) {
         guard let row = try db.queryFirst(
             """
@@ -473,7 +486,7 @@ public final class SQLiteWorkerStore: WorkerStore {
             parking = KeyState.Parking(since: StoreTime.date(microseconds: since), reason: reason)
         }
         let state = KeyState(
-            nextExpected: try row.int64("next_expected"), held: try heldEvents(db, stream: stream, key: key, sequence: sequence),
+            nextExpected: try row.int64("next_expected"), held: try heldEvents(db, stream: stream, key: key, sequences: sequences),
             parked: parking,
             skipped: try StoredSkippedGaps.gaps(try row.optionalString("skipped"), key: key),
             claim: try StoredClaim.claim(eventId: try row.optionalString("claimed_by"), sequence: try row.optionalInt64("claimed_sequence"))

@@ -14,11 +14,11 @@ public enum StoredHeldEvents {
     public static let lowestRowsToRead = HeldEvents.windowSize + 1
 
     /// The view from what a snapshot read: `lowestRows` (the lowest, in sequence order, at most
-    /// ``lowestRowsToRead``), the sequence decided on with its row (`asked`; `nil` when the
+    /// ``lowestRowsToRead``), the sequences decided on with their rows (`asked`; empty when the
     /// caller decides on none), and the oldest held time of all rows (needed only when more rows
     /// are held than were read).
     public static func view(
-        lowestRows: [(sequence: Int64, event: KeyState.HeldEvent)], asked: (sequence: Int64, event: KeyState.HeldEvent?)?,
+        lowestRows: [(sequence: Int64, event: KeyState.HeldEvent)], asked: [(sequence: Int64, event: KeyState.HeldEvent?)],
         oldestHeldAt: () throws -> Date?
     ) rethrows -> HeldEvents {
         let moreAbove = lowestRows.count > HeldEvents.windowSize

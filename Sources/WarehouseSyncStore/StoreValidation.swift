@@ -7,8 +7,14 @@ extension KeyChange {
         guard expectedVersion >= 0 else {
             throw StoreError(code: .invalidChange, message: "negative expected version \(expectedVersion)")
         }
-        if newState == nil, insertHeld != nil {
+        if newState == nil, !insertHeld.isEmpty {
             throw StoreError(code: .invalidChange, message: "a held message needs the key's new state, which holds it")
+        }
+        if Set(insertHeld.map(\.sequence)).count < insertHeld.count {
+            throw StoreError(code: .invalidChange, message: "key \(key.prefix(128)): two held messages for one sequence in one change")
+        }
+        if Set(records.map(\.eventId)).count < records.count {
+            throw StoreError(code: .invalidChange, message: "key \(key.prefix(128)): two records of one event in one change")
         }
         for write in records {
             guard let (state, _) = StoredDedupState.split(write.record) else {

@@ -163,8 +163,15 @@ extension WorkerStore {
         stream: EventStream, key: String, eventId: String, sequence: Int64?,
         _ decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)
     ) async throws -> Outcome {
+        try await untilCommitted(read: { try await snapshot(stream: stream, key: key, eventId: eventId, sequence: sequence) }, decide)
+    }
+
+    /// Reads, decides and commits until the commit finds the key at the version it decided on.
+    fileprivate func untilCommitted<Outcome>(
+        read: () async throws -> KeySnapshot, _ decide: (KeySnapshot) -> (change: KeyChange?, outcome: Outcome)
+    ) async throws -> Outcome {
         while true {
-            let (change, outcome) = decide(try await snapshot(stream: stream, key: key, eventId: eventId, sequence: sequence))
+            let (change, outcome) = decide(try await read())
             guard let change else { return outcome }
             do {
                 try await commit(change)
@@ -209,8 +216,25 @@ extension WorkerStore {
                 return outcome
             } catch let error as StoreError where error.code == .versionConflict {}
         }
-        return try await commitDecision(
-            stream: decision.stream, key: decision.key, eventId: decision.eventId, sequence: decision.sequence, decision.decide)
+        guard !decision.laterEvents.isEmpty else {
+            return try await commitDecision(
+                stream: decision.stream, key: decision.key, eventId: decision.eventId, sequence: decision.sequence, decision.decide)
+        }
+        return try await untilCommitted(read: { try await snapshot(of: decision) }, decision.decide)
+    }
+
+    /// What `decision` decides on, read one event at a time: its first event's snapshot with
+    /// each later event's record and held row, all at one version of the key.
+    private func snapshot(of decision: KeyDecision) async throws -> KeySnapshot {
+        reading: while true {
+            var snapshot = try await snapshot(stream: decision.stream, key: decision.key, eventId: decision.eventId, sequence: decision.sequence)
+            for later in decision.laterEvents {
+                let read = try await self.snapshot(stream: decision.stream, key: decision.key, eventId: later.eventId, sequence: later.sequence)
+                guard read.version == snapshot.version else { continue reading }
+                snapshot.include(eventId: later.eventId, sequence: later.sequence, from: read)
+            }
+            return snapshot
+        }
     }
 }
 
@@ -225,13 +249,18 @@ public struct KeyDecision: Sendable {
     /// A snapshot the caller already holds (the key as its own last commit left it): the store
     /// decides on it without reading, and reads only when its version turns out stale.
     public var assumed: KeySnapshot?
+    /// The key's events decided after `eventId` in this decision, in order (``KeyStep/inOrder(_:)``):
+    /// the read includes their records (``KeySnapshot/laterRecords``) and their held rows.
+    public var laterEvents: [(eventId: String, sequence: Int64)]
     /// Pure: it may run more than once.
     public var decide: @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: any Sendable)
 
     public init(
         stream: EventStream, key: String, eventId: String, sequence: Int64? = nil, assumed: KeySnapshot? = nil,
+        laterEvents: [(eventId: String, sequence: Int64)] = [],
         decide: @escaping @Sendable (KeySnapshot) -> (change: KeyChange?, outcome: any Sendable)
     ) {
+        self.laterEvents = laterEvents
         self.stream = stream
         self.key = key
         self.eventId = eventId

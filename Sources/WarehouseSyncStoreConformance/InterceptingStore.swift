@@ -9,16 +9,27 @@ public struct InterceptingStore: WorkerStore {
     public let base: any WorkerStore
     let commitReplacement: (@Sendable (KeyChange) async throws -> Void)?
     let recordDeadLetterReplacement: (@Sendable (NewDeadLetter) async throws -> DeadLetterRecord)?
+    let roundObserver: (@Sendable ([KeyDecision]) -> Void)?
 
-    /// `commit` and `recordDeadLetter`, when given, run instead of `base`'s (they may call it).
+    /// `commit` and `recordDeadLetter`, when given, run instead of `base`'s (they may call it);
+    /// `observeRound` sees each round of decisions before it is committed.
     public init(
         base: any WorkerStore,
         commit: (@Sendable (KeyChange) async throws -> Void)? = nil,
-        recordDeadLetter: (@Sendable (NewDeadLetter) async throws -> DeadLetterRecord)? = nil
+        recordDeadLetter: (@Sendable (NewDeadLetter) async throws -> DeadLetterRecord)? = nil,
+        observeRound: (@Sendable ([KeyDecision]) -> Void)? = nil
     ) {
         self.base = base
         commitReplacement = commit
         recordDeadLetterReplacement = recordDeadLetter
+        roundObserver = observeRound
+    }
+
+    /// `base`'s rounds, unless `commit` is replaced: then one decision at a time through it.
+    public func commitDecisions(_ round: [KeyDecision]) async throws -> [Result<any Sendable, any Error>] {
+        roundObserver?(round)
+        guard commitReplacement == nil else { return try await commitDecisionsOneByOne(round) }
+        return try await base.commitDecisions(round)
     }
 
     public func snapshot(stream: EventStream, key: String, eventId: String, sequence: Int64?) async throws -> KeySnapshot {

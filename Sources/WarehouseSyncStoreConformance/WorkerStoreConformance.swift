@@ -38,6 +38,7 @@ public enum WorkerStoreConformance {
         case commitDecision = "commitDecision: 8 racing tasks lose no update; no change writes nothing; an invalid one is refused"
         case roundOfDecisions = "a round commits each decision as its own: holds, settles, a stale assumption redone, an invalid one alone refused"
         case racingRounds = "replicas committing overlapping rounds in opposite key orders lose no update and do not deadlock"
+        case laterEvents = "a decision over a key's queued events reads each one's record and held row, and writes them as one change"
         case deadLetterRoundTrip = "a dead letter round-trips; one without stream or eventId too; durable across reopen"
         case deadLetterDedup = "the same letter drained twice is one row; a later failure bumps it, a redelivery does not"
         case deadLetterFilters = "dead letters filter by stream, reason, warehouse, key, eventId, time and status, paged by id"
@@ -67,6 +68,7 @@ public enum WorkerStoreConformance {
         case .commitDecision: try await commitDecision(fixture)
         case .roundOfDecisions: try await roundOfDecisions(fixture)
         case .racingRounds: try await racingRounds(fixture)
+        case .laterEvents: try await laterEvents(fixture)
         case .deadLetterRoundTrip: try await deadLetterRoundTrip(fixture)
         case .deadLetterDedup: try await deadLetterDedup(fixture)
         case .deadLetterFilters: try await deadLetterFilters(fixture)
@@ -246,14 +248,14 @@ public enum WorkerStoreConformance {
             await expectStoreError(.invalidChange) {
                 try await store.commit(KeyChange(
                     stream: .receipt, key: key, expectedVersion: 0, newState: KeyState(nextExpected: 1),
-                    records: [DedupWrite(eventId: "e3", record: .held(fingerprint(3)), sequence: 3)], insertHeld: message, now: t0
+                    records: [DedupWrite(eventId: "e3", record: .held(fingerprint(3)), sequence: 3)], insertHeld: [message], now: t0
                 ))
             }
             await expectStoreError(.invalidChange) {
                 try await store.commit(KeyChange(stream: .receipt, key: key, expectedVersion: 0, newState: holding, now: t0))
             }
             await expectStoreError(.invalidChange) {
-                try await store.commit(KeyChange(stream: .receipt, key: key, expectedVersion: 0, insertHeld: message, now: t0))
+                try await store.commit(KeyChange(stream: .receipt, key: key, expectedVersion: 0, insertHeld: [message], now: t0))
             }
             let nothing = try await store.snapshot(stream: .receipt, key: key, eventId: "e3")
             #expect(nothing == KeySnapshot(state: nil, version: 0, record: .notSeen))
@@ -261,7 +263,7 @@ public enum WorkerStoreConformance {
 
             try await store.commit(KeyChange(
                 stream: .receipt, key: key, expectedVersion: 0, newState: holding,
-                records: [DedupWrite(eventId: "e3", record: .held(fingerprint(3)), sequence: 3)], insertHeld: message, now: t0
+                records: [DedupWrite(eventId: "e3", record: .held(fingerprint(3)), sequence: 3)], insertHeld: [message], now: t0
             ))
             let held = try await store.snapshot(stream: .receipt, key: key, eventId: "e3")
             #expect(held == KeySnapshot(state: holding, version: 1, record: .held(fingerprint(3))))
@@ -273,7 +275,7 @@ public enum WorkerStoreConformance {
             await expectStoreError(.invalidChange) {
                 try await store.commit(KeyChange(
                     stream: .receipt, key: key, expectedVersion: 1,
-                    newState: KeyState(nextExpected: 1, held: [3: other.heldEvent]), insertHeld: other, now: t0
+                    newState: KeyState(nextExpected: 1, held: [3: other.heldEvent]), insertHeld: [other], now: t0
                 ))
             }
             // Dropping a held message without the state that drops its entry is refused.
@@ -285,7 +287,7 @@ public enum WorkerStoreConformance {
             // A second held event, then the first is settled: entry and message go together.
             let fifth = heldMessage(sequence: 5, eventId: "e5")
             let two = KeyState(nextExpected: 1, held: [3: message.heldEvent, 5: fifth.heldEvent])
-            try await store.commit(KeyChange(stream: .receipt, key: key, expectedVersion: 1, newState: two, insertHeld: fifth, now: t0))
+            try await store.commit(KeyChange(stream: .receipt, key: key, expectedVersion: 1, newState: two, insertHeld: [fifth], now: t0))
             #expect(try await store.snapshot(stream: .receipt, key: key, eventId: "e5").state == two)
 
             let settled = KeyState(nextExpected: 4, held: [5: fifth.heldEvent])
@@ -313,13 +315,13 @@ public enum WorkerStoreConformance {
                 let state = KeyState(nextExpected: 1, held: key == "WH1/C" ? [:] : [2: message.heldEvent])
                 try await store.commit(KeyChange(
                     stream: .inventory, key: key, expectedVersion: 0, newState: state,
-                    insertHeld: key == "WH1/C" ? nil : message, now: t0
+                    insertHeld: key == "WH1/C" ? [] : [message], now: t0
                 ))
             }
             let shipment = heldMessage(sequence: 7, eventId: "ship#7")
             try await store.commit(KeyChange(
                 stream: .shipment, key: "WH1/S", expectedVersion: 0,
-                newState: KeyState(nextExpected: 1, held: [7: shipment.heldEvent]), insertHeld: shipment, now: t0
+                newState: KeyState(nextExpected: 1, held: [7: shipment.heldEvent]), insertHeld: [shipment], now: t0
             ))
             #expect(try await store.keysWithHeldEvents(stream: .inventory) == ["WH1/A", "WH2/B"])
             #expect(try await store.keysWithHeldEvents(stream: .shipment) == ["WH1/S"])
@@ -342,18 +344,18 @@ public enum WorkerStoreConformance {
                 held[sequence] = message.heldEvent
                 try await store.commit(KeyChange(
                     stream: .inventory, key: "WH1/A", expectedVersion: Int64(version),
-                    newState: KeyState(nextExpected: 1, held: HeldEvents(all: held)), insertHeld: message, now: t0
+                    newState: KeyState(nextExpected: 1, held: HeldEvents(all: held)), insertHeld: [message], now: t0
                 ))
             }
             let b = heldMessage(sequence: 2, eventId: "B#2")
             try await store.commit(KeyChange(
                 stream: .inventory, key: "WH2/B", expectedVersion: 0, newState: KeyState(nextExpected: 1, held: [2: b.heldEvent]),
-                insertHeld: b, now: t0
+                insertHeld: [b], now: t0
             ))
             let s = heldMessage(sequence: 7, eventId: "S#7")
             try await store.commit(KeyChange(
                 stream: .shipment, key: "WH1/S", expectedVersion: 0, newState: KeyState(nextExpected: 1, held: [7: s.heldEvent]),
-                insertHeld: s, now: t0
+                insertHeld: [s], now: t0
             ))
             #expect(try await store.heldSummary(stream: .inventory) == [
                 HeldKeySummary(key: "WH1/A", heldEvents: 3, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(3.5))),
@@ -497,7 +499,7 @@ public enum WorkerStoreConformance {
                     DedupWrite(eventId: "e9", record: .held(fingerprint(9)), sequence: 9),
                     DedupWrite(eventId: "e6", record: .posted(fingerprint(6)), sequence: 6, documentId: "SH-6"),
                 ],
-                insertHeld: message, now: t0
+                insertHeld: [message], now: t0
             ))
         }
         try await withStore(fixture) { (store: any WorkerStore) async throws in
@@ -634,7 +636,7 @@ public enum WorkerStoreConformance {
                     var change = KeyChange(
                         stream: .inventory, key: key, expectedVersion: snapshot.version,
                         records: [DedupWrite(eventId: "bad", record: .posting(fingerprint(99)), sequence: 99)], now: t0)
-                    change.insertHeld = heldMessage(sequence: 99, eventId: "bad")
+                    change.insertHeld = [heldMessage(sequence: 99, eventId: "bad")]
                     return (change, 0)
                 }
             }
@@ -666,7 +668,7 @@ public enum WorkerStoreConformance {
                 stream: .inventory, key: "WH1/HOLDS", expectedVersion: 0,
                 newState: KeyState(nextExpected: 1, held: [2: KeyState.HeldEvent(eventId: "h2", heldAt: t0)]),
                 records: [DedupWrite(eventId: "h2", record: .held(fingerprint(2)), sequence: 2)],
-                insertHeld: HeldMessage(sequence: 2, eventId: "h2", heldAt: t0, routingKey: "inventory.WH1", headers: [:], body: [2]),
+                insertHeld: [HeldMessage(sequence: 2, eventId: "h2", heldAt: t0, routingKey: "inventory.WH1", headers: [:], body: [2])],
                 now: t0))
             for version in Int64(0)..<2 {
                 try await store.commit(KeyChange(
@@ -684,8 +686,8 @@ public enum WorkerStoreConformance {
                         records: decision.updatedRecord.map { [DedupWrite(eventId: eventId, record: $0, sequence: sequence)] } ?? [],
                         now: t0)
                     if decision.action == .hold {
-                        change.insertHeld = HeldMessage(
-                            sequence: sequence, eventId: eventId, heldAt: t0, routingKey: "inventory.WH1", headers: [:], body: [UInt8(sequence)])
+                        change.insertHeld = [HeldMessage(
+                            sequence: sequence, eventId: eventId, heldAt: t0, routingKey: "inventory.WH1", headers: [:], body: [UInt8(sequence)])]
                     }
                     return (decision.updatedState == nil && decision.updatedRecord == nil ? nil : change, decision.action)
                 }
@@ -770,6 +772,66 @@ public enum WorkerStoreConformance {
         }
     }
 
+    static func laterEvents(_ fixture: some WorkerStoreFixture) async throws {
+        try await withStore(fixture) { store in
+            // "WH1/FOLD" holds 10…16, more than a read's window; "f3" is posted under another key.
+            let held = Dictionary(uniqueKeysWithValues: (Int64(10)...16).map { ($0, heldMessage(sequence: $0, eventId: "h\($0)").heldEvent) })
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/FOLD", expectedVersion: 0, newState: KeyState(nextExpected: 1, held: HeldEvents(all: held)),
+                records: held.map { DedupWrite(eventId: $0.value.eventId, record: .held(fingerprint($0.key)), sequence: $0.key) },
+                insertHeld: held.map { heldMessage(sequence: $0.key, eventId: $0.value.eventId) }, now: t0))
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/OTHER", expectedVersion: 0, newState: KeyState(nextExpected: 4),
+                records: [DedupWrite(eventId: "f3", record: .posted(fingerprint(3)), sequence: 3)], now: t0))
+
+            let decision = KeyDecision(
+                stream: .inventory, key: "WH1/FOLD", eventId: "f2", sequence: 2,
+                laterEvents: [("h16", 16), ("x20", 20), ("f3", 3)]
+            ) { snapshot in
+                let state = snapshot.state!
+                let read = [
+                    snapshot.record == .notSeen,
+                    snapshot.laterRecords["h16"] == .held(fingerprint(16)),
+                    snapshot.laterRecords["f3"] == .posted(fingerprint(3)),
+                    snapshot.laterRecords["x20"] == nil,
+                    state.held.isKnown(16) && state.held[16]?.eventId == "h16",
+                    state.held.isKnown(20) && state.held[20] == nil,
+                    state.held.isKnown(2) && state.held[2] == nil,
+                    snapshot.version == 1,
+                ]
+                var newState = held
+                newState[2] = heldMessage(sequence: 2, eventId: "f2").heldEvent
+                newState[20] = heldMessage(sequence: 20, eventId: "x20").heldEvent
+                let change = KeyChange(
+                    stream: .inventory, key: "WH1/FOLD", expectedVersion: snapshot.version,
+                    newState: KeyState(nextExpected: 1, held: HeldEvents(all: newState)),
+                    records: [
+                        DedupWrite(eventId: "f2", record: .held(fingerprint(2)), sequence: 2),
+                        DedupWrite(eventId: "x20", record: .held(fingerprint(20)), sequence: 20),
+                    ],
+                    insertHeld: [heldMessage(sequence: 2, eventId: "f2"), heldMessage(sequence: 20, eventId: "x20")], now: t0)
+                return (change, read)
+            }
+            let results = try await store.commitDecisions([decision])
+            let read = try #require(try results.first?.get() as? [Bool])
+            #expect(read == Array(repeating: true, count: 8), "what the decision read of each event")
+            #expect(try await store.heldSequences(stream: .inventory, key: "WH1/FOLD") == [2] + Array(10...16) + [20])
+            #expect(try await store.heldMessage(stream: .inventory, key: "WH1/FOLD", sequence: 20)?.eventId == "x20")
+            let after = try await store.snapshot(stream: .inventory, key: "WH1/FOLD", eventId: "x20")
+            #expect(after.version == 2, "one change, one version")
+            #expect(after.record == .held(fingerprint(20)))
+
+            // A change holding two messages at one sequence is refused, and writes nothing.
+            await expectStoreError(.invalidChange) {
+                try await store.commit(KeyChange(
+                    stream: .inventory, key: "WH1/FOLD", expectedVersion: 2,
+                    newState: KeyState(nextExpected: 1, held: HeldEvents(all: held)),
+                    insertHeld: [heldMessage(sequence: 30, eventId: "a"), heldMessage(sequence: 30, eventId: "b")], now: t0))
+            }
+            #expect(try await store.snapshot(stream: .inventory, key: "WH1/FOLD", eventId: "").version == 2)
+        }
+    }
+
     static func racingRounds(_ fixture: some WorkerStoreFixture) async throws {
         let keys = (0..<12).map { "WH9/RACE-\($0)" }
         let roundsPerReplica = 8
@@ -829,7 +891,7 @@ public enum WorkerStoreConformance {
                     let change = KeyChange(
                         stream: .inventory, key: key, expectedVersion: snapshot.version, newState: decision.updatedState,
                         records: [DedupWrite(eventId: event.eventId, record: .held(event.fingerprint), sequence: sequence)],
-                        insertHeld: message, now: heldAt)
+                        insertHeld: [message], now: heldAt)
                     return (change, ())
                 }
             }
@@ -905,7 +967,7 @@ public enum WorkerStoreConformance {
             )
             try await store.commit(KeyChange(
                 stream: .inventory, key: key, expectedVersion: snapshot.version, newState: hold.updatedState,
-                records: hold.updatedRecord.map { [DedupWrite(eventId: "g2", record: $0, sequence: 2)] } ?? [], insertHeld: message, now: t0
+                records: hold.updatedRecord.map { [DedupWrite(eventId: "g2", record: $0, sequence: 2)] } ?? [], insertHeld: [message], now: t0
             ))
             #expect(try await store.keysWithHeldEvents(stream: .inventory) == [key])
 

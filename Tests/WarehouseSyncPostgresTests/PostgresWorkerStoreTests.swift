@@ -100,7 +100,7 @@ struct PostgresWorkerStoreTests {
                     stream: .inventory, key: key, expectedVersion: 0,
                     newState: KeyState(nextExpected: 2, held: [2: held.heldEvent]),
                     records: [DedupWrite(eventId: held.eventId, record: .held(fingerprint(2)), sequence: 2)],
-                    insertHeld: held, now: t0
+                    insertHeld: [held], now: t0
                 ))
                 let released = await withTaskGroup(of: Int.self) { group in
                     for store in replicas {

@@ -7,6 +7,7 @@ import WarehouseSyncCore
 import WarehouseSyncERP
 import WarehouseSyncSQLiteStore
 import WarehouseSyncStore
+import WarehouseSyncStoreConformance
 import WarehouseSyncTesting
 
 @testable import WarehouseSyncWorker
@@ -78,6 +79,19 @@ struct WorkerPipelineTests {
         var handedBack: [String] { log.withLock { $0.filter { !$0.acked }.map(\.eventId) } }
     }
 
+    /// Per store round, how many events its gate decisions read (each decides some of them).
+    final class GateRounds: Sendable {
+        private let rounds = Mutex<[Int]>([])
+
+        @Sendable func observe(_ round: [KeyDecision]) {
+            var decided = 0
+            for decision in round where decision.sequence != nil { decided += 1 + decision.laterEvents.count }
+            if decided > 0 { rounds.withLock { $0.append(decided) } }
+        }
+
+        var all: [Int] { rounds.withLock { $0 } }
+    }
+
     struct Harness {
         let pipeline: WorkerPipeline
         let erp: ScriptedERP
@@ -85,6 +99,8 @@ struct WorkerPipelineTests {
         let settlements: Settlements
         let store: SQLiteWorkerStore
         let topology: Topology
+        /// Per store round the pipeline committed, the events its gate decisions decided.
+        let gateRounds: GateRounds
 
         func deliver(_ eventId: String, key sku: String = "SKU-0001", sequence: Int64, quantity: String = "1", attempt: Int? = nil) {
             let body = #"{"schema":"inventory.delta/1","eventId":"\#(eventId)","occurredAt":"2026-01-15T10:00:00Z","warehouse":"WH1","sequence":\#(sequence),"sku":"\#(sku)","quantity":\#(quantity),"uom":"EA","status":"available","reason":"adjustment"}"#
@@ -100,7 +116,7 @@ struct WorkerPipelineTests {
                 topology: topology, handle: settlements.handle(eventId)))
         }
 
-        func settle() async { await pipeline.chain.drain() }
+        func settle() async { await pipeline.drain() }
 
         func published(to exchange: String) -> [OutboundMessage] {
             publisher.published.withLock { $0.filter { $0.exchange == exchange } }
@@ -113,6 +129,8 @@ struct WorkerPipelineTests {
         try await TestDirectory.with("worker-pipeline") { directory in
             let topology = try Topology(jsonData: Data(contentsOf: TestRepository.root.appendingPathComponent("topology/topology.json")))
             let store = try await SQLiteWorkerStore(path: directory.appendingPathComponent("store.db").path)
+            let gateRounds = GateRounds()
+            let observed = InterceptingStore(base: store, observeRound: gateRounds.observe)
             let erp = ScriptedERP()
             let publisher = RecordingPublisher()
             let logger = Logger(label: "test.pipeline")
@@ -122,11 +140,12 @@ struct WorkerPipelineTests {
                 retryPolicy: RetryPolicy(maxAttempts: 3, topology: topology)!, erpBatchMax: erpBatchMax)
             settings.patience = patience
             let pipeline = WorkerPipeline(
-                settings: settings, decoder: EventDecoder(), store: store, erp: erp, publisher: publisher,
+                settings: settings, decoder: EventDecoder(), store: observed, erp: erp, publisher: publisher,
                 circuit: CircuitGate(configuration: .init(), erp: erp, logger: logger),
                 metrics: WorkerMetrics(stream: "inventory"), logger: logger)
             let harness = Harness(
-                pipeline: pipeline, erp: erp, publisher: publisher, settlements: Settlements(), store: store, topology: topology)
+                pipeline: pipeline, erp: erp, publisher: publisher, settlements: Settlements(), store: store, topology: topology,
+                gateRounds: gateRounds)
             do {
                 try await body(harness)
             } catch {
@@ -155,6 +174,45 @@ struct WorkerPipelineTests {
             #expect(harness.settlements.handedBack.isEmpty)
             #expect(harness.publisher.published.withLock { $0.isEmpty })
             if erpBatchMax > 0 { #expect(harness.erp.state.withLock { $0.batches } > 0) }
+        }
+    }
+
+    @Test("a burst of one key's held events at the head of the queue is decided in a few store steps, not one each")
+    func heldBurst() async throws {
+        try await Self.withPipeline { harness in
+            // The key's 200 events arrive last first, then another key's: the first 199 are held.
+            for sequence in stride(from: Int64(200), through: 1, by: -1) {
+                harness.deliver("h-\(sequence)", key: "SKU-0001", sequence: sequence)
+            }
+            harness.deliver("o-1", key: "SKU-0002", sequence: 1)
+            await harness.settle()
+            #expect(harness.erp.booked.filter { $0.hasPrefix("h-") } == (1...200).map { "h-\($0)" })
+            #expect(harness.erp.booked.contains("o-1"))
+            #expect(harness.settlements.acked.sorted() == ((1...200).map { "h-\($0)" } + ["o-1"]).sorted())
+            #expect(harness.settlements.handedBack.isEmpty)
+            let rounds = harness.gateRounds.all
+            // A key's steps double while all they read is held (2, 4, … 128): not 200 rounds.
+            #expect(rounds.count <= 12, "gate rounds: \(rounds)")
+            let stillHeld = try await harness.store.heldSequences(stream: .inventory, key: "WH1/SKU-0001")
+            #expect(stillHeld.isEmpty)
+        }
+    }
+
+    @Test("a key's queued events in turn are posted one at a time, each decided after the one before settled")
+    func inTurnBurst() async throws {
+        try await Self.withPipeline { harness in
+            for sequence in Int64(1)...50 { harness.deliver("t-\(sequence)", sequence: sequence) }
+            await harness.settle()
+            #expect(harness.erp.booked == (1...50).map { "t-\($0)" })
+            #expect(harness.settlements.acked == (1...50).map { "t-\($0)" })
+            // Nothing held: each event waited in the queue for the one before to settle.
+            let record = try await harness.store.eventRecord(eventId: "t-50")
+            guard case .posted = record?.record else {
+                Issue.record("t-50 is recorded posted, got \(String(describing: record))")
+                return
+            }
+            let read = harness.gateRounds.all.reduce(0, +)
+            #expect(read >= 50 && read <= 100, "at most one record read in vain per event, read \(read)")
         }
     }
 

@@ -403,10 +403,21 @@ public struct KeyStep: Sendable {
         case settled(EventJourney.ReleaseInTurn?)
         /// The record says the event's retry copy is on its way.
         case marked
+        /// A key's queued events decided in one step (``inOrder(_:)``): each decided event's
+        /// gate action and the key after the commit, in delivery order; the events after the
+        /// first one let through (or sent to a person) are not decided yet.
+        case decidedInOrder([Decided])
+    }
+
+    /// One event's part of ``Outcome/decidedInOrder(_:)``.
+    public struct Decided: Sendable, Hashable {
+        public var action: GateAction
+        public var after: KeySnapshot
     }
 
     enum Kind: Sendable {
         case decide(IncomingEvent, EventJourney.Envelope)
+        case decideInOrder([(IncomingEvent, EventJourney.Envelope)])
         case settle(sequence: Int64, record: SettleRecord)
         case markInRetry(sequence: Int64, fingerprint: EventFingerprint)
     }
@@ -423,6 +434,12 @@ public struct KeyStep: Sendable {
     public let eventId: String
     /// The sequence whose held row the read includes (a decision on an arriving event).
     public let sequence: Int64?
+    /// The events after the first that the read includes (their records and held rows): a key's
+    /// queued events decided in one step (``inOrder(_:)``).
+    public var laterEvents: [(eventId: String, sequence: Int64)] {
+        guard case .decideInOrder(let events) = kind else { return [] }
+        return events.dropFirst().map { ($0.0.eventId, $0.0.sequence) }
+    }
     /// A snapshot the journey already holds: the store decides on it unless its version is stale.
     public let assumed: KeySnapshot?
     let kind: Kind
@@ -431,14 +448,40 @@ public struct KeyStep: Sendable {
 
     /// The gate's decision on an arriving event (else a settle or a retry mark): for the trace's span.
     public var isGateDecision: Bool {
-        if case .decide = kind { return true }
-        return false
+        switch kind {
+        case .decide, .decideInOrder: true
+        case .settle, .markInRetry: false
+        }
+    }
+
+    /// The gate's decisions on a key's queued events (``isGateDecision`` steps of one key, in
+    /// delivery order) as one store step: one read of the key, one write. The events are decided
+    /// one after the other on the key as the previous one left it, as if each had its own step,
+    /// up to and including the first that is let through to the ERP or sent to a person (a
+    /// conflict, a skipped sequence): the key waits for that one before its next event is
+    /// decided, so at most one event per key is in flight. A burst of held, duplicate or stale
+    /// events costs one transaction instead of one each (the head-of-line finding in docs/proof.md).
+    public static func inOrder(_ steps: [KeyStep]) -> KeyStep {
+        precondition(!steps.isEmpty, "nothing to decide")
+        guard steps.count > 1 else { return steps[0] }
+        let events = steps.map { step -> (IncomingEvent, EventJourney.Envelope) in
+            guard case .decide(let incoming, let envelope) = step.kind, step.key == steps[0].key else {
+                preconditionFailure("only gate decisions of one key are decided in order")
+            }
+            return (incoming, envelope)
+        }
+        let first = steps[0]
+        return KeyStep(
+            rules: first.rules, key: first.key, eventId: first.eventId, sequence: first.sequence, assumed: nil,
+            kind: .decideInOrder(events))
     }
 
     public func run(on snapshot: KeySnapshot, now: Date) -> (change: KeyChange?, outcome: Outcome) {
         switch kind {
         case .decide(let incoming, let envelope):
             return decide(incoming, envelope, on: snapshot, now: now)
+        case .decideInOrder(let events):
+            return decideInOrder(events, on: snapshot, now: now)
         case .settle(let sequence, let record):
             return settle(sequence, record: record, on: snapshot, now: now)
         case .markInRetry(let sequence, let fingerprint):
@@ -459,15 +502,45 @@ public struct KeyStep: Sendable {
             records: decision.updatedRecord.map { [DedupWrite(eventId: incoming.eventId, record: $0, sequence: incoming.sequence)] } ?? [],
             now: now)
         if decision.action == .hold || decision.action == .holdParked, let held = decision.updatedState?.held[incoming.sequence] {
-            change.insertHeld = HeldMessage(
+            change.insertHeld = [HeldMessage(
                 sequence: incoming.sequence, eventId: incoming.eventId, heldAt: held.heldAt, routingKey: envelope.routingKey,
-                headers: envelope.headers, body: envelope.body)
+                headers: envelope.headers, body: envelope.body)]
         }
         let after = KeySnapshot(
             state: decision.updatedState ?? snapshot.state,
             version: snapshot.version + (decision.updatedState == nil ? 0 : 1),
             record: decision.updatedRecord ?? snapshot.record)
         return (change, .decided(decision.action, after))
+    }
+
+    private func decideInOrder(
+        _ events: [(IncomingEvent, EventJourney.Envelope)], on snapshot: KeySnapshot, now: Date
+    ) -> (change: KeyChange?, outcome: Outcome) {
+        var current = snapshot
+        var written: [String: DedupRecord] = [:]
+        var merged: KeyChange?
+        var decided: [Decided] = []
+        deciding: for (index, (incoming, envelope)) in events.enumerated() {
+            current.record =
+                written[incoming.eventId]
+                ?? (index == 0 ? snapshot.record : snapshot.laterRecords[incoming.eventId] ?? .notSeen)
+            let (change, outcome) = decide(incoming, envelope, on: current, now: now)
+            guard case .decided(let action, let after) = outcome else { preconditionFailure("a gate decision decides") }
+            decided.append(Decided(action: action, after: after))
+            if let change {
+                merged = merged.map { $0.followed(by: change) } ?? change
+                for write in change.records { written[write.eventId] = write.record }
+            }
+            current = after
+            switch action {
+            case .hold, .holdParked, .duplicate, .stale: continue deciding
+            case .apply, .conflict, .skipped: break deciding
+            }
+        }
+        // One write moves the key's version by one however many events it decided.
+        let version = snapshot.version + (merged?.newState == nil ? 0 : 1)
+        for index in decided.indices { decided[index].after.version = version }
+        return (merged, .decidedInOrder(decided))
     }
 
     private func settle(

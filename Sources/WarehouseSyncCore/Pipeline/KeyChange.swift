@@ -13,12 +13,28 @@ public struct KeySnapshot: Sendable, Hashable {
     public var record: DedupRecord
     /// The ERP's document id, when the record is `posted` and the ERP returned one.
     public var documentId: String?
+    /// The records of the other events a read was asked about (a key's queued events decided in
+    /// one step, ``KeyDecision``), by eventId; an event with none is not seen.
+    public var laterRecords: [String: DedupRecord]
 
-    public init(state: KeyState?, version: Int64, record: DedupRecord, documentId: String? = nil) {
+    public init(
+        state: KeyState?, version: Int64, record: DedupRecord, documentId: String? = nil, laterRecords: [String: DedupRecord] = [:]
+    ) {
         self.state = state
         self.version = version
         self.record = record
         self.documentId = documentId
+        self.laterRecords = laterRecords
+    }
+}
+
+extension KeySnapshot {
+    /// Adds what `read` (a read of the same key at the same version for another event) knows of
+    /// `eventId`'s record and the held row at `sequence`: for a store that reads a key's queued
+    /// events one at a time.
+    public mutating func include(eventId: String, sequence: Int64, from read: KeySnapshot) {
+        if read.record != .notSeen, laterRecords[eventId] == nil { laterRecords[eventId] = read.record }
+        if let held = read.state?.held { state?.held.learn(sequence, from: held) }
     }
 }
 
@@ -78,8 +94,8 @@ public struct KeyChange: Sendable, Hashable {
     public var newState: KeyState?
     /// Dedup records to insert or replace, for events of this key.
     public var records: [DedupWrite]
-    /// The message of an event being held; needs ``newState`` (which holds it).
-    public var insertHeld: HeldMessage?
+    /// The messages of events being held, at distinct sequences; needs ``newState`` (which holds them).
+    public var insertHeld: [HeldMessage]
     /// The sequence whose held message is dropped (settled); deleting one that is not stored is
     /// a no-op.
     public var deleteHeldSequence: Int64?
@@ -92,7 +108,7 @@ public struct KeyChange: Sendable, Hashable {
         expectedVersion: Int64,
         newState: KeyState? = nil,
         records: [DedupWrite] = [],
-        insertHeld: HeldMessage? = nil,
+        insertHeld: [HeldMessage] = [],
         deleteHeldSequence: Int64? = nil,
         now: Date
     ) {
@@ -107,3 +123,23 @@ public struct KeyChange: Sendable, Hashable {
     }
 }
 
+
+extension KeyChange {
+    /// This change and `next` (decided on the key as this one leaves it) as one write: `next`'s
+    /// state, both changes' records (the later of two for one event) and held messages.
+    public func followed(by next: KeyChange) -> KeyChange {
+        var merged = self
+        merged.newState = next.newState ?? newState
+        for write in next.records {
+            if let index = merged.records.firstIndex(where: { $0.eventId == write.eventId }) {
+                merged.records[index] = write
+            } else {
+                merged.records.append(write)
+            }
+        }
+        merged.insertHeld += next.insertHeld
+        precondition(next.deleteHeldSequence == nil && deleteHeldSequence == nil, "only decisions on arriving events are merged")
+        merged.now = next.now
+        return merged
+    }
+}

@@ -141,8 +141,8 @@ public struct HeldEvents: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 
     /// The held events known, by sequence.
     public private(set) var known: [Int64: KeyState.HeldEvent]
-    /// The sequence the store was asked about beyond the lowest ones: known to be held or not.
-    public private(set) var probed: Int64?
+    /// The sequences the store was asked about beyond the lowest ones: known to be held or not.
+    public private(set) var probed: Set<Int64>
     /// Every held event at or below this sequence is in ``known``; `Int64.max` when all are.
     /// When it is less, at least one more event is held above it.
     public private(set) var knownThrough: Int64
@@ -153,7 +153,7 @@ public struct HeldEvents: Sendable, Hashable, ExpressibleByDictionaryLiteral {
     /// All of a key's held events.
     public init(all: [Int64: KeyState.HeldEvent]) {
         known = all
-        probed = nil
+        probed = []
         knownThrough = .max
         oldestHeldAt = all.values.map(\.heldAt).min()
     }
@@ -163,17 +163,17 @@ public struct HeldEvents: Sendable, Hashable, ExpressibleByDictionaryLiteral {
     }
 
     /// What a store read: the `lowest` held events in sequence order (all of them when
-    /// `moreAbove` is false, else the ``windowSize`` lowest), the sequence it was asked about
-    /// with the event held there (`nil`: none), and the oldest held time of all of them.
+    /// `moreAbove` is false, else the ``windowSize`` lowest), the sequences it was asked about
+    /// with the event held at each (`nil`: none), and the oldest held time of all of them.
     public init(
         lowest: [(sequence: Int64, event: KeyState.HeldEvent)], moreAbove: Bool,
-        asked: (sequence: Int64, event: KeyState.HeldEvent?)? = nil, oldestHeldAt: Date?
+        asked: [(sequence: Int64, event: KeyState.HeldEvent?)] = [], oldestHeldAt: Date?
     ) {
         known = [:]
-        if let asked { known[asked.sequence] = asked.event }
+        for asked in asked { known[asked.sequence] = asked.event }
         for (sequence, event) in lowest { known[sequence] = event }
         knownThrough = moreAbove ? (lowest.last?.sequence ?? .max) : .max
-        probed = knownThrough == .max ? nil : asked?.sequence
+        probed = knownThrough == .max ? [] : Set(asked.map(\.sequence))
         self.oldestHeldAt = oldestHeldAt
     }
 
@@ -182,7 +182,7 @@ public struct HeldEvents: Sendable, Hashable, ExpressibleByDictionaryLiteral {
     public subscript(sequence: Int64) -> KeyState.HeldEvent? { known[sequence] }
 
     /// Whether this view can tell if `sequence` is held.
-    public func isKnown(_ sequence: Int64) -> Bool { sequence <= knownThrough || sequence == probed || known[sequence] != nil }
+    public func isKnown(_ sequence: Int64) -> Bool { sequence <= knownThrough || probed.contains(sequence) || known[sequence] != nil }
 
     /// Nothing is held.
     public var isEmpty: Bool { known.isEmpty && knownThrough == .max }
@@ -195,6 +195,13 @@ public struct HeldEvents: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 
     /// The known held sequences, in order.
     public var knownSequences: [Int64] { known.keys.sorted() }
+
+    /// Takes what `other` (a read of the same key) knows of `sequence`, when this view does not.
+    mutating func learn(_ sequence: Int64, from other: HeldEvents) {
+        guard !isKnown(sequence), other.isKnown(sequence) else { return }
+        known[sequence] = other[sequence]
+        probed.insert(sequence)
+    }
 
     /// Holds `event` at `sequence`.
     mutating func hold(_ event: KeyState.HeldEvent, at sequence: Int64) {

@@ -31,12 +31,14 @@ final class DecisionRounds: Sendable {
     /// what the store reads.
     func commit(_ step: KeyStep) async throws -> KeyStep.Outcome {
         let decision = KeyDecision(
-            stream: step.stream, key: step.key, eventId: step.eventId, sequence: step.sequence, assumed: step.assumed
+            stream: step.stream, key: step.key, eventId: step.eventId, sequence: step.sequence, assumed: step.assumed,
+            laterEvents: step.laterEvents
         ) { snapshot in
             let (change, outcome) = step.run(on: snapshot, now: Date())
             return (change, outcome)
         }
-        let tokens = step.eventId.isEmpty ? [step.key] : [step.key, "\u{0}" + step.eventId]
+        var tokens = step.eventId.isEmpty ? [step.key] : [step.key, "\u{0}" + step.eventId]
+        tokens += step.laterEvents.map { "\u{0}" + $0.eventId }
         guard let outcome = try await rounds.submit(decision, tokens: tokens).get() as? KeyStep.Outcome else {
             throw StoreError(code: .unavailable, message: "the store answered a step with another step's outcome")
         }

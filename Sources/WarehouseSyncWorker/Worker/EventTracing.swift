@@ -44,7 +44,13 @@ struct EventTrace: Sendable {
     /// Runs the event's work in its context, then ends its span.
     func run<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async rethrows -> T {
         defer { span?.end() }
-        return try await ServiceContext.$current.withValue(context) { try await body() }
+        return try await within(body)
+    }
+
+    /// Runs `body` in the event's context and leaves its span open: work done for this event
+    /// together with others' (a key's queued events decided in one step).
+    func within<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async rethrows -> T {
+        try await ServiceContext.$current.withValue(context) { try await body() }
     }
 }
 

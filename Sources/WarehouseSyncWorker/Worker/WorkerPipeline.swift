@@ -48,7 +48,8 @@ final class WorkerPipeline: Sendable {
     let storeOutage: StoreOutage
     private let metrics: WorkerMetrics
     private let logger: Logger
-    let chain = KeyedTaskChain()
+    /// Each key's work in order, one turn at a time (``KeyedQueues``).
+    private let queues = KeyedQueues<KeyWork>()
     private let clock = ContinuousClock()
     private let stopping = Atomic<Bool>(false)
     /// Keys whose release could not be finished (store or broker trouble): the maintenance pass
@@ -86,6 +87,28 @@ final class WorkerPipeline: Sendable {
 
     // MARK: Deliveries
 
+    /// One piece of a key's work (``KeyedQueues``).
+    private enum KeyWork: Sendable {
+        case delivery(QueuedDelivery)
+        /// Other work on the key (the maintenance pass), in its turn.
+        case run(@Sendable () async -> Void)
+    }
+
+    /// A delivery waiting for its key's turn, with its journey's first action.
+    private struct QueuedDelivery: Sendable {
+        var journey: EventJourney
+        let first: EventJourney.Action
+        let message: PipelineMessage
+        let trace: EventTrace
+        let inHand: InHandToken?
+
+        /// The gate's decision it starts with, when it does (not a replay check, not invalid).
+        var gateDecision: KeyStep? {
+            guard case .store(let step) = first, step.isGateDecision else { return nil }
+            return step
+        }
+    }
+
     /// Takes one delivery: decodes it now (in the consume loop, so that the key's order is the
     /// delivery order) and queues its journey behind the earlier work of its key.
     func submit(_ delivery: AMQPDelivery) {
@@ -95,25 +118,110 @@ final class WorkerPipeline: Sendable {
     func submit(_ message: PipelineMessage) {
         metrics.consumed.increment()
         let trace = EventTrace(message, stream: stream)
-        let journey = trace.decode { EventJourney(delivery: message.envelope, rules: rules) }
+        var journey = trace.decode { EventJourney(delivery: message.envelope, rules: rules) }
+        let first = journey.start()
         guard let event = journey.event else {
-            chain.submit(key: "\u{0}invalid") { [self] in await trace.run { await run(journey, message) } }
+            enqueue(.delivery(QueuedDelivery(journey: journey, first: first, message: message, trace: trace, inHand: nil)), key: "\u{0}invalid")
             return
         }
         trace.annotate(event)
         let inHand = metrics.inHand(event, publishedAt: message.publishedAt)
-        chain.submit(key: event.sequencingKey) { [self] in
-            await trace.run { await run(journey, message) }
-            inHand.end()
+        enqueue(.delivery(QueuedDelivery(journey: journey, first: first, message: message, trace: trace, inHand: inHand)), key: event.sequencingKey)
+    }
+
+    /// Waits until the work in hand is done (a stop; tests).
+    func drain() async { await queues.drain() }
+
+    private func enqueue(_ work: KeyWork, key: String) {
+        guard queues.enqueue(work, key: key) else { return }
+        Task { await runKey(key) }
+    }
+
+    /// Runs `body` in `key`'s turn and returns when it is done.
+    private func inTurn(of key: String, _ body: @escaping @Sendable () async -> Void) async {
+        await withCheckedContinuation { continuation in
+            enqueue(.run { await body(); continuation.resume() }, key: key)
         }
     }
 
-    /// A delivery's journey, then the journeys of the held events it releases, one after the
-    /// other. Runs inside the key's chain.
-    private func run(_ journey: EventJourney, _ message: PipelineMessage) async {
-        var journey = journey
-        let next = await drive(&journey, message, from: journey.start())
-        await runReleases(from: next)
+    /// A key's runner: turn after turn until its queue is empty.
+    ///
+    /// A step over a key's queued events reads each one's record, though it stops at the first
+    /// let through: folding a whole queue of events in turn would read the rest again at every
+    /// turn (quadratic). So the fold starts at two events and doubles while every event it
+    /// reads is decided (a held burst), and drops back to twice what was decided when it stops
+    /// early (events in turn: at most one record read in vain per event).
+    private func runKey(_ key: String) async {
+        var putBack: [KeyWork] = []
+        var foldSize = 2
+        while true {
+            let turn = queues.nextTurn(key: key, putBack: putBack)
+            guard !turn.isEmpty else { return }
+            (putBack, foldSize) = await take(turn, foldSize: foldSize)
+        }
+    }
+
+    /// One turn of a key: its leading deliveries that start with a gate decision (at most
+    /// `foldSize`) are decided in one store step (``KeyStep/inOrder(_:)``), else the first piece
+    /// of work runs alone. Returns what the turn did not get to, in order, and the next fold size.
+    private func take(_ turn: [KeyWork], foldSize: Int) async -> ([KeyWork], foldSize: Int) {
+        var deciding: [QueuedDelivery] = []
+        for work in turn.prefix(min(foldSize, settings.roundMax)) {
+            guard case .delivery(let queued) = work, queued.gateDecision != nil else { break }
+            deciding.append(queued)
+        }
+        if deciding.count > 1 {
+            let decided = await decideInOrder(deciding)
+            return (Array(turn.dropFirst(decided)), min(max(2, 2 * decided), settings.roundMax))
+        }
+        switch turn[0] {
+        case .delivery(let queued): await run(queued)
+        case .run(let body): await body()
+        }
+        return (Array(turn.dropFirst()), foldSize)
+    }
+
+    /// A delivery's journey from its first action, then the journeys of the held events it
+    /// releases, one after the other.
+    private func run(_ queued: QueuedDelivery, from action: EventJourney.Action? = nil) async {
+        var journey = queued.journey
+        await queued.trace.run {
+            let next = await drive(&journey, queued.message, from: action ?? queued.first)
+            await runReleases(from: next)
+        }
+        queued.inHand?.end()
+    }
+
+    /// Decides a key's queued deliveries in one store step, then carries on each decided journey
+    /// in turn; returns how many were decided (those after the first one let through wait for
+    /// the next turn).
+    private func decideInOrder(_ deliveries: [QueuedDelivery]) async -> Int {
+        let step = KeyStep.inOrder(deliveries.map { $0.gateDecision! })
+        let outcome: KeyStep.Outcome
+        do {
+            // The first event's `gate` span stands for the step.
+            outcome = try await deliveries[0].trace.within {
+                try await EventStep.gate.run { try await patiently { [rounds] in try await rounds.commit(step) } }
+            }
+        } catch {
+            logger.error(
+                "could not decide a key's queued events; handed back to the broker for another try",
+                metadata: [LogMetadataKey.key.rawValue: "\(step.key)", "events": "\(deliveries.count)", "error": "\(error)"])
+            for var queued in deliveries {
+                let failed = queued.journey.failed()
+                await run(queued, from: failed)
+            }
+            return deliveries.count
+        }
+        guard case .decidedInOrder(let decided) = outcome, !decided.isEmpty, decided.count <= deliveries.count else {
+            preconditionFailure("a key's queued events decided as \(outcome)")
+        }
+        for (queued, decision) in zip(deliveries, decided) {
+            var queued = queued
+            let action = queued.journey.stored(.decided(decision.action, decision.after))
+            await run(queued, from: action)
+        }
+        return decided.count
     }
 
     /// Released held events one after the other while each settles and hands out the next.
@@ -296,11 +404,11 @@ final class WorkerPipeline: Sendable {
             defer { stalled.removeAll() }
             return stalled
         }
-        var tasks: [Task<Void, Never>] = []
-        for key in Set(keys).union(stalled) {
-            tasks.append(chain.submit(key: key) { [self] in await maintain(key: key, startup: startup) })
+        await withTaskGroup(of: Void.self) { group in
+            for key in Set(keys).union(stalled) {
+                group.addTask { [self] in await inTurn(of: key) { [self] in await maintain(key: key, startup: startup) } }
+            }
         }
-        for task in tasks { await task.value }
     }
 
     private func maintain(key: String, startup: Bool) async {

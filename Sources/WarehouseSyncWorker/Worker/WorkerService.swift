@@ -186,7 +186,7 @@ public final class WorkerService: Service, Sendable {
         // Also when the service group cancels instead of asking gracefully: the work in hand
         // hands its message back rather than wait for a store or an ERP that may not come back.
         pipeline.beginStopping()
-        await pipeline.chain.drain()
+        await pipeline.drain()
         await pipeline.circuit.shutdown()
         // The connections and the store stay open: their owner (the process's ServiceGroup)
         // closes them after this returns, so what was not settled above goes back to the broker.

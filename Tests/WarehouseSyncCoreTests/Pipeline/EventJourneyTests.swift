@@ -133,7 +133,7 @@ struct EventJourneyTests {
         var journey = EventJourney(delivery: Self.envelope("e-3", sequence: 3, attempt: 2), rules: Self.rules)
         let decide = try #require(Self.step(journey.start()))
         let (change, outcome) = decide.run(on: Self.fresh(KeyState(nextExpected: 1), version: 4), now: Self.now)
-        let held = try #require(change?.insertHeld)
+        let held = try #require(change?.insertHeld.first)
         #expect(held.sequence == 3)
         #expect(held.eventId == "e-3")
         #expect(held.headers[WireHeader.attempt] == "2", "a held message keeps its headers")
@@ -336,5 +336,58 @@ struct EventJourneyTests {
             release: .init(release: Release(sequence: 2, eventId: "e-2"), key: "k", snapshot: Self.fresh()), rules: Self.rules)
         _ = release.start()
         #expect(Self.ending(release.failed()) == .init(outcome: .gaveUp, delivery: .none))
+    }
+
+    @Test("a key's queued events are decided in one step up to the first let through; one write, version moved once")
+    func decidedInOrder() throws {
+        // Delivered 3, 4, 3 again (the same event), 1 (in turn), 2 (must wait for 1 to settle).
+        let deliveries: [(String, Int64)] = [("e-3", 3), ("e-4", 4), ("e-3", 3), ("e-1", 1), ("e-2", 2)]
+        var journeys = deliveries.map { EventJourney(delivery: Self.envelope($0.0, sequence: $0.1), rules: Self.rules) }
+        var steps: [KeyStep] = []
+        for index in journeys.indices { steps.append(try #require(Self.step(journeys[index].start()))) }
+        let step = KeyStep.inOrder(steps)
+        #expect(step.isGateDecision)
+        #expect(step.laterEvents.map(\.eventId) == ["e-4", "e-3", "e-1", "e-2"])
+        #expect(step.laterEvents.map(\.sequence) == [4, 3, 1, 2])
+
+        let (change, outcome) = step.run(on: Self.fresh(KeyState(nextExpected: 1), version: 7), now: Self.now)
+        guard case .decidedInOrder(let decided) = outcome else {
+            Issue.record("expected the events decided in order, got \(outcome)")
+            return
+        }
+        #expect(decided.map(\.action) == [.hold, .hold, .duplicate, .apply], "decided up to and including the one let through")
+        #expect(decided.allSatisfy { $0.after.version == 8 }, "one write moves the version once")
+        let written = try #require(change)
+        #expect(written.expectedVersion == 7)
+        #expect(written.insertHeld.map(\.sequence) == [3, 4])
+        #expect(written.records.map(\.eventId) == ["e-3", "e-4", "e-1"], "one record per event")
+        #expect(written.newState?.claimant == "e-1")
+        #expect(written.newState?.held[3]?.eventId == "e-3" && written.newState?.held[4]?.eventId == "e-4")
+
+        // Each journey goes on from its own decision: the held and the duplicate end, 1 is posted.
+        #expect(Self.ending(journeys[0].stored(.decided(decided[0].action, decided[0].after)))?.outcome == .held(parked: false))
+        #expect(Self.ending(journeys[2].stored(.decided(decided[2].action, decided[2].after)))?.outcome == .duplicate)
+        guard case .post(let document) = journeys[3].stored(.decided(decided[3].action, decided[3].after)) else {
+            Issue.record("the event in turn is posted next")
+            return
+        }
+        #expect(document.idempotencyKey == "e-1")
+    }
+
+    @Test("a key's queued events decided in order see the records the store read for each of them")
+    func decidedInOrderReadsEachRecord() throws {
+        var first = EventJourney(delivery: Self.envelope("e-5", sequence: 5), rules: Self.rules)
+        var second = EventJourney(delivery: Self.envelope("e-1", sequence: 1), rules: Self.rules)
+        let step = KeyStep.inOrder([try #require(Self.step(first.start())), try #require(Self.step(second.start()))])
+        // The store knows e-1 as posted (the key moved past it): its redelivery is a duplicate, not stale.
+        var snapshot = Self.fresh(KeyState(nextExpected: 2), version: 3)
+        snapshot.laterRecords["e-1"] = .posted(EventFingerprint(of: second.event!))
+        let (change, outcome) = step.run(on: snapshot, now: Self.now)
+        guard case .decidedInOrder(let decided) = outcome else {
+            Issue.record("expected the events decided in order, got \(outcome)")
+            return
+        }
+        #expect(decided.map(\.action) == [.hold, .duplicate])
+        #expect(change?.records.map(\.eventId) == ["e-5"])
     }
 }

@@ -15,7 +15,7 @@ struct HeldEventsTests {
     private func view(asked: Int64?) -> HeldEvents {
         HeldEvents(
             lowest: (2...5).map { ($0, event($0, at: Double(101 - $0))) }, moreAbove: true,
-            asked: asked.map { ($0, $0 <= 101 ? event($0, at: Double(101 - $0)) : nil) }, oldestHeldAt: PipelineFixtures.time(0))
+            asked: asked.map { [($0, $0 <= 101 ? event($0, at: Double(101 - $0)) : nil)] } ?? [], oldestHeldAt: PipelineFixtures.time(0))
     }
 
     @Test("a view knows the lowest events, the one asked about and the oldest time; not the rest")

@@ -110,15 +110,20 @@ struct PipelineSimulation {
         var heldMessages: [String: [Int64: HeldMessage]] = [:]
         var deadLetters: [(message: SimulatedMessage, reason: DeadLetterReason)] = []
 
-        func snapshot(key: String, eventId: String) -> KeySnapshot {
-            KeySnapshot(state: keys[key], version: versions[key, default: 0], record: records[eventId] ?? .notSeen)
+        /// `later`: the eventIds of a key's queued events decided in the same step.
+        func snapshot(key: String, eventId: String, later: [String] = []) -> KeySnapshot {
+            var snapshot = KeySnapshot(state: keys[key], version: versions[key, default: 0], record: records[eventId] ?? .notSeen)
+            for eventId in later { snapshot.laterRecords[eventId] = records[eventId] }
+            return snapshot
         }
 
         /// What a store's commit of one step does: decide on the assumed snapshot while it is
         /// current, else on a fresh read; write the change atomically.
         mutating func commit(_ step: KeyStep, now: Date) -> KeyStep.Outcome {
             let current = versions[step.key, default: 0]
-            let snapshot = step.assumed.flatMap { $0.version == current ? $0 : nil } ?? snapshot(key: step.key, eventId: step.eventId)
+            let snapshot =
+                step.assumed.flatMap { $0.version == current ? $0 : nil }
+                ?? snapshot(key: step.key, eventId: step.eventId, later: step.laterEvents.map(\.eventId))
             let (change, outcome) = step.run(on: snapshot, now: now)
             if let change { apply(change) }
             return outcome
@@ -131,7 +136,7 @@ struct PipelineSimulation {
                 versions[change.key, default: 0] += 1
             }
             for write in change.records { records[write.eventId] = write.record }
-            if let held = change.insertHeld { heldMessages[change.key, default: [:]][held.sequence] = held }
+            for held in change.insertHeld { heldMessages[change.key, default: [:]][held.sequence] = held }
             if let sequence = change.deleteHeldSequence { heldMessages[change.key]?[sequence] = nil }
         }
 
@@ -154,12 +159,16 @@ struct PipelineSimulation {
     var window = 1
     var crashProbability = 0.0
     var maxCrashes = 20
+    /// How often a delivery is taken with its key's next ones in the window and their gate
+    /// decisions made in one step (``KeyStep/inOrder(_:)``), as the runtime does with a key's queue.
+    var foldProbability = 0.5
 
     private(set) var crashes = 0
     private(set) var duplicates = 0
     private(set) var stale = 0
-    /// The delivery being processed until it is acked.
-    private var inFlight: SimulatedMessage?
+    /// The deliveries being processed until each is acked, by delivery number.
+    private var inFlight: [Int: SimulatedMessage] = [:]
+    private var deliveries = 0
     /// Every event ever dead-lettered: the store's letters, which vouch for replays.
     private var letteredEventIds: Set<String> = []
 
@@ -175,10 +184,19 @@ struct PipelineSimulation {
             steps += 1
             guard steps <= maxSteps else { return false }
             now = now.addingTimeInterval(1)
-            let message = queue.remove(at: Int.random(in: 0..<min(window, queue.count), using: &random))
-            inFlight = message
+            var taken = [queue.remove(at: Int.random(in: 0..<min(window, queue.count), using: &random))]
+            if random.chance(foldProbability), let key = EventJourney(delivery: taken[0].envelope, rules: rules).key {
+                var index = 0
+                while index < min(window - 1, queue.count), taken.count < 8 {
+                    if EventJourney(delivery: queue[index].envelope, rules: rules).key == key {
+                        taken.append(queue.remove(at: index))
+                    } else {
+                        index += 1
+                    }
+                }
+            }
             do {
-                try drive(EventJourney(delivery: message.envelope, rules: rules))
+                try deliver(taken)
             } catch {
                 restart()
             }
@@ -186,12 +204,45 @@ struct PipelineSimulation {
         return true
     }
 
-    /// The worker crashed: the unacked delivery is redelivered, releases are resumed.
-    mutating func restart() {
-        if let message = inFlight {
-            queue.insert(message, at: 0)
-            inFlight = nil
+    /// Deliveries of one key taken together: their leading gate decisions in one step, then each
+    /// decided journey in order; those the step did not decide go back to the queue's head.
+    private mutating func deliver(_ messages: [SimulatedMessage]) throws {
+        let numbers = messages.map { message -> Int in
+            deliveries += 1
+            inFlight[deliveries] = message
+            return deliveries
         }
+        var journeys = messages.map { EventJourney(delivery: $0.envelope, rules: rules) }
+        var steps: [KeyStep] = []
+        var firsts: [EventJourney.Action] = []
+        for index in journeys.indices {
+            let first = journeys[index].start()
+            firsts.append(first)
+            if case .store(let step) = first, step.isGateDecision, steps.count == index { steps.append(step) }
+        }
+        var decided = 1
+        if steps.count > 1 {
+            let outcome = store.commit(KeyStep.inOrder(steps), now: now)
+            try crashPoint()  // committed, nothing acked
+            guard case .decidedInOrder(let decisions) = outcome else { preconditionFailure("a fold decides in order") }
+            decided = decisions.count
+            for (index, decision) in decisions.enumerated() {
+                let action = journeys[index].stored(.decided(decision.action, decision.after))
+                try drive(journeys[index], from: action, delivery: numbers[index])
+            }
+        } else {
+            try drive(journeys[0], from: firsts[0], delivery: numbers[0])
+        }
+        for index in (decided..<messages.count).reversed() {
+            inFlight[numbers[index]] = nil
+            queue.insert(messages[index], at: 0)
+        }
+    }
+
+    /// The worker crashed: the unacked deliveries are redelivered, releases are resumed.
+    mutating func restart() {
+        for number in inFlight.keys.sorted(by: >) { queue.insert(inFlight[number]!, at: 0) }
+        inFlight = [:]
         while true {
             do {
                 for key in store.keys.keys.sorted() {
@@ -232,13 +283,16 @@ struct PipelineSimulation {
 
     private mutating func resume(_ release: Release, of key: String) throws {
         let snapshot = store.snapshot(key: key, eventId: release.eventId)
-        try drive(EventJourney(release: .init(release: release, key: key, snapshot: snapshot), rules: rules))
+        var journey = EventJourney(release: .init(release: release, key: key, snapshot: snapshot), rules: rules)
+        let first = journey.start()
+        try drive(journey, from: first, delivery: nil)
     }
 
-    /// Carries out a journey's actions, and those of the releases it hands on, as the runtime does.
-    private mutating func drive(_ first: EventJourney) throws {
-        var journey = first
-        var action = journey.start()
+    /// Carries out a journey's actions from `first`, and those of the releases it hands on, as
+    /// the runtime does; `delivery`: the number of the delivery it acks.
+    private mutating func drive(_ journey: EventJourney, from first: EventJourney.Action, delivery: Int?) throws {
+        var journey = journey
+        var action = first
         while true {
             switch action {
             case .checkReplay:
@@ -280,7 +334,7 @@ struct PipelineSimulation {
                 case .stale: stale += 1
                 default: break
                 }
-                if ending.delivery == .ack { inFlight = nil }
+                if ending.delivery == .ack, let delivery { inFlight[delivery] = nil }
                 guard let next = ending.next else { return }
                 journey = EventJourney(release: next, rules: rules)
                 action = journey.start()

@@ -53,7 +53,7 @@ for count in sizes {
             return (KeyChange(
                 stream: .inventory, key: key, expectedVersion: snapshot.version, newState: decision.updatedState,
                 records: [DedupWrite(eventId: event.eventId, record: .held(event.fingerprint), sequence: sequence)],
-                insertHeld: message, now: now), ())
+                insertHeld: [message], now: now), ())
         }
     }
     let holdTime = clock.now - holdStart
