@@ -23,6 +23,14 @@ actor CircuitGate {
     /// The last answer that was not the ERP speaking (DESIGN §3: a proxy's page, a 404), until
     /// the ERP answers a posting again: `/readyz` names the ERP as misanswering meanwhile.
     nonisolated let misanswer = Mutex<ERPResponseClass.TransientReason?>(nil)
+    /// The breaker is closed with no failure counted and no misanswer: a posting needs no wait
+    /// and its answer changes nothing, so the pipeline skips both hops to this actor (two per
+    /// event). Kept by every change of the breaker; a reader that sees it set may take its check
+    /// as the moment its call was made.
+    private nonisolated let quietFlag = Atomic<Bool>(true)
+
+    /// See ``quietFlag``.
+    nonisolated var isQuiet: Bool { quietFlag.load(ordering: .acquiring) }
 
     init(
         configuration: CircuitBreaker<ContinuousClock.Instant>.Configuration, erp: any ERPClient, logger: Logger,
@@ -48,6 +56,12 @@ actor CircuitGate {
             logger.notice("the ERP answers postings as the contract says again")
         }
         perform(breaker.recordSuccess())
+        updateQuiet()
+    }
+
+    private func updateQuiet() {
+        let quiet = breaker.state == .closed(.none) && misanswer.withLock { $0 == nil } && !stopped
+        quietFlag.store(quiet, ordering: .releasing)
     }
 
     /// A posting of `key` failed transiently for `reason`. Returns whether the circuit is open
@@ -69,6 +83,7 @@ actor CircuitGate {
         }
         perform(breaker.recordTransientFailure(
             key: key, systemic: reason.isSystemic, erpAnswer: reason.isERPAnswer, at: clock.now))
+        updateQuiet()
         return !breaker.allowsPosting
     }
 
@@ -76,6 +91,7 @@ actor CircuitGate {
     /// and hand its messages back.
     func shutdown() {
         stopped = true
+        updateQuiet()
         probe?.cancel()
         probe = nil
         resumeWaiters()
@@ -123,6 +139,7 @@ actor CircuitGate {
             logger.info("ERP health probe failed; circuit stays open")
         }
         perform(breaker.recordProbe(healthy: healthy, at: clock.now))
+        updateQuiet()
     }
 
     private func resumeWaiters() {

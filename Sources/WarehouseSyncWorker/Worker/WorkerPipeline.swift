@@ -369,15 +369,18 @@ final class WorkerPipeline: Sendable {
     /// once the ERP answers), on the batch route when `ERP_BATCH_MAX` > 0.
     private func post(_ document: PostingDocument, key: String, logger: Logger) async throws -> ERPResponseClass {
         while true {
-            await circuit.waitUntilPostingAllowed()
-            if isStopping, await circuit.isOpen { throw StoppingWhileERPUnavailable() }
+            // A quiet circuit (closed, nothing counted) lets the post through without a hop to it.
+            if !circuit.isQuiet {
+                await circuit.waitUntilPostingAllowed()
+                if isStopping, await circuit.isOpen { throw StoppingWhileERPUnavailable() }
+            }
             let started = clock.now
             let answer = await EventStep.post.run { [batcher, erp] in
                 if let batcher { await batcher.post(document, key: key) } else { await erp.post(document) }
             }
             metrics.recordERPLatency(clock.now - started)
             guard case .transient(let reason, _) = answer else {
-                await circuit.recordAnswer()
+                if !circuit.isQuiet { await circuit.recordAnswer() }
                 return answer
             }
             guard await circuit.recordTransientFailure(reason, key: key) else { return answer }
