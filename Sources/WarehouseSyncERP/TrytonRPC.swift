@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import WarehouseSyncCore
+import WarehouseSyncTracing
 
 /// What one Tryton JSON-RPC call came to.
 enum TrytonOutcome: Sendable {
@@ -117,16 +118,24 @@ final class TrytonRPC: Sendable {
         await session.current(login: { await self.login(timeout: self.configuration.http.requestTimeout) }).map(\.companyId)
     }
 
-    /// One JSON-RPC exchange, classified.
-    private func send(_ method: String, _ params: [JSONValue], authorization: String?, timeout: Duration) async -> TrytonOutcome {
+    /// A JSON-RPC call's request, with the W3C trace context of the task's current context
+    /// (`traceparent`, `tracestate`: docs/tracing.md) when it carries one, as the HTTP adapter sends.
+    func request(_ method: String, _ params: [JSONValue], authorization: String?) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: rpcURL)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
+        for (name, value) in TraceHeaders.current { request.headers.replaceOrAdd(name: name, value: value) }
         if let authorization { request.headers.add(name: "Authorization", value: authorization) }
         let body = JSONValue.object(JSONObject(uniqueKeysWithValues: [
             ("id", 1), ("method", .string(method)), ("params", .array(params)),
         ]))
         request.body = .bytes(ByteBuffer(bytes: body.serializedBytes()))
+        return request
+    }
+
+    /// One JSON-RPC exchange, classified.
+    private func send(_ method: String, _ params: [JSONValue], authorization: String?, timeout: Duration) async -> TrytonOutcome {
+        let request = request(method, params, authorization: authorization)
         let status: Int
         let bytes: ByteBuffer
         let retryAfter: String?

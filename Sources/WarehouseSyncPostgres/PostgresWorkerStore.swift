@@ -164,14 +164,18 @@ public final class PostgresWorkerStore: WorkerStore {
         try await pool.run("heldSummary") { connection, logger in
             try await connection.rows(
                 """
-                SELECT key COLLATE "C" AS key, count(*) AS held, min(held_at_us) AS oldest FROM held_messages
-                WHERE stream = \(stream.rawValue) GROUP BY 1 ORDER BY 1
+                SELECT h.key, h.held, h.oldest, h.lowest, k.next_expected, k.parked_since_us FROM (
+                    SELECT key COLLATE "C" AS key, count(*) AS held, min(held_at_us) AS oldest, min(sequence) AS lowest
+                    FROM held_messages WHERE stream = \(stream.rawValue) GROUP BY 1) AS h
+                LEFT JOIN keys k ON k.stream = \(stream.rawValue) AND k.key = h.key
+                ORDER BY 1
                 """,
                 logger
             ).map { row in
                 HeldKeySummary(
                     key: try row.value("key"), heldEvents: Int(try row.value("held", as: Int64.self)),
-                    oldestHeldAt: StoreTime.date(microseconds: try row.value("oldest")))
+                    oldestHeldAt: StoreTime.date(microseconds: try row.value("oldest")), lowestHeld: try row.value("lowest"),
+                    nextExpected: try row.value("next_expected"), isParked: try row.value("parked_since_us", as: Int64?.self) != nil)
             }
         }
     }

@@ -133,14 +133,18 @@ public final class SQLiteWorkerStore: WorkerStore {
             try await database.read { db in
                 try db.query(
                     """
-                    SELECT key, count(*) AS held, min(held_at_us) AS oldest FROM held_messages
-                    WHERE stream = ? GROUP BY key ORDER BY key
+                    SELECT h.key, h.held, h.oldest, h.lowest, k.next_expected, k.parked_since_us FROM (
+                        SELECT key, count(*) AS held, min(held_at_us) AS oldest, min(sequence) AS lowest FROM held_messages
+                        WHERE stream = ? GROUP BY key) AS h
+                    LEFT JOIN keys k ON k.stream = ? AND k.key = h.key
+                    ORDER BY h.key
                     """,
-                    [.text(stream.rawValue)]
+                    [.text(stream.rawValue), .text(stream.rawValue)]
                 ).map { row in
                     HeldKeySummary(
                         key: try row.string("key"), heldEvents: Int(try row.int64("held")),
-                        oldestHeldAt: StoreTime.date(microseconds: try row.int64("oldest")))
+                        oldestHeldAt: StoreTime.date(microseconds: try row.int64("oldest")), lowestHeld: try row.int64("lowest"),
+                        nextExpected: try row.optionalInt64("next_expected"), isParked: try row.optionalInt64("parked_since_us") != nil)
                 }
             }
         }

@@ -66,9 +66,10 @@ public protocol WorkerStore: Sendable {
     /// is none. For `whsync status --warehouse`.
     func lastPosted(stream: EventStream, warehouse: String) async throws -> PostedEvent?
 
-    /// Per key of `stream` with held events: how many it holds and since when the oldest waits,
-    /// sorted by key. One aggregate read of the held rows, for the workers' per-warehouse gauges
-    /// (``heldSequences(stream:key:)`` reads one key's rows).
+    /// Per key of `stream` with held events: how many it holds, since when the oldest waits, the
+    /// lowest held sequence with the key's next expected one and whether it is parked, sorted by
+    /// key. One aggregate read of the held rows, for the workers' per-warehouse gauges and their
+    /// maintenance pass (``heldSequences(stream:key:)`` reads one key's rows).
     func heldSummary(stream: EventStream) async throws -> [HeldKeySummary]
 
     /// `eventId`'s dedup record with where it belongs and when it was written, whatever its
@@ -317,12 +318,24 @@ public struct HeldKeySummary: Sendable, Hashable {
     public var key: String
     public var heldEvents: Int
     public var oldestHeldAt: Date
+    /// The lowest held sequence.
+    public var lowestHeld: Int64
+    /// The key's ``KeyState/nextExpected``; `nil` when no key row goes with the held rows.
+    public var nextExpected: Int64?
+    public var isParked: Bool
 
-    public init(key: String, heldEvents: Int, oldestHeldAt: Date) {
+    public init(key: String, heldEvents: Int, oldestHeldAt: Date, lowestHeld: Int64, nextExpected: Int64?, isParked: Bool = false) {
         self.key = key
         self.heldEvents = heldEvents
         self.oldestHeldAt = oldestHeldAt
+        self.lowestHeld = lowestHeld
+        self.nextExpected = nextExpected
+        self.isParked = isParked
     }
+
+    /// The key's held event in turn waits for somebody to release it (``SequenceGate/pendingRelease(_:)``
+    /// would name it): after a crash, a skip, a release that failed; or a release running now.
+    public var hasReleaseInTurn: Bool { !isParked && lowestHeld == nextExpected }
 }
 
 /// A dedup record as stored, with its key and times (``WorkerStore/eventRecord(eventId:)``).

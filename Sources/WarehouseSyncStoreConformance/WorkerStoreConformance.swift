@@ -358,8 +358,8 @@ public enum WorkerStoreConformance {
                 insertHeld: [s], now: t0
             ))
             #expect(try await store.heldSummary(stream: .inventory) == [
-                HeldKeySummary(key: "WH1/A", heldEvents: 3, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(3.5))),
-                HeldKeySummary(key: "WH2/B", heldEvents: 1, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(2.5))),
+                HeldKeySummary(key: "WH1/A", heldEvents: 3, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(3.5)), lowestHeld: 3, nextExpected: 1),
+                HeldKeySummary(key: "WH2/B", heldEvents: 1, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(2.5)), lowestHeld: 2, nextExpected: 1),
             ])
             #expect(try await store.heldSummary(stream: .shipment).map(\.key) == ["WH1/S"])
             #expect(try await store.heldSummary(stream: .receipt) == [])
@@ -370,8 +370,20 @@ public enum WorkerStoreConformance {
                 stream: .inventory, key: "WH1/A", expectedVersion: 3, newState: KeyState(nextExpected: 4, held: HeldEvents(all: held)),
                 deleteHeldSequence: 3, now: t0
             ))
-            #expect(try await store.heldSummary(stream: .inventory).first == HeldKeySummary(
-                key: "WH1/A", heldEvents: 2, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(5.5))))
+            let afterRelease = try #require(try await store.heldSummary(stream: .inventory).first)
+            #expect(afterRelease == HeldKeySummary(
+                key: "WH1/A", heldEvents: 2, oldestHeldAt: StoreTime.stored(t0.addingTimeInterval(5.5)), lowestHeld: 5, nextExpected: 4))
+            #expect(!afterRelease.hasReleaseInTurn, "4 is missing")
+            // 4 is skipped: 5 is in turn and waits for a release.
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH1/A", expectedVersion: 4, newState: KeyState(nextExpected: 5, held: HeldEvents(all: held)), now: t0))
+            #expect(try await store.heldSummary(stream: .inventory).first?.hasReleaseInTurn == true)
+            // A parked key's held event in turn waits for an operator, not for a release.
+            try await store.commit(KeyChange(
+                stream: .inventory, key: "WH2/B", expectedVersion: 1,
+                newState: KeyState(nextExpected: 2, held: [2: b.heldEvent], parked: .init(since: t0, reason: .gapTimeout)), now: t0))
+            let parked = try #require(try await store.heldSummary(stream: .inventory).last)
+            #expect(parked.key == "WH2/B" && parked.isParked && parked.nextExpected == 2 && !parked.hasReleaseInTurn)
         }
     }
 

@@ -1,6 +1,9 @@
+import AsyncHTTPClient
 import Logging
 import Testing
+import Tracing
 import WarehouseSyncCore
+import WarehouseSyncTracing
 @testable import WarehouseSyncERP
 
 /// How a Tryton JSON-RPC answer is read (trytond 8.2's protocols/jsonrpc.py and dispatcher.py).
@@ -67,5 +70,20 @@ import WarehouseSyncCore
         #expect(try Quantity.parse("-0.125").fractionDigits == 3)
         #expect(try Quantity.parse("7").fractionDigits == 0)
         #expect(try Quantity.parse("-3.5").magnitudeText == "3.5")
+    }
+
+    @Test func aCallCarriesTheEventsTraceContextAsTheHTTPAdapterDoes() throws {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let configuration = try TrytonConfiguration(
+            baseURL: "http://127.0.0.1:8000/whsync", user: "admin", password: try #require(TrytonPassword("secret")))
+        let rpc = TrytonRPC(configuration: configuration, httpClient: HTTPClient.shared, logger: Logger(label: "test"))
+        let traced = ServiceContext.$current.withValue(TraceHeaders.context(from: ["traceparent": parent, "tracestate": "a=1"])) {
+            rpc.request("model.stock.move.create", [], authorization: "Session x")
+        }
+        #expect(traced.headers.first(name: "traceparent") == parent)
+        #expect(traced.headers.first(name: "tracestate") == "a=1")
+        #expect(traced.headers.first(name: "Authorization") == "Session x")
+        let untraced = rpc.request("model.stock.move.create", [], authorization: nil)
+        #expect(untraced.headers.first(name: "traceparent") == nil)
     }
 }

@@ -394,25 +394,49 @@ final class WorkerPipeline: Sendable {
     /// and releases held events in turn that nobody works on (after a crash, after an operator's
     /// `whsync gaps skip`, after a release that failed). `startup` also releases events whose
     /// record says a retry copy is in flight: after a crash that copy may be all that is left.
+    ///
+    /// One aggregate read (``WorkerStore/heldSummary(stream:)``) says which keys need a look: a
+    /// held event in turn, a gap past `GAP_TIMEOUT`, a release that stalled. Only those are read
+    /// and worked on, at most ``maintenanceWidth`` at a time: a backlog leaves ~15,000 keys
+    /// holding a swapped event, and reading every one of them every 5 s flooded PostgreSQL's
+    /// pool until the worker took it for an outage (proof suite, `backlog-postgres` at 10^6).
     func maintain(startup: Bool = false) async {
-        let keys: [String]
+        let summary: [HeldKeySummary]
         do {
-            keys = try await store.keysWithHeldEvents(stream: stream)
+            summary = try await store.heldSummary(stream: stream)
         } catch {
-            logger.warning("maintenance pass could not list held keys", metadata: ["error": "\(error)"])
+            logger.warning("maintenance pass could not read the held keys", metadata: ["error": "\(error)"])
             return
         }
-        gapTimer.withLock { $0.retain(only: Set(keys)) }
         let stalled = stalledReleases.withLock { stalled in
             defer { stalled.removeAll() }
             return stalled
         }
+        let wallNow = Date()
+        let now = clock.now
+        let due = gapTimer.withLock { timer in
+            timer.retain(only: Set(summary.map(\.key)))
+            return summary.filter { key in
+                key.hasReleaseInTurn
+                    || (!key.isParked
+                        && timer.waited(key: key.key, oldestHeldAt: key.oldestHeldAt, wallNow: wallNow, now: now) >= gate.policy.gapTimeout)
+            }.map(\.key)
+        }
+        var keys = Set(due).union(stalled).sorted().makeIterator()
         await withTaskGroup(of: Void.self) { group in
-            for key in Set(keys).union(stalled) {
+            for _ in 0..<Self.maintenanceWidth {
+                guard let key = keys.next() else { break }
+                group.addTask { [self] in await inTurn(of: key) { [self] in await maintain(key: key, startup: startup) } }
+            }
+            while await group.next() != nil {
+                guard let key = keys.next() else { continue }
                 group.addTask { [self] in await inTurn(of: key) { [self] in await maintain(key: key, startup: startup) } }
             }
         }
     }
+
+    /// How many keys the maintenance pass works on at once.
+    static let maintenanceWidth = 16
 
     private func maintain(key: String, startup: Bool) async {
         do {
