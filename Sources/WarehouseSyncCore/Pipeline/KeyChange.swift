@@ -123,7 +123,6 @@ public struct KeyChange: Sendable, Hashable {
     }
 }
 
-
 extension KeyChange {
     /// This change and `next` (decided on the key as this one leaves it) as one write: `next`'s
     /// state, both changes' records (the later of two for one event) and held messages.
