@@ -272,8 +272,8 @@ scenario_kills() {
 }
 
 # ---- The delivery limit: messages caught in many kills -------------------------------------------
-# The kills scenario never reached the limit: each restart acks most of what it holds (retry copies
-# of the first failures, and the holds of the keys behind them). Here every event has a key of its
+# The kills scenario reaches the limit only now and then: each restart acks most of what it holds
+# (retry copies of the first failures, and the holds of keys behind them). Here every event has a key of its
 # own (nothing is held) and the ERP is down throughout, so each restart rescues only the first few
 # into retry copies before the circuit opens; the rest wait in hand and go back at the kill.
 scenario_limit() {
