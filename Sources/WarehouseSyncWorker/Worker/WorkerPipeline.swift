@@ -225,9 +225,12 @@ final class WorkerPipeline: Sendable {
     }
 
     /// Released held events one after the other while each settles and hands out the next.
+    /// Once the worker stops, a release in turn stays in the store (it has no delivery to hand
+    /// back): the next start's maintenance pass releases it. Going on meant posting and publishing
+    /// retry copies the broker may be blocking (proof suite, `alarm`: a stop past the grace period).
     private func runReleases(from first: EventJourney.ReleaseInTurn?) async {
         var next = first
-        while let release = next {
+        while let release = next, !isStopping {
             next = await runRelease(release)
         }
     }
