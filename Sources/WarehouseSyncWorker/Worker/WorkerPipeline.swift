@@ -427,14 +427,14 @@ final class WorkerPipeline: Sendable {
         }
         var keys = Set(due).union(stalled).sorted().makeIterator()
         await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<Self.maintenanceWidth {
-                guard let key = keys.next() else { break }
+            // At most `maintenanceWidth` keys at once: one more each time one is done.
+            func startNext() -> Bool {
+                guard let key = keys.next() else { return false }
                 group.addTask { [self] in await inTurn(of: key) { [self] in await maintain(key: key, startup: startup) } }
+                return true
             }
-            while await group.next() != nil {
-                guard let key = keys.next() else { continue }
-                group.addTask { [self] in await inTurn(of: key) { [self] in await maintain(key: key, startup: startup) } }
-            }
+            for _ in 0..<Self.maintenanceWidth where !startNext() { break }
+            while await group.next() != nil { _ = startNext() }
         }
     }
 
