@@ -55,6 +55,9 @@ let package = Package(
         ),
         // Names OS threads so that profiles tell the connection and database threads apart.
         .target(name: "ThreadNaming"),
+        // Tells glibc's allocator to keep freed memory in its arenas (the long-running processes).
+        .target(name: "ProcessMemory", dependencies: ["CMalloc"]),
+        .systemLibrary(name: "CMalloc"),
         // One SQLite connection on its own thread, async read/write, migrations.
         .target(
             name: "WarehouseSyncSQLite",
@@ -79,6 +82,7 @@ let package = Package(
             name: "reference-erp",
             dependencies: [
                 "ReferenceERP",
+                "ProcessMemory",
                 "WarehouseSyncLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -226,6 +230,7 @@ let package = Package(
             name: "WarehouseSyncProcessKit",
             dependencies: [
                 "WarehouseSyncCore",
+                "ProcessMemory",
                 "AMQPClient",
                 "WarehouseSyncERP",
                 "WarehouseSyncLogging",
@@ -307,6 +312,7 @@ let package = Package(
             name: "WarehouseSyncProcessKitTests",
             dependencies: ["WarehouseSyncTesting", 
                 "WarehouseSyncProcessKit",
+                "ProcessMemory",
                 "WarehouseSyncConsole",
                 "WarehouseSyncSettings",
                 "WarehouseSyncOps",
@@ -392,6 +398,7 @@ let package = Package(
             name: "http-floor",
             dependencies: [
                 "AMQPClient",
+                "ProcessMemory",
                 "WarehouseSyncCore",
                 "WarehouseSyncERP",
                 .product(name: "Logging", package: "swift-log"),

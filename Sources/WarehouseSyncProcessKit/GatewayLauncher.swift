@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ProcessMemory
 import ServiceLifecycle
 import WarehouseSyncGateway
 import WarehouseSyncLogging
@@ -20,6 +21,7 @@ public enum GatewayLauncher {
         } catch {
             WorkerLauncher.fail("\(executable): \(error)")
         }
+        ProcessMemory.keepFreedMemory(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap(LogHandlerFactory.make(format: configuration.logFormat, level: configuration.logLevel))
         let logger = Logger(label: executable)
         do {

@@ -2,6 +2,7 @@ import AMQPClient
 import Foundation
 import Logging
 import Metrics
+import ProcessMemory
 import ServiceLifecycle
 import WarehouseSyncCore
 import WarehouseSyncERP
@@ -24,6 +25,7 @@ public enum WorkerLauncher {
         } catch {
             fail("\(executable): \(error)")
         }
+        ProcessMemory.keepFreedMemory(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap(LogHandlerFactory.make(format: configuration.logFormat, level: configuration.logLevel))
         var logger = Logger(label: executable)
         logger[metadataKey: LogMetadataKey.stream.rawValue] = "\(stream)"

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import ProcessMemory
 import ReferenceERP
 import ServiceLifecycle
 import WarehouseSyncLogging
@@ -64,6 +65,7 @@ struct ReferenceERPCommand: AsyncParsableCommand {
 
         let format = settings.logFormat
         let level = settings.logLevel
+        ProcessMemory.keepFreedMemory(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap(LogHandlerFactory.make(format: format, level: level))
         let logger = Logger(label: "reference-erp")
 

@@ -35,6 +35,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import ProcessMemory
 import Synchronization
 import WarehouseSyncCore
 import WarehouseSyncERP
@@ -307,6 +308,9 @@ func option(_ name: String) -> String? {
     guard let index = arguments.firstIndex(of: "--\(name)"), index + 1 < arguments.count else { return nil }
     return arguments[index + 1]
 }
+
+// The floors are measured with the allocator set as the product's processes set it.
+ProcessMemory.keepFreedMemory(environment: ProcessInfo.processInfo.environment)
 
 switch arguments.first {
 case "serve":
