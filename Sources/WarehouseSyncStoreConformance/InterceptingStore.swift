@@ -10,24 +10,37 @@ public struct InterceptingStore: WorkerStore {
     let commitReplacement: (@Sendable (KeyChange) async throws -> Void)?
     let recordDeadLetterReplacement: (@Sendable (NewDeadLetter) async throws -> DeadLetterRecord)?
     let roundObserver: (@Sendable ([KeyDecision]) -> Void)?
+    let decisionRefusal: (@Sendable (KeyDecision) -> StoreError?)?
 
     /// `commit` and `recordDeadLetter`, when given, run instead of `base`'s (they may call it);
-    /// `observeRound` sees each round of decisions before it is committed.
+    /// `observeRound` sees each round of decisions before it is committed; a decision `refuse`
+    /// answers with an error fails with it, the others of its round are committed.
     public init(
         base: any WorkerStore,
         commit: (@Sendable (KeyChange) async throws -> Void)? = nil,
         recordDeadLetter: (@Sendable (NewDeadLetter) async throws -> DeadLetterRecord)? = nil,
-        observeRound: (@Sendable ([KeyDecision]) -> Void)? = nil
+        observeRound: (@Sendable ([KeyDecision]) -> Void)? = nil,
+        refuse: (@Sendable (KeyDecision) -> StoreError?)? = nil
     ) {
         self.base = base
         commitReplacement = commit
         recordDeadLetterReplacement = recordDeadLetter
         roundObserver = observeRound
+        decisionRefusal = refuse
     }
 
     /// `base`'s rounds, unless `commit` is replaced: then one decision at a time through it.
     public func commitDecisions(_ round: [KeyDecision]) async throws -> [Result<any Sendable, any Error>] {
         roundObserver?(round)
+        let refusals = round.map { decisionRefusal?($0) }
+        let passing = zip(round, refusals).filter { $0.1 == nil }.map(\.0)
+        var committed = passing.isEmpty ? [] : try await commitPassing(passing)
+        committed.reverse()
+        let short = StoreError(code: .unavailable, message: "the store answered a round short")
+        return refusals.map { refusal in refusal.map { .failure($0) } ?? committed.popLast() ?? .failure(short) }
+    }
+
+    private func commitPassing(_ round: [KeyDecision]) async throws -> [Result<any Sendable, any Error>] {
         guard commitReplacement == nil else { return try await commitDecisionsOneByOne(round) }
         return try await base.commitDecisions(round)
     }

@@ -124,13 +124,14 @@ struct WorkerPipelineTests {
     }
 
     static func withPipeline(
-        erpBatchMax: Int = 0, patience: Duration = .seconds(30), _ body: (Harness) async throws -> Void
+        erpBatchMax: Int = 0, patience: Duration = .seconds(30), refuse: (@Sendable (KeyDecision) -> StoreError?)? = nil,
+        _ body: (Harness) async throws -> Void
     ) async throws {
         try await TestDirectory.with("worker-pipeline") { directory in
             let topology = try Topology(jsonData: Data(contentsOf: TestRepository.root.appendingPathComponent("topology/topology.json")))
             let store = try await SQLiteWorkerStore(path: directory.appendingPathComponent("store.db").path)
             let gateRounds = GateRounds()
-            let observed = InterceptingStore(base: store, observeRound: gateRounds.observe)
+            let observed = InterceptingStore(base: store, observeRound: gateRounds.observe, refuse: refuse)
             let erp = ScriptedERP()
             let publisher = RecordingPublisher()
             let logger = Logger(label: "test.pipeline")
@@ -197,6 +198,27 @@ struct WorkerPipelineTests {
             #expect((rounds.max() ?? 0) >= 64, "gate rounds: \(rounds)")
             let stillHeld = try await harness.store.heldSequences(stream: .inventory, key: "WH1/SKU-0001")
             #expect(stillHeld.isEmpty)
+        }
+    }
+
+    @Test("a key's queued events the store refuses as one step are decided one at a time: none handed back")
+    func refusedFold() async throws {
+        let refusedFolds = Mutex(0)
+        // A store that cannot take a step over several events (as if the folded change were invalid).
+        let refuse: @Sendable (KeyDecision) -> StoreError? = { decision in
+            guard !decision.laterEvents.isEmpty else { return nil }
+            refusedFolds.withLock { $0 += 1 }
+            return StoreError(code: .invalidChange, message: "test: no folds")
+        }
+        try await Self.withPipeline(refuse: refuse) { harness in
+            for sequence in stride(from: Int64(10), through: 1, by: -1) {
+                harness.deliver("f-\(sequence)", key: "SKU-0001", sequence: sequence)
+            }
+            await harness.settle()
+            #expect(refusedFolds.withLock { $0 } >= 1, "the key's queue folded at least once")
+            #expect(harness.erp.booked == (1...10).map { "f-\($0)" })
+            #expect(harness.settlements.acked.sorted() == (1...10).map { "f-\($0)" }.sorted())
+            #expect(harness.settlements.handedBack.isEmpty)
         }
     }
 

@@ -171,7 +171,12 @@ final class WorkerPipeline: Sendable {
             deciding.append(queued)
         }
         if deciding.count > 1 {
-            let decided = await decideInOrder(deciding)
+            guard let decided = await decideInOrder(deciding) else {
+                // Refused as a whole: this key's events go one step each until its queue empties,
+                // so that only an event at fault fails, not the ones folded beside it.
+                await run(deciding[0])
+                return (Array(turn.dropFirst()), foldSize: 1)
+            }
             return (Array(turn.dropFirst(decided)), min(max(2, 2 * decided), settings.roundMax))
         }
         switch turn[0] {
@@ -194,8 +199,9 @@ final class WorkerPipeline: Sendable {
 
     /// Decides a key's queued deliveries in one store step, then carries on each decided journey
     /// in turn; returns how many were decided (those after the first one let through wait for
-    /// the next turn).
-    private func decideInOrder(_ deliveries: [QueuedDelivery]) async -> Int {
+    /// the next turn), or `nil` when the store refused the step itself (nothing is decided: the
+    /// caller takes the events one at a time).
+    private func decideInOrder(_ deliveries: [QueuedDelivery]) async -> Int? {
         let step = KeyStep.inOrder(deliveries.map { $0.gateDecision! })
         let outcome: KeyStep.Outcome
         do {
@@ -203,6 +209,11 @@ final class WorkerPipeline: Sendable {
             outcome = try await deliveries[0].trace.within {
                 try await EventStep.gate.run { try await patiently { [rounds] in try await rounds.commit(step) } }
             }
+        } catch let error as StoreError where Self.refusesTheStep(error) {
+            logger.warning(
+                "the store refused a key's queued events as one step; deciding them one at a time",
+                metadata: [LogMetadataKey.key.rawValue: "\(step.key)", "events": "\(deliveries.count)", "error": "\(error)"])
+            return nil
         } catch {
             logger.error(
                 "could not decide a key's queued events; handed back to the broker for another try",
@@ -222,6 +233,13 @@ final class WorkerPipeline: Sendable {
             await run(queued, from: action)
         }
         return decided.count
+    }
+
+    /// A store error that says the step was refused (its change is invalid, the data it read is
+    /// not readable), where events decided one by one may fare differently; not an unavailable
+    /// store or a key that other replicas keep moving, which one-by-one steps would meet as well.
+    private static func refusesTheStep(_ error: StoreError) -> Bool {
+        error.code != .unavailable && error.code != .versionConflict
     }
 
     /// Released held events one after the other while each settles and hands out the next.
