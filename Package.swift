@@ -399,6 +399,7 @@ let package = Package(
             dependencies: [
                 "AMQPClient",
                 "ProcessMemory",
+                "WarehouseSyncWorker",
                 "WarehouseSyncCore",
                 "WarehouseSyncERP",
                 .product(name: "Logging", package: "swift-log"),

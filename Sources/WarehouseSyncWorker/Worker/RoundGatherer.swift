@@ -7,8 +7,9 @@ import Synchronization
 /// waits for the first of them to finish and leaves with everything that gathered meanwhile: at
 /// most `maxItems`, oldest first, and none whose tokens (its sequencing key, its event) are
 /// already in the round; those go in a later one. Under load the rounds fill; at a trickle each
-/// request travels alone, as fast as it would without the gatherer. No timer.
-final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable {
+/// request travels alone, as fast as it would without the gatherer. No timer. Public for
+/// bench/Sources/http-floor, whose batch relay gathers as the worker does.
+public final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable {
     private struct Waiting: Sendable {
         let request: Request
         let tokens: [String]
@@ -37,15 +38,15 @@ final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable {
         }
     }
 
-    let maxInFlight: Int
-    let maxItems: Int
+    public let maxInFlight: Int
+    public let maxItems: Int
     private let handle: @Sendable ([Request]) async -> [Answer]
     private let unanswered: @Sendable (Request) -> Answer
     private let state = Mutex(State())
 
     /// `handle` answers a round, in its order; a request it leaves unanswered (a short answer)
     /// gets `unanswered(request)`.
-    init(
+    public init(
         maxInFlight: Int, maxItems: Int, handle: @escaping @Sendable ([Request]) async -> [Answer],
         unanswered: @escaping @Sendable (Request) -> Answer
     ) {
@@ -59,7 +60,7 @@ final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable {
     var waitingCount: Int { state.withLock { $0.waiting.count } }
 
     /// Sends `request` in the next round it fits in and returns its own answer.
-    func submit(_ request: Request, tokens: [String]) async -> Answer {
+    public func submit(_ request: Request, tokens: [String]) async -> Answer {
         // Nothing waiting and a round free: this request is a round of its own, handled in the
         // caller's task (no task, no continuation: the trickle case costs what a direct call does).
         let alone = state.withLock { state -> Bool in

@@ -10,7 +10,7 @@
 //   http-floor serve --mode nio            # prints "listening PORT", serves until killed
 //   http-floor load --url http://127.0.0.1:PORT --count 40000 [--concurrency 32]
 //   http-floor relay --amqp-url URL --queue erp.inventory --url http://127.0.0.1:PORT --count N \
-//       [--prefetch 100] [--map] [--pids beam=PID,...]
+//       [--prefetch 100] [--map] [--batch N] [--pids beam=PID,...]
 //
 // `load` warms up, then sends `count` POSTs of about 300 bytes over `concurrency` keep-alive
 // connections (one request in flight on each) and prints one machine-readable line:
@@ -23,7 +23,11 @@
 // no store. Plain, it posts the body as it came to a floor server: what one event costs the
 // consumer, the broker and the server with no work on either side. With `--map` it decodes and
 // maps each event as the worker does and posts it with the worker's own ERP client, to
-// reference-erp: the worker without its store, against the real stand-in. It prints
+// reference-erp: the worker without its store, against the real stand-in. With `--batch N` the
+// deliveries are gathered as the worker's PostingBatcher gathers them (its RoundGatherer: at most N
+// items, two requests in flight, one item per sequencing key when mapped) and posted to
+// `/postings:batch`: raw bodies as `{"items":[…]}` to the floor server, mapped documents with the
+// worker's ERP client's batch call to reference-erp (DESIGN §3a). It prints
 // `RESULT events_per_s=… relay_ms_per_event=… LABEL_ms_per_event=…` (CPU per event of each
 // `--pids` process), timed from the first delivery to the last ack.
 import AMQPClient
@@ -39,6 +43,7 @@ import ProcessMemory
 import Synchronization
 import WarehouseSyncCore
 import WarehouseSyncERP
+import WarehouseSyncWorker
 
 /// The body every server answers with: the size of a reference-erp 201.
 let answer = ByteBuffer(string: #"{"documentId":"IM-00000001","type":"inventory-movement","idempotencyKey":"e2e-1-1","eventId":"e2e-1-1","sequence":1,"warehouse":"WH01","key":"WH01/SKU-00001","hasDiscrepancy":false,"postedAt":"2026-11-23T08:00:00.000Z"}"# + "\n")
@@ -250,6 +255,55 @@ enum RelayPosting {
         }
     }
 
+    /// A delivery as an item of a batch request, and the sequencing key that keeps it apart
+    /// from its key's other items (none for a raw body: the floor server looks at nothing).
+    func batchItem(_ delivery: AMQPDelivery) -> (item: RelayBatchItem, key: String?) {
+        switch self {
+        case .raw: return (.raw(delivery.body), nil)
+        case .mapped:
+            let event: WarehouseEvent
+            do {
+                event = try EventDecoder().decode(delivery.body, routingKey: delivery.routingKey)
+            } catch {
+                fail("invalid event: \(error)")
+            }
+            return (.mapped(PostingDocument(event: event)), event.sequencingKey)
+        }
+    }
+
+    /// Posts `items` as one batch request; every item must be posted.
+    func post(batch items: [RelayBatchItem]) async {
+        switch self {
+        case .raw(let client, let url):
+            var body = Array(#"{"items":["#.utf8)
+            for (index, item) in items.enumerated() {
+                guard case .raw(let bytes) = item else { fail("a mapped item in a raw batch") }
+                if index > 0 { body.append(UInt8(ascii: ",")) }
+                body += bytes
+            }
+            body += Array("]}".utf8)
+            var request = HTTPClientRequest(url: url + "/postings:batch")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(body)
+            do {
+                let response = try await client.execute(request, deadline: .now() + .seconds(30))
+                for try await _ in response.body {}
+                guard (200..<300).contains(response.status.code) else { fail("POST answered \(response.status)") }
+            } catch {
+                fail("POST failed: \(error)")
+            }
+        case .mapped(let erp):
+            let documents = items.map { item -> PostingDocument in
+                guard case .mapped(let document) = item else { fail("a raw item in a mapped batch") }
+                return document
+            }
+            for answer in await erp.post(batch: PostingBatch(documents)) {
+                guard case .posted = answer else { fail("the ERP answered an item \(answer)") }
+            }
+        }
+    }
+
     func shutdown() async throws {
         switch self {
         case .raw(let client, _): try await client.shutdown()
@@ -258,12 +312,30 @@ enum RelayPosting {
     }
 }
 
+/// An item of the relay's batch requests.
+enum RelayBatchItem: Sendable {
+    case raw([UInt8])
+    case mapped(PostingDocument)
+}
+
 /// Consume → POST → 201 → ack for `count` messages of `queue`, every delivery in flight at once
 /// (the broker's `prefetch` bounds them, as it bounds a worker's). A failed POST stops the relay
 /// at once: its delivery would stay unacked and stall the consumer at `prefetch`. `others` are
 /// processes (label, pid) whose CPU per event over the same window is reported too.
 @concurrent
-func relay(amqpURL: String, queue: String, count: Int, prefetch: UInt16, posting: RelayPosting, others: [(String, Int32)]) async throws {
+func relay(
+    amqpURL: String, queue: String, count: Int, prefetch: UInt16, posting: RelayPosting, batchMax: Int, others: [(String, Int32)]
+) async throws {
+    // As the worker's PostingBatcher gathers its postings (two batch requests in flight).
+    let gatherer = batchMax > 0
+        ? RoundGatherer<RelayBatchItem, Bool>(
+            maxInFlight: 2, maxItems: batchMax,
+            handle: { items in
+                await posting.post(batch: items)
+                return items.map { _ in true }
+            },
+            unanswered: { _ in false })
+        : nil
     let configuration = try AMQPConfiguration(url: amqpURL, connectionName: "http-floor-relay")
     let connection = try await AMQPConnection.connect(configuration, options: .init(reconnect: nil), logger: Logger(label: "relay"))
     let consumer = try await connection.consume(queue: queue, prefetch: prefetch)
@@ -278,7 +350,12 @@ func relay(amqpURL: String, queue: String, count: Int, prefetch: UInt16, posting
             }
             received += 1
             group.addTask {
-                await posting.post(delivery)
+                if let gatherer {
+                    let (item, key) = posting.batchItem(delivery)
+                    guard await gatherer.submit(item, tokens: key.map { [$0] } ?? []) else { fail("a batch answered short") }
+                } else {
+                    await posting.post(delivery)
+                }
                 delivery.ack()
                 acked.count.add(1, ordering: .relaxed)
             }
@@ -326,9 +403,10 @@ case "load":
     else { fail("load --url URL [--count N] [--concurrency N]") }
     try await load(url: url, count: count, concurrency: concurrency)
 case "relay":
-    let usage = "relay --amqp-url URL --queue NAME --url URL --count N [--prefetch N] [--map] [--pids LABEL=PID,...]"
+    let usage = "relay --amqp-url URL --queue NAME --url URL --count N [--prefetch N] [--map] [--batch N] [--pids LABEL=PID,...]"
     guard let amqpURL = option("amqp-url"), let queue = option("queue"), let url = option("url"),
-          let count = Int(option("count") ?? ""), count > 0, let prefetch = UInt16(option("prefetch") ?? "100"), prefetch > 0
+          let count = Int(option("count") ?? ""), count > 0, let prefetch = UInt16(option("prefetch") ?? "100"), prefetch > 0,
+          let batchMax = Int(option("batch") ?? "0"), (0...PostingBatch.maxItems).contains(batchMax)
     else { fail(usage) }
     let others: [(String, Int32)] = (option("pids") ?? "").split(separator: ",").map { entry in
         let parts = entry.split(separator: "=")
@@ -343,8 +421,8 @@ case "relay":
     } else {
         posting = .raw(makeClient(connections: connections), url: url)
     }
-    try await relay(amqpURL: amqpURL, queue: queue, count: count, prefetch: prefetch, posting: posting, others: others)
+    try await relay(amqpURL: amqpURL, queue: queue, count: count, prefetch: prefetch, posting: posting, batchMax: batchMax, others: others)
 default:
     fail("usage: http-floor serve --mode hummingbird|nio|nio-task | http-floor load --url URL [--count N] [--concurrency N]"
-        + " | http-floor relay --amqp-url URL --queue NAME --url URL --count N [--prefetch N] [--map] [--pids LABEL=PID,...]")
+        + " | http-floor relay --amqp-url URL --queue NAME --url URL --count N [--prefetch N] [--map] [--batch N] [--pids LABEL=PID,...]")
 }
