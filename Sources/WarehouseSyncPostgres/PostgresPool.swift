@@ -423,7 +423,40 @@ final class PostgresPool: Sendable {
 
 // MARK: Queries
 
+/// A statement of a round (the store's hot path) run as a named prepared statement: PostgreSQL
+/// parses and plans it once per connection instead of at every execution (parsing and planning
+/// were 44% of the server's CPU in a round's statements; bench/README, "Prepared round
+/// statements"). Its text is the one its `query` interpolation makes, whatever the values:
+/// `sql` is that interpolation run once on placeholders, so the text and its binds cannot drift.
+protocol RoundStatement {
+    static var sql: String { get }
+}
+
+/// A ``RoundStatement``'s query, as PostgresNIO runs a prepared statement (prepared on a
+/// connection at its first use there, by name).
+struct PreparedRound<Statement: RoundStatement>: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+    static var name: String { "whsync." + String(describing: Statement.self) }
+    static var sql: String { Statement.sql }
+    let bindings: PostgresBindings
+
+    init(_ query: PostgresQuery) {
+        assert(query.sql == Statement.sql, "\(Statement.self)'s text depends on its values")
+        bindings = query.binds
+    }
+
+    func makeBindings() -> PostgresBindings { bindings }
+    func decodeRow(_ row: PostgresRow) -> PostgresRow { row }
+}
+
 extension PostgresConnection {
+    /// Runs the prepared `statement` and returns all its rows.
+    func rows<Statement>(_ statement: PreparedRound<Statement>, _ logger: Logger) async throws -> [PostgresRandomAccessRow] {
+        var rows: [PostgresRandomAccessRow] = []
+        for try await row in try await execute(statement, logger: logger) { rows.append(row.makeRandomAccess()) }
+        return rows
+    }
+
     /// Runs `query` and returns all its rows.
     func rows(_ query: PostgresQuery, _ logger: Logger) async throws -> [PostgresRandomAccessRow] {
         try await self.query(query, logger: logger).collect().map { $0.makeRandomAccess() }

@@ -130,31 +130,10 @@ extension PostgresWorkerStore {
         let eventIds = flattened.map(\.2)
         let streamName = stream.rawValue
         let rows = try await pool.run("snapshot") { connection, logger in
-            // One statement: one consistent read of each key row, the bounded view of its held
-            // rows (StoredHeldEvents: the lowest, the asked one, the oldest time) and the records.
             try await connection.rows(
-                """
-                SELECT 'key' AS kind, key AS k, version AS n1, next_expected AS n2, parked_since_us AS n3, park_reason AS t1,
-                    skipped AS t2, claimed_by AS t3, claimed_sequence AS n4
-                FROM keys WHERE stream = \(streamName) AND key = ANY(\(keys))
-                UNION ALL
-                SELECT 'held', r.key, h.sequence, h.held_at_us, NULL, h.event_id, NULL, NULL, NULL
-                FROM unnest(\(keys)::text[]) AS r(key) CROSS JOIN LATERAL (
-                    SELECT sequence, held_at_us, event_id FROM held_messages WHERE stream = \(streamName) AND key = r.key
-                    ORDER BY sequence LIMIT \(StoredHeldEvents.lowestRowsToRead)) AS h
-                UNION ALL
-                SELECT 'asked', h.key, h.sequence, h.held_at_us, NULL, h.event_id, NULL, NULL, NULL
-                FROM unnest(\(askedKeys)::text[], \(askedSequences)::int8[]) AS a(key, sequence)
-                JOIN held_messages h ON h.stream = \(streamName) AND h.key = a.key AND h.sequence = a.sequence
-                UNION ALL
-                SELECT 'oldest', key, min(held_at_us), NULL, NULL, NULL, NULL, NULL, NULL
-                FROM held_messages WHERE stream = \(streamName) AND key = ANY(\(keys)) GROUP BY key
-                UNION ALL
-                SELECT 'record', event_id, NULL, NULL, NULL, state, fingerprint, document_id, NULL
-                FROM dedup_records WHERE event_id = ANY(\(eventIds))
-                """,
-                logger
-            )
+                PreparedRound<SnapshotRead>(SnapshotRead.query(
+                    stream: streamName, keys: keys, askedKeys: askedKeys, askedSequences: askedSequences, eventIds: eventIds)),
+                logger)
         }
         struct Read {
             var version: Int64 = 0
@@ -224,12 +203,7 @@ extension PostgresWorkerStore {
             try await connection.transaction("BEGIN ISOLATION LEVEL READ COMMITTED", logger) { db in
                 // 1. Lock the existing key rows in key order (replicas lock in the same order), check versions.
                 var versions: [String: Int64] = [:]
-                for row in try await db.rows(
-                    """
-                    SELECT key, version FROM keys WHERE stream = \(streamName) AND key = ANY(\(keys)) ORDER BY key FOR UPDATE
-                    """,
-                    logger
-                ) {
+                for row in try await db.rows(PreparedRound<LockKeys>(LockKeys.query(stream: streamName, keys: keys)), logger) {
                     versions[try row.value("key", as: String.self)] = try row.value("version", as: Int64.self)
                 }
                 var conflicted: Set<Int> = []
@@ -247,42 +221,12 @@ extension PostgresWorkerStore {
                 if !inserts.isEmpty {
                     let columns = KeyColumns(inserts.map(\.change))
                     let inserted = Set(
-                        try await db.rows(
-                            """
-                            INSERT INTO keys (
-                                stream, key, version, next_expected, parked_since_us, park_reason, skipped, claimed_by,
-                                claimed_sequence, updated_at_us)
-                            SELECT \(streamName), u.key, 1, u.next_expected, NULLIF(u.parked_since_us, \(Self.nullInteger)),
-                                NULLIF(u.park_reason, ''), NULLIF(u.skipped, ''), NULLIF(u.claimed_by, ''),
-                                NULLIF(u.claimed_sequence, \(Self.nullInteger)), u.updated_at_us
-                            FROM unnest(\(columns.keys)::text[], \(columns.nextExpected)::int8[], \(columns.parkedSince)::int8[],
-                                \(columns.parkReason)::text[], \(columns.skipped)::text[], \(columns.claimedBy)::text[],
-                                \(columns.claimedSequence)::int8[], \(columns.updatedAt)::int8[])
-                                AS u(key, next_expected, parked_since_us, park_reason, skipped, claimed_by, claimed_sequence, updated_at_us)
-                            ORDER BY u.key
-                            ON CONFLICT (stream, key) DO NOTHING
-                            RETURNING key
-                            """,
-                            logger
-                        ).map { try $0.value("key", as: String.self) })
+                        try await db.rows(PreparedRound<InsertKeys>(InsertKeys.query(stream: streamName, columns)), logger                        ).map { try $0.value("key", as: String.self) })
                     for (index, change) in inserts where !inserted.contains(change.key) { conflicted.insert(index) }
                 }
                 if !updates.isEmpty {
                     let columns = KeyColumns(updates.map(\.change))
-                    try await db.execute(
-                        """
-                        UPDATE keys SET version = keys.version + 1, next_expected = u.next_expected,
-                            parked_since_us = NULLIF(u.parked_since_us, \(Self.nullInteger)), park_reason = NULLIF(u.park_reason, ''),
-                            skipped = NULLIF(u.skipped, ''), claimed_by = NULLIF(u.claimed_by, ''),
-                            claimed_sequence = NULLIF(u.claimed_sequence, \(Self.nullInteger)), updated_at_us = u.updated_at_us
-                        FROM unnest(\(columns.keys)::text[], \(columns.nextExpected)::int8[], \(columns.parkedSince)::int8[],
-                            \(columns.parkReason)::text[], \(columns.skipped)::text[], \(columns.claimedBy)::text[],
-                            \(columns.claimedSequence)::int8[], \(columns.updatedAt)::int8[])
-                            AS u(key, next_expected, parked_since_us, park_reason, skipped, claimed_by, claimed_sequence, updated_at_us)
-                        WHERE keys.stream = \(streamName) AND keys.key = u.key
-                        """,
-                        logger
-                    )
+                    _ = try await db.rows(PreparedRound<UpdateKeys>(UpdateKeys.query(stream: streamName, columns)), logger)
                 }
                 let written = changes.filter { !conflicted.contains($0.index) }.map(\.change)
 
@@ -290,12 +234,8 @@ extension PostgresWorkerStore {
                 let deletes = written.filter { $0.deleteHeldSequence != nil }
                 if !deletes.isEmpty {
                     let deleted = try await db.rows(
-                        """
-                        DELETE FROM held_messages h USING unnest(\(deletes.map(\.key))::text[], \(deletes.map { $0.deleteHeldSequence! })::int8[])
-                            AS d(key, sequence)
-                        WHERE h.stream = \(streamName) AND h.key = d.key AND h.sequence = d.sequence
-                        RETURNING h.key
-                        """,
+                        PreparedRound<DeleteHeld>(
+                            DeleteHeld.query(stream: streamName, keys: deletes.map(\.key), sequences: deletes.map { $0.deleteHeldSequence! })),
                         logger
                     ).map { try $0.value("key", as: String.self) }
                     let stateless = Set(deletes.filter { $0.newState == nil }.map(\.key))
@@ -314,22 +254,11 @@ extension PostgresWorkerStore {
                     }
                 }
                 if !records.isEmpty {
-                    try await db.execute(
-                        """
-                        INSERT INTO dedup_records (event_id, state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us)
-                        SELECT r.event_id, r.state, r.fingerprint, NULLIF(r.document_id, ''), \(streamName), r.key, r.sequence, r.at, r.at
-                        FROM unnest(\(records.map(\.0.eventId))::text[], \(records.map(\.1.rawValue))::text[],
-                            \(records.map(\.2.hex))::text[], \(records.map { $0.0.documentId ?? "" })::text[],
-                            \(records.map(\.3.key))::text[], \(records.map(\.0.sequence))::int8[],
-                            \(records.map { StoreTime.microseconds($0.3.now) })::int8[])
-                            AS r(event_id, state, fingerprint, document_id, key, sequence, at)
-                        ON CONFLICT (event_id) DO UPDATE SET
-                            state = excluded.state, fingerprint = excluded.fingerprint, document_id = excluded.document_id,
-                            stream = excluded.stream, key = excluded.key, sequence = excluded.sequence,
-                            updated_at_us = excluded.updated_at_us
-                        """,
-                        logger
-                    )
+                    let columns = RecordColumns(records.map { write, state, fingerprint, change in
+                        (write.eventId, state.rawValue, fingerprint.hex, write.documentId ?? "", change.key, write.sequence,
+                         StoreTime.microseconds(change.now))
+                    })
+                    _ = try await db.rows(PreparedRound<UpsertRecords>(UpsertRecords.query(stream: streamName, columns)), logger)
                 }
                 return conflicted
             }
@@ -338,7 +267,7 @@ extension PostgresWorkerStore {
 
     /// The `keys` columns of changes with a new state, as arrays for `unnest` (`NULL` as
     /// ``nullInteger`` or an empty string, which no stored value is).
-    private struct KeyColumns {
+    fileprivate struct KeyColumns {
         var keys: [String] = []
         var nextExpected: [Int64] = []
         var parkedSince: [Int64] = []
@@ -361,5 +290,141 @@ extension PostgresWorkerStore {
                 updatedAt.append(StoreTime.microseconds(change.now))
             }
         }
+    }
+}
+
+// MARK: The round's statements (prepared: ``RoundStatement``)
+
+extension PostgresWorkerStore {
+    /// Each asked key's row, the bounded view of its held rows (the lowest, the asked ones, the
+    /// oldest time) and the asked events' records, in one consistent read (``snapshots(stream:_:)``).
+    enum SnapshotRead: RoundStatement {
+        static func query(
+            stream: String, keys: [String], askedKeys: [String], askedSequences: [Int64], eventIds: [String]
+        ) -> PostgresQuery {
+            """
+            SELECT 'key' AS kind, key AS k, version AS n1, next_expected AS n2, parked_since_us AS n3, park_reason AS t1,
+                skipped AS t2, claimed_by AS t3, claimed_sequence AS n4
+            FROM keys WHERE stream = \(stream) AND key = ANY(\(keys))
+            UNION ALL
+            SELECT 'held', r.key, h.sequence, h.held_at_us, NULL, h.event_id, NULL, NULL, NULL
+            FROM unnest(\(keys)::text[]) AS r(key) CROSS JOIN LATERAL (
+                SELECT sequence, held_at_us, event_id FROM held_messages WHERE stream = \(stream) AND key = r.key
+                ORDER BY sequence LIMIT \(StoredHeldEvents.lowestRowsToRead)) AS h
+            UNION ALL
+            SELECT 'asked', h.key, h.sequence, h.held_at_us, NULL, h.event_id, NULL, NULL, NULL
+            FROM unnest(\(askedKeys)::text[], \(askedSequences)::int8[]) AS a(key, sequence)
+            JOIN held_messages h ON h.stream = \(stream) AND h.key = a.key AND h.sequence = a.sequence
+            UNION ALL
+            SELECT 'oldest', key, min(held_at_us), NULL, NULL, NULL, NULL, NULL, NULL
+            FROM held_messages WHERE stream = \(stream) AND key = ANY(\(keys)) GROUP BY key
+            UNION ALL
+            SELECT 'record', event_id, NULL, NULL, NULL, state, fingerprint, document_id, NULL
+            FROM dedup_records WHERE event_id = ANY(\(eventIds))
+            """
+        }
+        static let sql = query(stream: "", keys: [], askedKeys: [], askedSequences: [], eventIds: []).sql
+    }
+
+    /// Locks the existing key rows in key order (replicas lock in the same order) and reads their versions.
+    enum LockKeys: RoundStatement {
+        static func query(stream: String, keys: [String]) -> PostgresQuery {
+            "SELECT key, version FROM keys WHERE stream = \(stream) AND key = ANY(\(keys)) ORDER BY key FOR UPDATE"
+        }
+        static let sql = query(stream: "", keys: []).sql
+    }
+
+    /// Inserts new keys; a replica that inserted one first wins it (it is not returned).
+    fileprivate enum InsertKeys: RoundStatement {
+        static func query(stream: String, _ columns: KeyColumns) -> PostgresQuery {
+            """
+            INSERT INTO keys (
+                stream, key, version, next_expected, parked_since_us, park_reason, skipped, claimed_by,
+                claimed_sequence, updated_at_us)
+            SELECT \(stream), u.key, 1, u.next_expected, NULLIF(u.parked_since_us, \(PostgresWorkerStore.nullInteger)),
+                NULLIF(u.park_reason, ''), NULLIF(u.skipped, ''), NULLIF(u.claimed_by, ''),
+                NULLIF(u.claimed_sequence, \(PostgresWorkerStore.nullInteger)), u.updated_at_us
+            FROM unnest(\(columns.keys)::text[], \(columns.nextExpected)::int8[], \(columns.parkedSince)::int8[],
+                \(columns.parkReason)::text[], \(columns.skipped)::text[], \(columns.claimedBy)::text[],
+                \(columns.claimedSequence)::int8[], \(columns.updatedAt)::int8[])
+                AS u(key, next_expected, parked_since_us, park_reason, skipped, claimed_by, claimed_sequence, updated_at_us)
+            ORDER BY u.key
+            ON CONFLICT (stream, key) DO NOTHING
+            RETURNING key
+            """
+        }
+        static let sql = query(stream: "", KeyColumns([])).sql
+    }
+
+    /// Updates the keys locked at their expected versions to their new states.
+    fileprivate enum UpdateKeys: RoundStatement {
+        static func query(stream: String, _ columns: KeyColumns) -> PostgresQuery {
+            """
+            UPDATE keys SET version = keys.version + 1, next_expected = u.next_expected,
+                parked_since_us = NULLIF(u.parked_since_us, \(PostgresWorkerStore.nullInteger)), park_reason = NULLIF(u.park_reason, ''),
+                skipped = NULLIF(u.skipped, ''), claimed_by = NULLIF(u.claimed_by, ''),
+                claimed_sequence = NULLIF(u.claimed_sequence, \(PostgresWorkerStore.nullInteger)), updated_at_us = u.updated_at_us
+            FROM unnest(\(columns.keys)::text[], \(columns.nextExpected)::int8[], \(columns.parkedSince)::int8[],
+                \(columns.parkReason)::text[], \(columns.skipped)::text[], \(columns.claimedBy)::text[],
+                \(columns.claimedSequence)::int8[], \(columns.updatedAt)::int8[])
+                AS u(key, next_expected, parked_since_us, park_reason, skipped, claimed_by, claimed_sequence, updated_at_us)
+            WHERE keys.stream = \(stream) AND keys.key = u.key
+            """
+        }
+        static let sql = query(stream: "", KeyColumns([])).sql
+    }
+
+    /// Deletes held messages by key and sequence; returns the keys of those deleted.
+    enum DeleteHeld: RoundStatement {
+        static func query(stream: String, keys: [String], sequences: [Int64]) -> PostgresQuery {
+            """
+            DELETE FROM held_messages h USING unnest(\(keys)::text[], \(sequences)::int8[]) AS d(key, sequence)
+            WHERE h.stream = \(stream) AND h.key = d.key AND h.sequence = d.sequence
+            RETURNING h.key
+            """
+        }
+        static let sql = query(stream: "", keys: [], sequences: []).sql
+    }
+
+    /// The dedup records of a round's changes, as arrays for `unnest`.
+    fileprivate struct RecordColumns {
+        var eventIds: [String] = []
+        var states: [String] = []
+        var fingerprints: [String] = []
+        /// `""` for none.
+        var documentIds: [String] = []
+        var keys: [String] = []
+        var sequences: [Int64] = []
+        var at: [Int64] = []
+
+        init(_ records: [(eventId: String, state: String, fingerprint: String, documentId: String, key: String, sequence: Int64, at: Int64)]) {
+            for record in records {
+                eventIds.append(record.eventId)
+                states.append(record.state)
+                fingerprints.append(record.fingerprint)
+                documentIds.append(record.documentId)
+                keys.append(record.key)
+                sequences.append(record.sequence)
+                at.append(record.at)
+            }
+        }
+    }
+
+    /// Writes the dedup records: each event's record inserted, or updated to its new state.
+    fileprivate enum UpsertRecords: RoundStatement {
+        static func query(stream: String, _ columns: RecordColumns) -> PostgresQuery {
+            """
+            INSERT INTO dedup_records (event_id, state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us)
+            SELECT r.event_id, r.state, r.fingerprint, NULLIF(r.document_id, ''), \(stream), r.key, r.sequence, r.at, r.at
+            FROM unnest(\(columns.eventIds)::text[], \(columns.states)::text[], \(columns.fingerprints)::text[],
+                \(columns.documentIds)::text[], \(columns.keys)::text[], \(columns.sequences)::int8[], \(columns.at)::int8[])
+                AS r(event_id, state, fingerprint, document_id, key, sequence, at)
+            ON CONFLICT (event_id) DO UPDATE SET
+                state = excluded.state, fingerprint = excluded.fingerprint, document_id = excluded.document_id,
+                stream = excluded.stream, key = excluded.key, sequence = excluded.sequence,
+                updated_at_us = excluded.updated_at_us
+            """
+        }
+        static let sql = query(stream: "", RecordColumns([])).sql
     }
 }

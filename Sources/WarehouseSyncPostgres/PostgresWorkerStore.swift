@@ -343,18 +343,11 @@ public final class PostgresWorkerStore: WorkerStore {
         guard !held.isEmpty else { return }
         let headers = try held.map { String(decoding: try StoredHeaders.json($0.message.headers), as: UTF8.self) }
         let inserted = try await db.rows(
-            """
-            INSERT INTO held_messages (stream, key, sequence, event_id, held_at_us, routing_key, headers, body)
-            SELECT \(stream.rawValue), h.key, h.sequence, h.event_id, h.held_at_us, h.routing_key, h.headers::jsonb, h.body
-            FROM unnest(\(held.map(\.key))::text[], \(held.map(\.message.sequence))::int8[], \(held.map(\.message.eventId))::text[],
-                \(held.map { StoreTime.microseconds($0.message.heldAt) })::int8[], \(held.map(\.message.routingKey))::text[],
-                \(headers)::text[], \(held.map { ByteBuffer(bytes: $0.message.body) })::bytea[])
-                AS h(key, sequence, event_id, held_at_us, routing_key, headers, body)
-            ON CONFLICT (stream, key, sequence) DO NOTHING
-            RETURNING key, sequence
-            """,
-            logger
-        )
+            PreparedRound<InsertHeld>(InsertHeld.query(
+                stream: stream.rawValue, keys: held.map(\.key), sequences: held.map(\.message.sequence),
+                eventIds: held.map(\.message.eventId), heldAt: held.map { StoreTime.microseconds($0.message.heldAt) },
+                routingKeys: held.map(\.message.routingKey), headers: headers, bodies: held.map { ByteBuffer(bytes: $0.message.body) })),
+            logger)
         guard inserted.count == held.count else {
             var stored = Set<String>()
             for row in inserted { stored.insert("\(try row.value("key", as: String.self))\u{0}\(try row.value("sequence", as: Int64.self))") }
@@ -384,16 +377,8 @@ public final class PostgresWorkerStore: WorkerStore {
         var lowest: [String: [(sequence: Int64, event: KeyState.HeldEvent)]] = [:]
         var rowsAt: [String: [Int64: KeyState.HeldEvent]] = [:]
         for row in try await db.rows(
-            """
-            SELECT true AS low, r.key, h.sequence, h.event_id, h.held_at_us
-            FROM unnest(\(lowKeys)::text[], \(lowCounts)::int8[]) AS r(key, n) CROSS JOIN LATERAL (
-                SELECT sequence, event_id, held_at_us FROM held_messages WHERE stream = \(stream.rawValue) AND key = r.key
-                ORDER BY sequence LIMIT r.n) AS h
-            UNION ALL
-            SELECT false, h.key, h.sequence, h.event_id, h.held_at_us
-            FROM unnest(\(atKeys)::text[], \(atSequences)::int8[]) AS a(key, sequence)
-            JOIN held_messages h ON h.stream = \(stream.rawValue) AND h.key = a.key AND h.sequence = a.sequence
-            """,
+            PreparedRound<HeldView>(HeldView.query(
+                stream: stream.rawValue, lowKeys: lowKeys, lowCounts: lowCounts, atKeys: atKeys, atSequences: atSequences)),
             logger
         ) {
             let key = try row.value("key", as: String.self)
@@ -406,6 +391,43 @@ public final class PostgresWorkerStore: WorkerStore {
                 change.newState!.held, key: change.key,
                 lowestRows: (lowest[change.key] ?? []).sorted { $0.sequence < $1.sequence }, rowsAt: rowsAt[change.key] ?? [:])
         }
+    }
+
+    /// Inserts held messages; returns the key and sequence of each inserted (one already held
+    /// at its sequence is not).
+    enum InsertHeld: RoundStatement {
+        static func query(
+            stream: String, keys: [String], sequences: [Int64], eventIds: [String], heldAt: [Int64], routingKeys: [String],
+            headers: [String], bodies: [ByteBuffer]
+        ) -> PostgresQuery {
+            """
+            INSERT INTO held_messages (stream, key, sequence, event_id, held_at_us, routing_key, headers, body)
+            SELECT \(stream), h.key, h.sequence, h.event_id, h.held_at_us, h.routing_key, h.headers::jsonb, h.body
+            FROM unnest(\(keys)::text[], \(sequences)::int8[], \(eventIds)::text[], \(heldAt)::int8[], \(routingKeys)::text[],
+                \(headers)::text[], \(bodies)::bytea[])
+                AS h(key, sequence, event_id, held_at_us, routing_key, headers, body)
+            ON CONFLICT (stream, key, sequence) DO NOTHING
+            RETURNING key, sequence
+            """
+        }
+        static let sql = query(stream: "", keys: [], sequences: [], eventIds: [], heldAt: [], routingKeys: [], headers: [], bodies: []).sql
+    }
+
+    /// The held rows a verification looks at: each key's lowest `n`, and the rows at the asked sequences.
+    enum HeldView: RoundStatement {
+        static func query(stream: String, lowKeys: [String], lowCounts: [Int64], atKeys: [String], atSequences: [Int64]) -> PostgresQuery {
+            """
+            SELECT true AS low, r.key, h.sequence, h.event_id, h.held_at_us
+            FROM unnest(\(lowKeys)::text[], \(lowCounts)::int8[]) AS r(key, n) CROSS JOIN LATERAL (
+                SELECT sequence, event_id, held_at_us FROM held_messages WHERE stream = \(stream) AND key = r.key
+                ORDER BY sequence LIMIT r.n) AS h
+            UNION ALL
+            SELECT false, h.key, h.sequence, h.event_id, h.held_at_us
+            FROM unnest(\(atKeys)::text[], \(atSequences)::int8[]) AS a(key, sequence)
+            JOIN held_messages h ON h.stream = \(stream) AND h.key = a.key AND h.sequence = a.sequence
+            """
+        }
+        static let sql = query(stream: "", lowKeys: [], lowCounts: [], atKeys: [], atSequences: []).sql
     }
 
     private static func conflict(_ change: KeyChange, current: Int64) -> StoreError {
