@@ -424,9 +424,9 @@ final class PostgresPool: Sendable {
 // MARK: Queries
 
 /// A statement of a round (the store's hot path) run as a named prepared statement: PostgreSQL
-/// parses and plans it once per connection instead of at every execution (parsing and planning
-/// were 44% of the server's CPU in a round's statements; bench/README, "Prepared round
-/// statements"). Its text is the one its `query` interpolation makes, whatever the values:
+/// parses it once per connection instead of at every execution (it still plans each run:
+/// ``PostgresStoreConfiguration/sessionParameters``; bench/README, "Prepared round statements").
+/// Its text is the one its `query` interpolation makes, whatever the values:
 /// `sql` is that interpolation run once on placeholders, so the text and its binds cannot drift.
 protocol RoundStatement {
     static var sql: String { get }

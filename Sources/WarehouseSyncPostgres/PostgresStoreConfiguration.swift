@@ -91,11 +91,16 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
         return configuration
     }
 
-    /// Sent when a session starts: a name that shows in `pg_stat_activity`, and a bound on how
-    /// long a stalled transaction may hold a key's row lock.
+    /// Sent when a session starts: a name that shows in `pg_stat_activity`, a bound on how long a
+    /// stalled transaction may hold a key's row lock, and a plan made for each execution of a
+    /// prepared round statement (``RoundStatement``): the generic plans PostgreSQL would cache
+    /// after five runs were made on the tables as a fresh store has them (empty: sequential
+    /// scans) and doubled the server's CPU per event as they grew (bench/README, "Prepared round
+    /// statements"); parsing once is what the prepared statements save.
     static let sessionParameters = [
         ("application_name", "whsync"),
         ("idle_in_transaction_session_timeout", "60s"),
+        ("plan_cache_mode", "force_custom_plan"),
     ]
 
     /// Throws a ``StoreError`` (never retried) when the CA file cannot be used.
