@@ -44,8 +44,11 @@ struct RunningERP: Sendable {
     func client(
         token: ERPToken? = nil, requestTimeout: Duration = .seconds(10), maxConcurrentPosts: Int = 16
     ) throws -> HTTPERPClient {
+        // The health probe gets the request's patience: its 2 s default is for production, and
+        // a test machine busy with the rest of the suite took longer (the outage test flaked).
         HTTPERPClient(configuration: try ERPClientConfiguration(
-            baseURL: baseURL, token: token, requestTimeout: requestTimeout, maxConcurrentPosts: maxConcurrentPosts))
+            baseURL: baseURL, token: token, requestTimeout: requestTimeout, healthTimeout: requestTimeout,
+            maxConcurrentPosts: maxConcurrentPosts))
     }
 }
 
