@@ -29,7 +29,8 @@ struct WorkerPipelineTests {
         let state = Mutex(State())
 
         func post(_ document: PostingDocument) async -> ERPResponseClass {
-            state.withLock { state in
+            await waitIfBlocked(document.idempotencyKey)
+            return state.withLock { state in
                 let eventId = document.idempotencyKey
                 if var answers = state.script[eventId], !answers.isEmpty {
                     let answer = answers.removeFirst()
@@ -51,6 +52,32 @@ struct WorkerPipelineTests {
 
         func health() async -> Bool { true }
         var booked: [String] { state.withLock { $0.booked } }
+
+        /// An eventId whose posting waits until ``unblock()``, and the posting waiting.
+        private let blocking = Mutex<(eventId: String?, waiter: CheckedContinuation<Void, Never>?)>((nil, nil))
+
+        func block(_ eventId: String) { blocking.withLock { $0.eventId = eventId } }
+        var isHoldingAPosting: Bool { blocking.withLock { $0.waiter != nil } }
+
+        func unblock() {
+            let waiter = blocking.withLock { blocking in
+                defer { blocking = (nil, nil) }
+                return blocking.waiter
+            }
+            waiter?.resume()
+        }
+
+        private func waitIfBlocked(_ eventId: String) async {
+            guard blocking.withLock({ $0.eventId == eventId }) else { return }
+            await withCheckedContinuation { continuation in
+                let goOn = blocking.withLock { blocking -> Bool in
+                    guard blocking.eventId == eventId else { return true }
+                    blocking.waiter = continuation
+                    return false
+                }
+                if goOn { continuation.resume() }
+            }
+        }
     }
 
     /// The broker's confirming side: records what was published; `failing` refuses every publish.
@@ -218,6 +245,33 @@ struct WorkerPipelineTests {
             #expect(refusedFolds.withLock { $0 } >= 1, "the key's queue folded at least once")
             #expect(harness.erp.booked == (1...10).map { "f-\($0)" })
             #expect(harness.settlements.acked.sorted() == (1...10).map { "f-\($0)" }.sorted())
+            #expect(harness.settlements.handedBack.isEmpty)
+        }
+    }
+
+    @Test("the maintenance pass leaves a key whose release chain this process runs to it, instead of waiting behind it")
+    func maintenanceLeavesKeyInHand() async throws {
+        try await Self.withPipeline { harness in
+            harness.erp.block("c-50")
+            for sequence in stride(from: Int64(100), through: 2, by: -1) { harness.deliver("c-\(sequence)", sequence: sequence) }
+            harness.deliver("c-1", sequence: 1)
+            // c-1 is posted, then its key's held events are released one by one, until c-50 waits at the ERP.
+            try await waitUntil { harness.erp.isHoldingAPosting }
+            let summary = try await harness.store.heldSummary(stream: .inventory)
+            #expect(summary.contains { $0.hasReleaseInTurn }, "the pass sees the key's release in turn: \(summary)")
+            // Returns although the key's queue is busy (it waited there until the chain ended).
+            let passDone = Atomic<Bool>(false)
+            async let pass: Void = {
+                await harness.pipeline.maintain()
+                passDone.store(true, ordering: .releasing)
+            }()
+            let returned = (try? await waitUntil(.seconds(20)) { passDone.load(ordering: .acquiring) }) != nil
+            #expect(harness.erp.booked.count == 49)
+            harness.erp.unblock()
+            await pass
+            #expect(returned, "the pass returned while the key's chain waited at the ERP")
+            await harness.settle()
+            #expect(harness.erp.booked == (1...100).map { "c-\($0)" })
             #expect(harness.settlements.handedBack.isEmpty)
         }
     }

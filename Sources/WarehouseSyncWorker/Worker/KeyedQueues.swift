@@ -54,6 +54,9 @@ final class KeyedQueues<Item: Sendable>: Sendable {
     /// Keys with work running or waiting.
     var activeKeys: Int { state.withLock { $0.queued.count } }
 
+    /// Whether `key` has work running or waiting.
+    func isActive(_ key: String) -> Bool { state.withLock { $0.queued[key] != nil } }
+
     /// Waits until every key's work submitted so far, and whatever it submitted meanwhile, is done.
     func drain() async {
         await withCheckedContinuation { continuation in

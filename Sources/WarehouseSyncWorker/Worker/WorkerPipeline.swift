@@ -418,7 +418,8 @@ final class WorkerPipeline: Sendable {
     ///
     /// One aggregate read (``WorkerStore/heldSummary(stream:)``) says which keys need a look: a
     /// held event in turn, a gap past `GAP_TIMEOUT`, a release that stalled. Only those are read
-    /// and worked on, at most ``maintenanceWidth`` at a time: a backlog leaves ~15,000 keys
+    /// and worked on (but not a key this process is working on), at most ``maintenanceWidth`` at
+    /// a time: a backlog leaves ~15,000 keys
     /// holding a swapped event, and reading every one of them every 5 s flooded PostgreSQL's
     /// pool until the worker took it for an outage (proof suite, `backlog-postgres` at 10^6).
     func maintain(startup: Bool = false) async {
@@ -443,7 +444,12 @@ final class WorkerPipeline: Sendable {
                         && timer.waited(key: key.key, oldestHeldAt: key.oldestHeldAt, wallNow: wallNow, now: now) >= gate.policy.gapTimeout)
             }.map(\.key)
         }
-        var keys = Set(due).union(stalled).sorted().makeIterator()
+        // A key this process works on right now (a delivery, a release chain) is left to that
+        // work: the pass would only wait behind it in the key's queue (a chain of 10^4 releases
+        // takes minutes) and hold up every key after it. The next pass looks again.
+        let inHand = Set(due).union(stalled).filter(queues.isActive)
+        stalledReleases.withLock { $0.formUnion(stalled.intersection(inHand)) }
+        var keys = Set(due).union(stalled).subtracting(inHand).sorted().makeIterator()
         await withTaskGroup(of: Void.self) { group in
             // At most `maintenanceWidth` keys at once: one more each time one is done.
             func startNext() -> Bool {
