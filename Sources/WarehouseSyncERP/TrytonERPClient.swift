@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import Synchronization
 import NIOCore
 import WarehouseSyncCore
 
@@ -27,6 +28,18 @@ public final class TrytonERPClient: ERPClient {
     private let slots: AsyncSemaphore
     private let directory: TrytonDirectory
     private let logger: Logger
+    /// When this client started: the calls a killed predecessor left running inside trytond end
+    /// within ``predecessorWindow`` of it.
+    private let startedAt = ContinuousClock.now
+    /// Documents created while a predecessor's calls may still run, looked at again once they
+    /// have ended (``lookAgainLater(_:reference:warehouse:)``), and the task that will.
+    private let laterLooks = Mutex<(documents: Set<LaterLook>, task: Task<Void, Never>?)>(([], nil))
+
+    private struct LaterLook: Hashable, Sendable {
+        let model: String
+        let reference: String
+        let warehouse: Int?
+    }
 
     public init(configuration: TrytonConfiguration, logger: Logger = Logger(label: "whsync.erp-client.tryton")) {
         self.configuration = configuration
@@ -48,7 +61,39 @@ public final class TrytonERPClient: ERPClient {
     }
 
     public func shutdown() async throws {
+        laterLooks.withLock { $0.task }?.cancel()
         try await httpClient.shutdown()
+    }
+
+    /// How long after this client's start a call of a killed predecessor may still be running
+    /// inside trytond: its longest call, and the margin the delayed retry keeps.
+    var predecessorWindow: Duration { configuration.http.requestTimeout + .seconds(5) }
+
+    /// Notes that this process created `reference` while a predecessor's create of the same
+    /// document may still be running inside trytond: a SIGKILLed worker's redelivery searches,
+    /// finds nothing and creates, and the predecessor's create commits after it. Once every such
+    /// call has ended, ``find(_:reference:warehouse:)`` looks again and cancels the draft it left
+    /// beside the document (docs/tryton.md, "Idempotency and crashes").
+    private func lookAgainLater(_ model: String, reference: String, warehouse: Int?) {
+        let lookAt = startedAt.advanced(by: predecessorWindow)
+        guard ContinuousClock.now < lookAt else { return }
+        laterLooks.withLock { state in
+            state.documents.insert(LaterLook(model: model, reference: reference, warehouse: warehouse))
+            guard state.task == nil else { return }
+            state.task = Task { [self] in
+                guard (try? await Task.sleep(until: lookAt, clock: .continuous)) != nil else { return }
+                let documents = laterLooks.withLock { $0.documents }
+                for document in documents {
+                    do throws(Stop) {
+                        _ = try await find(document.model, reference: document.reference, warehouse: document.warehouse)
+                    } catch {
+                        logger.warning(
+                            "could not look again for a document a killed predecessor may have created too",
+                            metadata: ["erp.model": "\(document.model)", "erp.reference": "\(document.reference)", "erp.answer": "\(error.answer)"])
+                    }
+                }
+            }
+        }
     }
 
     public func post(_ document: PostingDocument) async -> ERPResponseClass {
@@ -134,6 +179,7 @@ public final class TrytonERPClient: ERPClient {
         for step in ["wait", "assign_force", "do"] {
             guard case .result = await rpc.model(model, step, [idList]) else { return answers }
         }
+        for item in fresh { lookAgainLater(model, reference: documents[item.index].idempotencyKey, warehouse: nil) }
         for (item, id) in zip(fresh, ids) { answers[item.index] = .posted(documentId: "\(model),\(id)") }
         return answers
     }
@@ -191,6 +237,7 @@ public final class TrytonERPClient: ERPClient {
             ("company", .number(company)), ("moves", [["create", [move]]]),
         ])
         let id = try await create(model, shipment)
+        lookAgainLater(model, reference: reference, warehouse: nil)
         return try await advanceInternal(Found(id: id, state: "draft"))
     }
 
@@ -235,6 +282,7 @@ public final class TrytonERPClient: ERPClient {
                 ("company", .number(company)), ("outgoing_moves", [["create", .array(moves)]]),
             ])
             found = Found(id: try await create(model, shipment), state: "draft")
+            lookAgainLater(model, reference: shipmentId, warehouse: warehouse.id)
         }
         guard let found else {
             throw reject("shipmentId: shipment '\(shipmentId)' is unknown to Tryton and this \(status) event carries no lines")
@@ -311,6 +359,7 @@ public final class TrytonERPClient: ERPClient {
                 ("company", .number(company)), ("incoming_moves", [["create", .array(moves)]]),
             ])
             found = Found(id: try await create(model, shipment), state: "draft")
+            lookAgainLater(model, reference: receiptId, warehouse: warehouse.id)
         }
         guard let found else { throw reject("receiptId: not found") }  // unreachable: created above
         let documentId = "\(model),\(found.id)"

@@ -65,7 +65,14 @@ import FoundationNetworking
             #expect(try await tryton.balances(client) == expected)
 
             // One done internal shipment per posted inventory event, none twice. (A create repeated
-            // after a timeout leaves a draft the adapter cancels: never a second live document.)
+            // after a timeout leaves a draft the adapter cancels: never a second live document. A
+            // create the killed worker left running inside trytond may commit after the restarted
+            // worker posted the same event: the restarted one cancels that draft once such calls
+            // have ended, 65 s after its start.)
+            try await system.waitUntil("one live internal shipment per reference", timeout: .seconds(150)) {
+                let live = try await tryton.probe.references("stock.shipment.internal", prefix: "evt-\(seed)-").filter { $0.state != "cancelled" }
+                return live.count == Set(live.map(\.reference)).count
+            }
             let inventoryIds = Set(manifest.expected.postedEventIds.filter { !$0.isEmpty })
             let internalShipments = try await tryton.probe.references("stock.shipment.internal", prefix: "evt-\(seed)-")
             let live = internalShipments.filter { $0.state != "cancelled" }
@@ -242,6 +249,28 @@ import FoundationNetworking
         #expect(try await tryton.balances(client)["WH1/\(sku.sku)/available"] == before + 3)
     }
 
+    /// A create a killed predecessor left running inside trytond commits after this process
+    /// posted the same event: the draft it leaves beside the done document is cancelled once
+    /// every such call has ended (the request timeout and 5 s after the client's start; 1 s
+    /// here), and the stock moves once.
+    @Test func aDraftAKilledPredecessorLeftIsCancelledOnceItsCallsEnded() async throws {
+        let tryton = try TrytonServer()
+        let client = try tryton.client(requestTimeout: .seconds(1))
+        defer { Task { try? await client.shutdown() } }
+        let sku = Self.catalogue.skus[3]
+        let eventId = "tr-late-\(UUID().uuidString.prefix(8))"
+        let message = inventoryMessage(eventId: eventId, warehouse: "WH2", sku: sku.sku, uom: sku.uom, sequence: 1, quantity: "2")
+        let before = try await tryton.balances(client)["WH2/\(sku.sku)/available"] ?? .zero
+        #expect(await isPosted(client.post(PostingDocument(event: try EventDecoder().decode(message.body, routingKey: message.routingKey)))))
+        // The predecessor's create, committed late: a second live document with the reference.
+        try await tryton.probe.copy("stock.shipment.internal", reference: eventId, as: eventId)
+        #expect(try await tryton.probe.references("stock.shipment.internal", prefix: eventId).map(\.state).sorted() == ["done", "draft"])
+        try await TestBroker.waitUntil("the late draft cancelled beside the done document", timeout: .seconds(30)) {
+            try await tryton.probe.references("stock.shipment.internal", prefix: eventId).map(\.state).sorted() == ["cancelled", "done"]
+        }
+        #expect(try await tryton.balances(client)["WH2/\(sku.sku)/available"] == before + 2)
+    }
+
     /// A batch (ERP_BATCH_MAX): its inventory deltas become one `create` and one of each step in
     /// Tryton, each item answered as on its own: posted, already posted (an item posted before),
     /// rejected (an unknown SKU) while the others post; the stock moves by exactly their sum.
@@ -309,9 +338,9 @@ struct TrytonServer {
         ["ERP_KIND": "tryton", "ERP_BASE_URL": url, "ERP_USER": user, "ERP_PASSWORD_FILE": passwordFile]
     }
 
-    func client() throws -> TrytonERPClient {
+    func client(requestTimeout: Duration = TrytonConfiguration.defaultRequestTimeout) throws -> TrytonERPClient {
         let password = try TrytonConfiguration.readPassword(path: passwordFile)
-        return TrytonERPClient(configuration: try TrytonConfiguration(baseURL: url, user: user, password: password))
+        return TrytonERPClient(configuration: try TrytonConfiguration(baseURL: url, user: user, password: password, requestTimeout: requestTimeout))
     }
 
     /// Tryton's stock of the catalogue's warehouses as `warehouse/sku/status → quantity`, zeros left out.
