@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-import Synchronization
 import NIOCore
+import Synchronization
 import WarehouseSyncCore
 
 /// The ERP port's second adapter: postings become Tryton stock documents over its JSON-RPC

@@ -221,7 +221,8 @@ extension PostgresWorkerStore {
                 if !inserts.isEmpty {
                     let columns = KeyColumns(inserts.map(\.change))
                     let inserted = Set(
-                        try await db.rows(PreparedRound<InsertKeys>(InsertKeys.query(stream: streamName, columns)), logger                        ).map { try $0.value("key", as: String.self) })
+                        try await db.rows(PreparedRound<InsertKeys>(InsertKeys.query(stream: streamName, columns)), logger)
+                            .map { try $0.value("key", as: String.self) })
                     for (index, change) in inserts where !inserted.contains(change.key) { conflicted.insert(index) }
                 }
                 if !updates.isEmpty {

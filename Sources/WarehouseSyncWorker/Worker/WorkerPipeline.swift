@@ -432,8 +432,8 @@ final class WorkerPipeline: Sendable {
     ///
     /// One aggregate read (``WorkerStore/heldSummary(stream:)``) says which keys need a look: a
     /// held event in turn, a gap past `GAP_TIMEOUT`, a release that stalled. Only those are read
-    /// and worked on (but not a key this process is working on), at most ``maintenanceWidth`` at
-    /// a time: a backlog leaves ~15,000 keys
+    /// and worked on (a release in turn not while this process works on its key), at most
+    /// ``maintenanceWidth`` at a time: a backlog leaves ~15,000 keys
     /// holding a swapped event, and reading every one of them every 5 s flooded PostgreSQL's
     /// pool until the worker took it for an outage (proof suite, `backlog-postgres` at 10^6).
     func maintain(startup: Bool = false) async {
@@ -450,20 +450,23 @@ final class WorkerPipeline: Sendable {
         }
         let wallNow = Date()
         let now = clock.now
-        let due = gapTimer.withLock { timer in
+        let (releasesInTurn, gapDue) = gapTimer.withLock { timer in
             timer.retain(only: Set(summary.map(\.key)))
-            return summary.filter { key in
-                key.hasReleaseInTurn
-                    || (!key.isParked
-                        && timer.waited(key: key.key, oldestHeldAt: key.oldestHeldAt, wallNow: wallNow, now: now) >= gate.policy.gapTimeout)
+            let releasesInTurn = summary.filter(\.hasReleaseInTurn).map(\.key)
+            let gapDue = summary.filter { key in
+                !key.hasReleaseInTurn && !key.isParked
+                    && timer.waited(key: key.key, oldestHeldAt: key.oldestHeldAt, wallNow: wallNow, now: now) >= gate.policy.gapTimeout
             }.map(\.key)
+            return (releasesInTurn, gapDue)
         }
-        // A key this process works on right now (a delivery, a release chain) is left to that
-        // work: the pass would only wait behind it in the key's queue (a chain of 10^4 releases
-        // takes minutes) and hold up every key after it. The next pass looks again.
-        let inHand = Set(due).union(stalled).filter(queues.isActive)
+        // A release this process is working on right now (a delivery's chain of releases) is left
+        // to that work: the pass would only wait behind it in the key's queue (a chain of 10^4
+        // releases takes minutes) and hold up every key after it. The next pass looks again. A
+        // key due for parking is always taken: a key busy with arrivals behind its gap is the one
+        // that must park, and its queue holds only short decisions (nothing is in turn).
+        let inHand = Set(releasesInTurn).union(stalled).filter(queues.isActive)
         stalledReleases.withLock { $0.formUnion(stalled.intersection(inHand)) }
-        var keys = Set(due).union(stalled).subtracting(inHand).sorted().makeIterator()
+        var keys = Set(releasesInTurn).union(stalled).subtracting(inHand).union(gapDue).sorted().makeIterator()
         await withTaskGroup(of: Void.self) { group in
             // At most `maintenanceWidth` keys at once: one more each time one is done.
             func startNext() -> Bool {
