@@ -67,18 +67,20 @@ public final class TrytonERPClient: ERPClient {
 
     /// How long after this client's start a call of a killed predecessor may still be running
     /// inside trytond: its longest call, and the margin the delayed retry keeps.
-    var predecessorWindow: Duration { configuration.http.requestTimeout + .seconds(5) }
+    private var predecessorWindow: Duration { configuration.http.requestTimeout + .seconds(5) }
 
-    /// Notes that this process created `reference` while a predecessor's create of the same
-    /// document may still be running inside trytond: a SIGKILLed worker's redelivery searches,
-    /// finds nothing and creates, and the predecessor's create commits after it. Once every such
-    /// call has ended, ``find(_:reference:warehouse:)`` looks again and cancels the draft it left
-    /// beside the document (docs/tryton.md, "Idempotency and crashes").
-    private func lookAgainLater(_ model: String, reference: String, warehouse: Int?) {
+    /// Notes that this process created `reference` (and finished the posting that did) while a
+    /// predecessor's create of the same document may still be running inside trytond: a
+    /// SIGKILLed worker's redelivery searches, finds nothing and creates, and the predecessor's
+    /// create commits after it. Once every such call has ended, ``find(_:reference:warehouse:)``
+    /// looks again and cancels the draft it left beside the document (docs/tryton.md,
+    /// "Idempotency and crashes"). Noted only once the posting is finished: a look that met this
+    /// process's own document still in draft could take it for the stray one.
+    private func lookAgainLater(_ document: LaterLook?) {
         let lookAt = startedAt.advanced(by: predecessorWindow)
-        guard ContinuousClock.now < lookAt else { return }
+        guard let document, ContinuousClock.now < lookAt else { return }
         laterLooks.withLock { state in
-            state.documents.insert(LaterLook(model: model, reference: reference, warehouse: warehouse))
+            state.documents.insert(document)
             guard state.task == nil else { return }
             state.task = Task { [self] in
                 guard (try? await Task.sleep(until: lookAt, clock: .continuous)) != nil else { return }
@@ -179,7 +181,7 @@ public final class TrytonERPClient: ERPClient {
         for step in ["wait", "assign_force", "do"] {
             guard case .result = await rpc.model(model, step, [idList]) else { return answers }
         }
-        for item in fresh { lookAgainLater(model, reference: documents[item.index].idempotencyKey, warehouse: nil) }
+        for item in fresh { lookAgainLater(LaterLook(model: model, reference: documents[item.index].idempotencyKey, warehouse: nil)) }
         for (item, id) in zip(fresh, ids) { answers[item.index] = .posted(documentId: "\(model),\(id)") }
         return answers
     }
@@ -237,8 +239,9 @@ public final class TrytonERPClient: ERPClient {
             ("company", .number(company)), ("moves", [["create", [move]]]),
         ])
         let id = try await create(model, shipment)
-        lookAgainLater(model, reference: reference, warehouse: nil)
-        return try await advanceInternal(Found(id: id, state: "draft"))
+        let answer = try await advanceInternal(Found(id: id, state: "draft"))
+        lookAgainLater(LaterLook(model: model, reference: reference, warehouse: nil))
+        return answer
     }
 
     /// draft → waiting → assigned (forced) → done.
@@ -259,6 +262,7 @@ public final class TrytonERPClient: ERPClient {
         let status = try field(body, "status")
         let model = "stock.shipment.out"
         var found = try await find(model, reference: shipmentId, warehouse: warehouse.id)
+        var created: LaterLook?
         if status == "shipped", let existing = found, !["done", "cancelled"].contains(existing.state) {
             try await checkShippedLines(body, shipment: existing.id, shipmentId: shipmentId)
         }
@@ -282,7 +286,7 @@ public final class TrytonERPClient: ERPClient {
                 ("company", .number(company)), ("outgoing_moves", [["create", .array(moves)]]),
             ])
             found = Found(id: try await create(model, shipment), state: "draft")
-            lookAgainLater(model, reference: shipmentId, warehouse: warehouse.id)
+            created = LaterLook(model: model, reference: shipmentId, warehouse: warehouse.id)
         }
         guard let found else {
             throw reject("shipmentId: shipment '\(shipmentId)' is unknown to Tryton and this \(status) event carries no lines")
@@ -295,6 +299,7 @@ public final class TrytonERPClient: ERPClient {
             if state == "cancelled" { return .posted(documentId: documentId) }
             if state == "done" { throw reject("status: shipment '\(shipmentId)' is done in Tryton and cannot be cancelled by an event") }
             try await button(model, "cancel", id)
+            lookAgainLater(created)
             return .posted(documentId: documentId)
         default:
             if state == "cancelled" { throw reject("status: shipment '\(shipmentId)' is cancelled in Tryton") }
@@ -302,6 +307,7 @@ public final class TrytonERPClient: ERPClient {
             if state == "waiting" { try await button(model, "assign_force", id); state = "assigned" }
             if state == "assigned" || state == "picked" { try await button(model, "pack", id); state = "packed" }
             if status != "packed", state == "packed" || state == "shipped" { try await button(model, "do", id) }
+            lookAgainLater(created)
             return .posted(documentId: documentId)
         }
     }
@@ -338,6 +344,7 @@ public final class TrytonERPClient: ERPClient {
         let receiptId = try field(body, "receiptId")
         let model = "stock.shipment.in"
         var found = try await find(model, reference: receiptId, warehouse: warehouse.id)
+        var created: LaterLook?
         if found == nil {
             let party = try await directory.party(code: configuration.supplierPartyCode)
             let company = try await companyId()
@@ -359,7 +366,7 @@ public final class TrytonERPClient: ERPClient {
                 ("company", .number(company)), ("incoming_moves", [["create", .array(moves)]]),
             ])
             found = Found(id: try await create(model, shipment), state: "draft")
-            lookAgainLater(model, reference: receiptId, warehouse: warehouse.id)
+            created = LaterLook(model: model, reference: receiptId, warehouse: warehouse.id)
         }
         guard let found else { throw reject("receiptId: not found") }  // unreachable: created above
         let documentId = "\(model),\(found.id)"
@@ -377,6 +384,7 @@ public final class TrytonERPClient: ERPClient {
         default:
             break
         }
+        lookAgainLater(created)
         return .posted(documentId: documentId)
     }
 

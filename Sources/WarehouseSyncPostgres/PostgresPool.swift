@@ -457,6 +457,11 @@ extension PostgresConnection {
         return rows
     }
 
+    /// Runs the prepared `statement` and discards what it returns.
+    func execute<Statement>(_ statement: PreparedRound<Statement>, _ logger: Logger) async throws {
+        for try await _ in try await execute(statement, logger: logger) {}
+    }
+
     /// Runs `query` and returns all its rows.
     func rows(_ query: PostgresQuery, _ logger: Logger) async throws -> [PostgresRandomAccessRow] {
         try await self.query(query, logger: logger).collect().map { $0.makeRandomAccess() }

@@ -227,7 +227,7 @@ extension PostgresWorkerStore {
                 }
                 if !updates.isEmpty {
                     let columns = KeyColumns(updates.map(\.change))
-                    _ = try await db.rows(PreparedRound<UpdateKeys>(UpdateKeys.query(stream: streamName, columns)), logger)
+                    try await db.execute(PreparedRound<UpdateKeys>(UpdateKeys.query(stream: streamName, columns)), logger)
                 }
                 let written = changes.filter { !conflicted.contains($0.index) }.map(\.change)
 
@@ -259,7 +259,7 @@ extension PostgresWorkerStore {
                         (write.eventId, state.rawValue, fingerprint.hex, write.documentId ?? "", change.key, write.sequence,
                          StoreTime.microseconds(change.now))
                     })
-                    _ = try await db.rows(PreparedRound<UpsertRecords>(UpsertRecords.query(stream: streamName, columns)), logger)
+                    try await db.execute(PreparedRound<UpsertRecords>(UpsertRecords.query(stream: streamName, columns)), logger)
                 }
                 return conflicted
             }

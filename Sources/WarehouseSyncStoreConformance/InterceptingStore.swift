@@ -34,10 +34,9 @@ public struct InterceptingStore: WorkerStore {
         roundObserver?(round)
         let refusals = round.map { decisionRefusal?($0) }
         let passing = zip(round, refusals).filter { $0.1 == nil }.map(\.0)
-        var committed = passing.isEmpty ? [] : try await commitPassing(passing)
-        committed.reverse()
+        var committed = (passing.isEmpty ? [] : try await commitPassing(passing)).makeIterator()
         let short = StoreError(code: .unavailable, message: "the store answered a round short")
-        return refusals.map { refusal in refusal.map { .failure($0) } ?? committed.popLast() ?? .failure(short) }
+        return refusals.map { refusal in refusal.map { .failure($0) } ?? committed.next() ?? .failure(short) }
     }
 
     private func commitPassing(_ round: [KeyDecision]) async throws -> [Result<any Sendable, any Error>] {
