@@ -37,14 +37,14 @@ extension PostgresWorkerStore {
                     stream: stream, unread.map { (round[$0].key, round[$0].eventId, round[$0].sequence, round[$0].laterEvents) })
                 for (index, snapshot) in zip(unread, read) { snapshots[index] = snapshot }
             }
-            var changes: [(index: Int, change: KeyChange)] = []
+            var changes: [RoundChange] = []
             var outcomes: [Int: any Sendable] = [:]
             for index in pending {
                 let (change, outcome) = round[index].decide(snapshots[index]!)
                 if let change {
                     do {
                         try change.validate()
-                        changes.append((index, change))
+                        changes.append((index, change, change.keepsHeld(asIn: snapshots[index]!)))
                         outcomes[index] = outcome
                     } catch {
                         results[index] = .failure(error)
@@ -69,7 +69,7 @@ extension PostgresWorkerStore {
                     conflicted = try await commitAlone(changes, results: &results)
                 }
             }
-            for (index, _) in changes where !conflicted.contains(index) && results[index] == nil {
+            for (index, _, _) in changes where !conflicted.contains(index) && results[index] == nil {
                 results[index] = .success(outcomes[index]!)
             }
             // Another replica moved these keys meanwhile: read them again and decide again.
@@ -93,21 +93,25 @@ extension PostgresWorkerStore {
         return false
     }
 
+    /// A change of a round: its decision's place in the round, and whether its key's held
+    /// messages stay as the snapshot it was decided on knew them (``KeyChange/keepsHeld(asIn:)``).
+    typealias RoundChange = (index: Int, change: KeyChange, keepsHeldAsRead: Bool)
+
     /// Commits each change in its own transaction; returns those whose key another replica moved
     /// meanwhile, records other failures in `results`.
     private func commitAlone(
-        _ changes: [(index: Int, change: KeyChange)], results: inout [Result<any Sendable, any Error>?]
+        _ changes: [RoundChange], results: inout [Result<any Sendable, any Error>?]
     ) async throws -> Set<Int> {
         var conflicted: Set<Int> = []
-        for (index, change) in changes {
+        for item in changes {
             do {
-                try await commit(change)
+                try await commit(item.change)
             } catch let error as StoreError where error.code == .versionConflict {
-                conflicted.insert(index)
+                conflicted.insert(item.index)
             } catch let error as StoreError where error.code == .unavailable {
                 throw error
             } catch {
-                results[index] = .failure(error)
+                results[item.index] = .failure(error)
             }
         }
         return conflicted
@@ -195,8 +199,15 @@ extension PostgresWorkerStore {
     /// returns the indices of those whose key was not at their expected version (nothing of
     /// them is written). Throws ``StoreError/Code-swift.struct/invalidChange`` (the whole round
     /// rolled back) when the rows after the changes contradict a change.
-    func commitRound(stream: EventStream, _ changes: [(index: Int, change: KeyChange)]) async throws -> Set<Int> {
+    ///
+    /// A round that only moves existing keys and writes records, their held messages as read (the
+    /// pipeline's usual round: events let through and settled), is one statement
+    /// (``commitUpdates(stream:_:)``); any other runs the statements below in a transaction.
+    func commitRound(stream: EventStream, _ changes: [RoundChange]) async throws -> Set<Int> {
         guard !changes.isEmpty else { return [] }
+        if changes.allSatisfy({ $0.keepsHeldAsRead && $0.change.newState != nil }) {
+            return try await commitUpdates(stream: stream, changes)
+        }
         let streamName = stream.rawValue
         let keys = changes.map(\.change.key).sorted()
         return try await pool.run("commitRound", transientCode: .versionConflict) { connection, logger in
@@ -209,7 +220,7 @@ extension PostgresWorkerStore {
                 var conflicted: Set<Int> = []
                 var inserts: [(index: Int, change: KeyChange)] = []
                 var updates: [(index: Int, change: KeyChange)] = []
-                for (index, change) in changes {
+                for (index, change, _) in changes {
                     guard (versions[change.key] ?? 0) == change.expectedVersion else {
                         conflicted.insert(index)
                         continue
@@ -229,7 +240,8 @@ extension PostgresWorkerStore {
                     let columns = KeyColumns(updates.map(\.change))
                     try await db.execute(PreparedRound<UpdateKeys>(UpdateKeys.query(stream: streamName, columns)), logger)
                 }
-                let written = changes.filter { !conflicted.contains($0.index) }.map(\.change)
+                let writtenChanges = changes.filter { !conflicted.contains($0.index) }
+                let written = writtenChanges.map(\.change)
 
                 // 3. Held messages, then the check that each new state's `held` describes them.
                 let deletes = written.filter { $0.deleteHeldSequence != nil }
@@ -246,24 +258,40 @@ extension PostgresWorkerStore {
                     }
                 }
                 try await Self.insertHeld(written, stream: stream, db, logger)
-                try await Self.verifyHeld(stream: stream, written.filter { $0.newState != nil }, db, logger)
+                // A change that keeps the held messages as read needs no check: its state's view
+                // was read from them (or checked against them) at the version it was decided on.
+                try await Self.verifyHeld(
+                    stream: stream, writtenChanges.filter { $0.change.newState != nil && !$0.keepsHeldAsRead }.map(\.change), db, logger)
 
                 // 4. The dedup records.
-                let records = written.flatMap { change in
-                    change.records.compactMap { write in
-                        StoredDedupState.split(write.record).map { (write, $0.0, $0.1, change) }
-                    }
-                }
-                if !records.isEmpty {
-                    let columns = RecordColumns(records.map { write, state, fingerprint, change in
-                        (write.eventId, state.rawValue, fingerprint.hex, write.documentId ?? "", change.key, write.sequence,
-                         StoreTime.microseconds(change.now))
-                    })
-                    try await db.execute(PreparedRound<UpsertRecords>(UpsertRecords.query(stream: streamName, columns)), logger)
+                let records = RecordColumns(written)
+                if !records.eventIds.isEmpty {
+                    try await db.execute(PreparedRound<UpsertRecords>(UpsertRecords.query(stream: streamName, records)), logger)
                 }
                 return conflicted
             }
         }
+    }
+
+    /// Commits a round whose changes all move existing keys to new states and keep their held
+    /// messages as read, in one statement (``UpdateRound``: no `BEGIN`, no `COMMIT`, one round
+    /// trip instead of six); returns the indices of those whose key was not at their expected
+    /// version. Replayed after a lost answer like any version-checked commit: had it applied, the
+    /// keys have moved, and their decisions are made again on fresh reads.
+    private func commitUpdates(stream: EventStream, _ changes: [RoundChange]) async throws -> Set<Int> {
+        let byKey = changes.sorted { $0.change.key < $1.change.key }
+        let keyColumns = KeyColumns(byKey.map(\.change))
+        let expected = byKey.map(\.change.expectedVersion)
+        let records = RecordColumns(byKey.map(\.change))
+        let updated = try await pool.run("commitRound", transientCode: .versionConflict) { connection, logger in
+            try await connection.rows(
+                PreparedRound<UpdateRound>(UpdateRound.query(
+                    stream: stream.rawValue, expectedVersions: expected, keyColumns, records: records)),
+                logger
+            ).map { try $0.value("key", as: String.self) }
+        }
+        let moved = Set(updated)
+        return Set(changes.filter { !moved.contains($0.change.key) }.map(\.index))
     }
 
     /// The `keys` columns of changes with a new state, as arrays for `unnest` (`NULL` as
@@ -398,15 +426,19 @@ extension PostgresWorkerStore {
         var sequences: [Int64] = []
         var at: [Int64] = []
 
-        init(_ records: [(eventId: String, state: String, fingerprint: String, documentId: String, key: String, sequence: Int64, at: Int64)]) {
-            for record in records {
-                eventIds.append(record.eventId)
-                states.append(record.state)
-                fingerprints.append(record.fingerprint)
-                documentIds.append(record.documentId)
-                keys.append(record.key)
-                sequences.append(record.sequence)
-                at.append(record.at)
+        /// The records `changes` write (a record without a stored state, none).
+        init(_ changes: [KeyChange]) {
+            for change in changes {
+                for write in change.records {
+                    guard let (state, fingerprint) = StoredDedupState.split(write.record) else { continue }
+                    eventIds.append(write.eventId)
+                    states.append(state.rawValue)
+                    fingerprints.append(fingerprint.hex)
+                    documentIds.append(write.documentId ?? "")
+                    keys.append(change.key)
+                    sequences.append(write.sequence)
+                    at.append(StoreTime.microseconds(change.now))
+                }
             }
         }
     }
@@ -427,5 +459,47 @@ extension PostgresWorkerStore {
             """
         }
         static let sql = query(stream: "", RecordColumns([])).sql
+    }
+
+    /// A round of ``commitUpdates(stream:_:)`` in one statement: locks the key rows in key order
+    /// (as ``LockKeys``), and only for those at their expected versions updates the row (as
+    /// ``UpdateKeys``) and writes the records (as ``UpsertRecords``); returns the keys updated.
+    fileprivate enum UpdateRound: RoundStatement {
+        static func query(stream: String, expectedVersions: [Int64], _ columns: KeyColumns, records: RecordColumns) -> PostgresQuery {
+            """
+            WITH u AS (
+                SELECT * FROM unnest(\(columns.keys)::text[], \(expectedVersions)::int8[], \(columns.nextExpected)::int8[],
+                    \(columns.parkedSince)::int8[], \(columns.parkReason)::text[], \(columns.skipped)::text[],
+                    \(columns.claimedBy)::text[], \(columns.claimedSequence)::int8[], \(columns.updatedAt)::int8[])
+                    AS u(key, expected_version, next_expected, parked_since_us, park_reason, skipped, claimed_by, claimed_sequence,
+                        updated_at_us)
+            ), locked AS (
+                SELECT key, version FROM keys WHERE stream = \(stream) AND key = ANY(\(columns.keys)) ORDER BY key FOR UPDATE
+            ), ready AS (
+                SELECT u.* FROM u JOIN locked ON locked.key = u.key AND locked.version = u.expected_version
+            ), updated AS (
+                UPDATE keys SET version = keys.version + 1, next_expected = u.next_expected,
+                    parked_since_us = NULLIF(u.parked_since_us, \(PostgresWorkerStore.nullInteger)), park_reason = NULLIF(u.park_reason, ''),
+                    skipped = NULLIF(u.skipped, ''), claimed_by = NULLIF(u.claimed_by, ''),
+                    claimed_sequence = NULLIF(u.claimed_sequence, \(PostgresWorkerStore.nullInteger)), updated_at_us = u.updated_at_us
+                FROM ready AS u
+                WHERE keys.stream = \(stream) AND keys.key = u.key
+                RETURNING keys.key
+            ), recorded AS (
+                INSERT INTO dedup_records (event_id, state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us)
+                SELECT r.event_id, r.state, r.fingerprint, NULLIF(r.document_id, ''), \(stream), r.key, r.sequence, r.at, r.at
+                FROM unnest(\(records.eventIds)::text[], \(records.states)::text[], \(records.fingerprints)::text[],
+                    \(records.documentIds)::text[], \(records.keys)::text[], \(records.sequences)::int8[], \(records.at)::int8[])
+                    AS r(event_id, state, fingerprint, document_id, key, sequence, at)
+                WHERE r.key IN (SELECT key FROM ready)
+                ON CONFLICT (event_id) DO UPDATE SET
+                    state = excluded.state, fingerprint = excluded.fingerprint, document_id = excluded.document_id,
+                    stream = excluded.stream, key = excluded.key, sequence = excluded.sequence,
+                    updated_at_us = excluded.updated_at_us
+            )
+            SELECT key FROM updated
+            """
+        }
+        static let sql = query(stream: "", expectedVersions: [], KeyColumns([]), records: RecordColumns([])).sql
     }
 }

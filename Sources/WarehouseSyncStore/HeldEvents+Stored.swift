@@ -62,3 +62,15 @@ public enum StoredHeldEvents {
         }
     }
 }
+
+extension KeyChange {
+    /// Whether this change leaves its key's held messages as `snapshot` (the one it was decided
+    /// on) knew them: it moves an existing key from the snapshot's version, writes no held
+    /// message, and its new state's view of them is the snapshot's. Such a view was read from
+    /// the rows, or checked against them when the commit that made it was, and the rows cannot
+    /// have changed without the key's version: a commit may skip ``StoredHeldEvents/verify``.
+    public func keepsHeld(asIn snapshot: KeySnapshot) -> Bool {
+        expectedVersion > 0 && snapshot.version == expectedVersion && insertHeld.isEmpty && deleteHeldSequence == nil
+            && newState?.held == snapshot.state?.held
+    }
+}

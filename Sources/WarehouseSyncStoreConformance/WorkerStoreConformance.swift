@@ -757,6 +757,33 @@ public enum WorkerStoreConformance {
             #expect(try settled[1].get() as? GateAction == .apply)
             #expect(try await store.snapshot(stream: .inventory, key: "WH1/HOLDS", eventId: "h1").record == .posted(fingerprint(1)))
 
+            // A round that only moves existing keys with nothing held (the pipeline's usual round,
+            // which PostgreSQL writes as one statement), one decided on a stale assumption: that
+            // one is decided again on what the store reads, and only the second decision is
+            // written (its state says which version it was decided on).
+            func moving(_ key: String, _ eventId: String, assumed: KeySnapshot? = nil) -> KeyDecision {
+                KeyDecision(stream: .inventory, key: key, eventId: eventId, assumed: assumed) { snapshot in
+                    let change = KeyChange(
+                        stream: .inventory, key: key, expectedVersion: snapshot.version,
+                        newState: KeyState(nextExpected: 100 * snapshot.version),
+                        records: [DedupWrite(eventId: eventId, record: .posted(fingerprint(snapshot.version)), sequence: 1)], now: t0)
+                    return (change, snapshot.version)
+                }
+            }
+            let newVersion = try await store.snapshot(stream: .inventory, key: "WH1/NEW", eventId: "").version
+            let moves = try await store.commitDecisions([
+                moving("WH1/MOVED", "mv", assumed: staleAssumption), moving("WH1/NEW", "nv"),
+            ])
+            #expect(try moves.map { try $0.get() as? Int64 } == [3, newVersion])
+            let movedAgain = try await store.snapshot(stream: .inventory, key: "WH1/MOVED", eventId: "mv")
+            #expect(movedAgain.version == 4)
+            #expect(movedAgain.state == KeyState(nextExpected: 300))
+            #expect(movedAgain.record == .posted(fingerprint(3)))
+            let newMoved = try await store.snapshot(stream: .inventory, key: "WH1/NEW", eventId: "nv")
+            #expect(newMoved.version == newVersion + 1)
+            #expect(newMoved.state == KeyState(nextExpected: 100 * newVersion))
+            #expect(newMoved.record == .posted(fingerprint(newVersion)))
+
             // A key or an event twice in one round is refused before anything is read.
             await expectStoreError(.invalidChange) {
                 _ = try await store.commitDecisions([gated("WH1/TWICE", "t1", 1), gated("WH1/TWICE", "t2", 2)])

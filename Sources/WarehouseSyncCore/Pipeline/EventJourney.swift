@@ -558,9 +558,12 @@ public struct KeyStep: Sendable {
                     nil
                 }
             }
+        // An event let through on arrival was never held: no held message to delete (a
+        // statement of every round in PostgreSQL). One the view cannot tell about is deleted.
+        let wasHeld = current.state.map { !$0.held.isKnown(sequence) || $0.held[sequence] != nil } ?? false
         let change = KeyChange(
             stream: stream, key: key, expectedVersion: current.version, newState: newState, records: write.map { [$0] } ?? [],
-            deleteHeldSequence: newState == nil ? nil : sequence, now: now)
+            deleteHeldSequence: newState != nil && wasHeld ? sequence : nil, now: now)
         guard let newState, let release = settlement?.release else { return (change, .settled(nil)) }
         let next = EventJourney.ReleaseInTurn(
             release: release, key: key, snapshot: KeySnapshot(state: newState, version: current.version + 1, record: .notSeen))
