@@ -264,7 +264,7 @@ public final class SQLiteWorkerStore: WorkerStore {
                     code: .versionConflict,
                     message: "key \(change.key.prefix(128)) is at version \(snapshot.version), not \(change.expectedVersion)")
             }
-            try apply(change, db, versionChecked: true)
+            try apply(change, db, versionChecked: true, heldAsRead: change.keepsHeld(asIn: snapshot))
         }
         return outcome
     }
@@ -323,7 +323,9 @@ public final class SQLiteWorkerStore: WorkerStore {
 
     /// Runs inside `BEGIN IMMEDIATE`: any throw rolls everything back.
     /// `versionChecked`: the caller read the key's version in this transaction and compared it.
-    private static func apply(_ change: KeyChange, _ db: SQLiteConnection, versionChecked: Bool = false) throws {
+    /// `heldAsRead`: the change keeps the held rows as the snapshot it was decided on knew them
+    /// (``KeyChange/keepsHeld(asIn:)``), so its state's view needs no check against them.
+    private static func apply(_ change: KeyChange, _ db: SQLiteConnection, versionChecked: Bool = false, heldAsRead: Bool = false) throws {
         let stream = SQLiteValue.text(change.stream.rawValue)
         let key = SQLiteValue.text(change.key)
         let now = SQLiteValue.integer(StoreTime.microseconds(change.now))
@@ -403,7 +405,7 @@ public final class SQLiteWorkerStore: WorkerStore {
         }
 
         // `held` is derived from the rows: the state written must agree with the rows left.
-        if let state = change.newState {
+        if let state = change.newState, !heldAsRead {
             let (lowestCount, sequences) = StoredHeldEvents.check(state.held)
             var rowsAt: [Int64: KeyState.HeldEvent] = [:]
             for sequence in sequences {
