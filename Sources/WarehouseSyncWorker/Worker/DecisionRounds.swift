@@ -11,8 +11,8 @@ final class DecisionRounds: Sendable {
     /// Rounds on their way at once: one, while the next gathers. Two (one written while the
     /// next was written too) halved the rounds, and each round has a cost of its own (a store
     /// job, a statement, a commit): with one, rounds are twice as large, PostgreSQL's CPU per
-    /// event fell by a quarter and both stores went 5–10% faster (bench/README, "One round in
-    /// flight"). A decision arriving alone still leaves at once.
+    /// event fell by a quarter and both stores went 5–10% faster (bench/README, "One statement
+    /// per round, one round in flight…"). A decision arriving alone still leaves at once.
     static let maxInFlight = 1
 
     private let rounds: RoundGatherer<KeyDecision, Result<any Sendable, any Error>>
