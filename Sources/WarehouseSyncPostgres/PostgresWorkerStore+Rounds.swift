@@ -236,9 +236,18 @@ extension PostgresWorkerStore {
                             .map { try $0.value("key", as: String.self) })
                     for (index, change) in inserts where !inserted.contains(change.key) { conflicted.insert(index) }
                 }
+                // The rest: the one-statement round's update, its records left to step 4 (the
+                // keys are locked and at their versions already, so every one is updated).
                 if !updates.isEmpty {
-                    let columns = KeyColumns(updates.map(\.change))
-                    try await db.execute(PreparedRound<UpdateKeys>(UpdateKeys.query(stream: streamName, columns)), logger)
+                    let byKey = updates.sorted { $0.change.key < $1.change.key }
+                    let updated = Set(
+                        try await db.rows(
+                            PreparedRound<UpdateRound>(UpdateRound.query(
+                                stream: streamName, expectedVersions: byKey.map(\.change.expectedVersion), KeyColumns(byKey.map(\.change)),
+                                records: RecordColumns([]))),
+                            logger
+                        ).map { try $0.value("key", as: String.self) })
+                    for (index, change) in updates where !updated.contains(change.key) { conflicted.insert(index) }
                 }
                 let writtenChanges = changes.filter { !conflicted.contains($0.index) }
                 let written = writtenChanges.map(\.change)
@@ -385,24 +394,6 @@ extension PostgresWorkerStore {
         static let sql = query(stream: "", KeyColumns([])).sql
     }
 
-    /// Updates the keys locked at their expected versions to their new states.
-    fileprivate enum UpdateKeys: RoundStatement {
-        static func query(stream: String, _ columns: KeyColumns) -> PostgresQuery {
-            """
-            UPDATE keys SET version = keys.version + 1, next_expected = u.next_expected,
-                parked_since_us = NULLIF(u.parked_since_us, \(PostgresWorkerStore.nullInteger)), park_reason = NULLIF(u.park_reason, ''),
-                skipped = NULLIF(u.skipped, ''), claimed_by = NULLIF(u.claimed_by, ''),
-                claimed_sequence = NULLIF(u.claimed_sequence, \(PostgresWorkerStore.nullInteger)), updated_at_us = u.updated_at_us
-            FROM unnest(\(columns.keys)::text[], \(columns.nextExpected)::int8[], \(columns.parkedSince)::int8[],
-                \(columns.parkReason)::text[], \(columns.skipped)::text[], \(columns.claimedBy)::text[],
-                \(columns.claimedSequence)::int8[], \(columns.updatedAt)::int8[])
-                AS u(key, next_expected, parked_since_us, park_reason, skipped, claimed_by, claimed_sequence, updated_at_us)
-            WHERE keys.stream = \(stream) AND keys.key = u.key
-            """
-        }
-        static let sql = query(stream: "", KeyColumns([])).sql
-    }
-
     /// Deletes held messages by key and sequence; returns the keys of those deleted.
     enum DeleteHeld: RoundStatement {
         static func query(stream: String, keys: [String], sequences: [Int64]) -> PostgresQuery {
@@ -443,27 +434,36 @@ extension PostgresWorkerStore {
         }
     }
 
+    /// The dedup records' insert and its rule for an event already recorded, as ``UpsertRecords``
+    /// and ``UpdateRound`` write them.
+    fileprivate static let recordsInsert =
+        "INSERT INTO dedup_records (event_id, state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us)"
+    fileprivate static let recordsUpsert = """
+        ON CONFLICT (event_id) DO UPDATE SET
+            state = excluded.state, fingerprint = excluded.fingerprint, document_id = excluded.document_id,
+            stream = excluded.stream, key = excluded.key, sequence = excluded.sequence,
+            updated_at_us = excluded.updated_at_us
+        """
+
     /// Writes the dedup records: each event's record inserted, or updated to its new state.
     fileprivate enum UpsertRecords: RoundStatement {
         static func query(stream: String, _ columns: RecordColumns) -> PostgresQuery {
             """
-            INSERT INTO dedup_records (event_id, state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us)
+            \(unescaped: recordsInsert)
             SELECT r.event_id, r.state, r.fingerprint, NULLIF(r.document_id, ''), \(stream), r.key, r.sequence, r.at, r.at
             FROM unnest(\(columns.eventIds)::text[], \(columns.states)::text[], \(columns.fingerprints)::text[],
                 \(columns.documentIds)::text[], \(columns.keys)::text[], \(columns.sequences)::int8[], \(columns.at)::int8[])
                 AS r(event_id, state, fingerprint, document_id, key, sequence, at)
-            ON CONFLICT (event_id) DO UPDATE SET
-                state = excluded.state, fingerprint = excluded.fingerprint, document_id = excluded.document_id,
-                stream = excluded.stream, key = excluded.key, sequence = excluded.sequence,
-                updated_at_us = excluded.updated_at_us
+            \(unescaped: recordsUpsert)
             """
         }
         static let sql = query(stream: "", RecordColumns([])).sql
     }
 
     /// A round of ``commitUpdates(stream:_:)`` in one statement: locks the key rows in key order
-    /// (as ``LockKeys``), updates those at their expected versions (as ``UpdateKeys``) and writes
-    /// the records of the keys it updated (as ``UpsertRecords``); returns the keys updated.
+    /// (as ``LockKeys``), updates those at their expected versions and writes the records of the
+    /// keys it updated (as ``UpsertRecords``); returns the keys updated. The transaction of any
+    /// other round runs it too, with no records, for its keys that move.
     ///
     /// Written so that no plan can be quadratic: the update joins the bound arrays (whose size
     /// the planner knows), not a join of CTEs it would guess at one row. A fresh store's tables
@@ -491,16 +491,13 @@ extension PostgresWorkerStore {
                     AND keys.key IN (SELECT key FROM locked)
                 RETURNING keys.key
             ), recorded AS (
-                INSERT INTO dedup_records (event_id, state, fingerprint, document_id, stream, key, sequence, created_at_us, updated_at_us)
+                \(unescaped: recordsInsert)
                 SELECT r.event_id, r.state, r.fingerprint, NULLIF(r.document_id, ''), \(stream), r.key, r.sequence, r.at, r.at
                 FROM unnest(\(records.eventIds)::text[], \(records.states)::text[], \(records.fingerprints)::text[],
                     \(records.documentIds)::text[], \(records.keys)::text[], \(records.sequences)::int8[], \(records.at)::int8[])
                     AS r(event_id, state, fingerprint, document_id, key, sequence, at)
                 WHERE r.key IN (SELECT key FROM updated)
-                ON CONFLICT (event_id) DO UPDATE SET
-                    state = excluded.state, fingerprint = excluded.fingerprint, document_id = excluded.document_id,
-                    stream = excluded.stream, key = excluded.key, sequence = excluded.sequence,
-                    updated_at_us = excluded.updated_at_us
+                \(unescaped: recordsUpsert)
             )
             SELECT key FROM updated
             """
