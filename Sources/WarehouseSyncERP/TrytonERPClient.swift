@@ -78,8 +78,11 @@ public final class TrytonERPClient: ERPClient {
     /// process's own document still in draft could take it for the stray one.
     private func lookAgainLater(_ document: LaterLook?) {
         let lookAt = startedAt.advanced(by: predecessorWindow)
-        guard let document, ContinuousClock.now < lookAt else { return }
+        guard let document else { return }
         laterLooks.withLock { state in
+            // Checked under the lock: the look takes the documents under it once `lookAt` has
+            // passed, so a document noted before then is always among them.
+            guard ContinuousClock.now < lookAt else { return }
             state.documents.insert(document)
             guard state.task == nil else { return }
             state.task = Task { [self] in
