@@ -188,6 +188,8 @@ extension ConnectionEngine {
         shareLiveConsumers()
         guard let registration = consumers.removeValue(forKey: tag) else { return }
         defer { registration.continuation.finish() }
+        // Deferred acks go first: the cancel-ok below then proves the broker has them.
+        sendDeferredAcks()
         guard let state, machine.channelOpen else { return }
         // Waiting for cancel-ok matters on quorum queues: it guarantees the broker has taken
         // every ack sent before it, so closing the channel afterwards loses none of them.

@@ -96,6 +96,8 @@ extension ConnectionEngine {
     }
 
     func teardownConnection(graceful: Bool) {
+        // Acks still deferred would be redelivered as duplicates: a graceful close sends them.
+        if graceful { sendDeferredAcks() }
         guard let conn = state else { return }
         if graceful {
             if machine.channelOpen { _ = amqp_channel_close(conn, Self.channel, AMQP_REPLY_SUCCESS) }

@@ -45,10 +45,13 @@ extension ConnectionEngine {
     }
 
     func settle(_ settlement: Settlement, tag: UInt64, generation: UInt64) {
-        guard case .send = machine.settleRequested(settlement, tag: tag, generation: generation), let state else {
+        guard case .send(_, _, let before, let after) = machine.settleRequested(settlement, tag: tag, generation: generation),
+            let state
+        else {
             logger.debug("settlement for a delivery of an earlier channel dropped; it will be redelivered")
             return
         }
+        guard sendAckFrames(before) else { return }
         let status: Int32
         switch settlement {
         case .ack(let multiple):
@@ -60,6 +63,8 @@ extension ConnectionEngine {
         }
         if status != AMQP_STATUS_OK.rawValue {
             connectionFailed(libraryError(status, context: "settling a delivery"))
+            return
         }
+        if let after { sendAckFrames([after]) }
     }
 }

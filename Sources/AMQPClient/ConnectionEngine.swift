@@ -194,6 +194,8 @@ final class ConnectionEngine: @unchecked Sendable {
             }
             runCommands(takeCommands())
             guard state != nil, running else { continue }
+            sendDueAcks()
+            guard state != nil, running else { continue }
             readAvailableFrames()
             guard state != nil, running else { continue }
             restoreConsumers()
@@ -303,14 +305,32 @@ final class ConnectionEngine: @unchecked Sendable {
     func sendAcks(_ acks: inout [UInt64]) {
         guard !acks.isEmpty else { return }
         defer { acks.removeAll(keepingCapacity: true) }
-        guard let state else { return }
-        for frame in machine.acksRequested(acks) {
+        sendAckFrames(machine.acksRequested(acks, now: .now))
+    }
+
+    /// Sends the acks deferred long enough (``UnsettledDeliveries``).
+    func sendDueAcks() {
+        sendAckFrames(machine.dueAcks(now: .now))
+    }
+
+    /// Sends every deferred ack: before a consumer is cancelled or the channel closed.
+    func sendDeferredAcks() {
+        sendAckFrames(machine.deferredAcks())
+    }
+
+    /// Returns false when the connection failed sending them.
+    @discardableResult
+    func sendAckFrames(_ frames: [UnsettledDeliveries.AckFrame]) -> Bool {
+        guard !frames.isEmpty else { return true }
+        guard let state else { return false }
+        for frame in frames {
             let status = amqp_basic_ack(state, Self.channel, frame.tag, frame.multiple ? 1 : 0)
             if status != AMQP_STATUS_OK.rawValue {
                 connectionFailed(libraryError(status, context: "acknowledging deliveries"))
-                return
+                return false
             }
         }
+        return true
     }
 
     func run(_ command: Command) {
@@ -384,6 +404,7 @@ final class ConnectionEngine: @unchecked Sendable {
             timeout = min(timeout, milliseconds(until: nextHeartbeatSend))
         }
         if deliveriesOut { timeout = min(timeout, Self.ackDelay) }
+        if let ackDeadline = machine.ackDeadline { timeout = min(timeout, max(1, milliseconds(until: ackDeadline))) }
         _ = poll(&fds, 2, timeout)
         // librabbitmq swallows heartbeat frames, so bytes on the socket are our sign of life.
         if fds[0].revents != 0 { machine.received(now: .now) }

@@ -236,7 +236,9 @@ struct ConnectionStateMachine<Publish> {
     enum SettleAction: Equatable {
         /// The delivery came from a channel since closed: its tag names another delivery now.
         case drop
-        case send(Settlement, tag: UInt64)
+        /// Send `before` (deferred acks a `multiple` nack must not cover), the settlement, then
+        /// `after` (the deferred acks it let the front pass).
+        case send(Settlement, tag: UInt64, before: [UnsettledDeliveries.AckFrame] = [], after: UnsettledDeliveries.AckFrame? = nil)
     }
 
     /// A settlement the application asked for.
@@ -244,19 +246,37 @@ struct ConnectionStateMachine<Publish> {
         guard isCurrent(generation: generation) else { return .drop }
         switch settlement {
         case .ack(let multiple), .nack(_, let multiple):
-            if multiple { unsettled.settledUpTo(tag) } else { unsettled.settledSingly(tag) }
+            guard multiple else { return .send(settlement, tag: tag, after: unsettled.settledSingly(tag)) }
+            let isAck = if case .ack = settlement { true } else { false }
+            let before = unsettled.framesBeforeSettling(upTo: tag, isAck: isAck)
+            return .send(settlement, tag: tag, before: before, after: unsettled.settledUpTo(tag))
         case .reject:
-            unsettled.settledSingly(tag)
+            return .send(settlement, tag: tag, after: unsettled.settledSingly(tag))
         }
-        return .send(settlement, tag: tag)
     }
 
-    /// Single acks of the current channel gathered from one batch of commands: the frames to send
-    /// (a run at the front of what is out goes as one `multiple` ack). None without a channel.
-    mutating func acksRequested(_ tags: [UInt64]) -> [UnsettledDeliveries.AckFrame] {
+    /// Single acks of the current channel gathered from one batch of commands, acked at `now`:
+    /// the frames to send (a run at the front of what is out goes as one `multiple` ack; the rest
+    /// wait for the front, see ``UnsettledDeliveries``). None without a channel.
+    mutating func acksRequested(_ tags: [UInt64], now: Instant) -> [UnsettledDeliveries.AckFrame] {
         guard channelOpen, !tags.isEmpty else { return [] }
-        return unsettled.ackFrames(for: tags)
+        return unsettled.ackFrames(for: tags, now: now)
     }
+
+    /// Deferred acks that have waited long enough, to send now (each alone).
+    mutating func dueAcks(now: Instant) -> [UnsettledDeliveries.AckFrame] {
+        guard channelOpen else { return [] }
+        return unsettled.dueFrames(now: now)
+    }
+
+    /// Every deferred ack, to send before a consumer is cancelled or the channel closed.
+    mutating func deferredAcks() -> [UnsettledDeliveries.AckFrame] {
+        guard channelOpen else { return [] }
+        return unsettled.takeDeferred()
+    }
+
+    /// When the thread must wake to send deferred acks; `nil` with none.
+    var ackDeadline: Instant? { unsettled.deferralDeadline }
 
     // MARK: Heartbeats
 

@@ -186,8 +186,34 @@ import Testing
         var machine = connectedMachine()
         for tag in UInt64(1)...3 { machine.deliveryArrived(tag: tag) }
         #expect(machine.deliveriesOut)
-        #expect(machine.acksRequested([1, 2, 3]) == [Frame(tag: 3, multiple: true)])
+        #expect(machine.acksRequested([1, 2, 3], now: t0) == [Frame(tag: 3, multiple: true)])
         #expect(!machine.deliveriesOut)
+    }
+
+    @Test func acksOutOfOrderWaitTheirTimeAndNeverReachAnotherChannel() {
+        var machine = connectedMachine()
+        for tag in UInt64(1)...4 { machine.deliveryArrived(tag: tag) }
+        #expect(machine.acksRequested([2], now: t0) == [])
+        #expect(machine.ackDeadline == t0 + UnsettledDeliveries.maxDeferral)
+        #expect(machine.dueAcks(now: t0) == [])
+        #expect(machine.dueAcks(now: t0 + UnsettledDeliveries.maxDeferral) == [Frame(tag: 2, multiple: false)])
+        #expect(machine.ackDeadline == nil)
+        // A nack at the front lets the deferred acks behind it go, after it.
+        #expect(machine.acksRequested([4], now: t0) == [])
+        #expect(machine.settleRequested(.nack(requeue: true, multiple: false), tag: 3, generation: machine.generation) == .send(.nack(requeue: true, multiple: false), tag: 3))
+        #expect(machine.settleRequested(.reject(requeue: false), tag: 1, generation: machine.generation) == .send(.reject(requeue: false), tag: 1, after: Frame(tag: 4, multiple: false)))
+        #expect(!machine.deliveriesOut)
+        // Deferred when the channel closes: nothing is sent, the new channel starts clean.
+        machine.deliveryArrived(tag: 5)
+        machine.deliveryArrived(tag: 6)
+        machine.deliveryArrived(tag: 7)
+        #expect(machine.acksRequested([6], now: t0) == [])
+        _ = machine.channelClosed(by: brokerClose)
+        #expect(machine.deferredAcks() == [])
+        #expect(machine.dueAcks(now: t0 + .seconds(1)) == [])
+        _ = machine.channelOpened()
+        #expect(machine.ackDeadline == nil)
+        #expect(machine.deferredAcks() == [])
     }
 
     @Test func settlementsOfAnEarlierChannelGenerationAreDropped() {
@@ -200,7 +226,7 @@ import Testing
         #expect(machine.generation != first)
         // While the channel is closed nothing is sent.
         #expect(machine.settleRequested(.ack(multiple: false), tag: 2, generation: first) == .drop)
-        #expect(machine.acksRequested([2]) == [])
+        #expect(machine.acksRequested([2], now: t0) == [])
         let second = machine.channelOpened()
         #expect(second == machine.generation && second != first)
         #expect(!machine.deliveriesOut)

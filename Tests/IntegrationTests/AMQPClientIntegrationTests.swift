@@ -1,5 +1,6 @@
 import AMQPClient
 import Foundation
+import Synchronization
 import Testing
 
 @Suite struct AMQPClientIntegrationTests {
@@ -82,6 +83,56 @@ import Testing
         #expect(try await connection.withChannel { try $0.checkQueue(queue) }.messageCount == 0)
         try await connection.withChannel { try $0.deleteQueue(queue) }
         await connection.close()
+    }
+
+    /// Acks out of order are deferred (UnsettledDeliveries): the prefetch window shows when the
+    /// broker has them, since it sends the next message only for an ack it received.
+    @Test func acksOutOfOrderReachTheBrokerWithTheFrontOrOnceTheyHaveWaitedAndBeforeAClose() async throws {
+        let queue = TestBroker.uniqueName("it-deferred")
+        let connection = try await TestBroker.connect(confirms: true)
+        try await connection.withChannel { try $0.declareQueue(queue, arguments: ["x-queue-type": "quorum"]) }
+        for i in 1...12 { try await connection.publish(OutboundMessage(exchange: "", routingKey: queue, body: [UInt8(i)])) }
+        let consumer = try await connection.consume(queue: queue, prefetch: 6)
+        let received = Received()
+        let collector = Task { for await delivery in consumer.deliveries { received.list.withLock { $0.append(delivery) } } }
+        func waitForDeliveries(_ count: Int, _ why: String) async throws -> [AMQPDelivery] {
+            try await TestBroker.waitUntil("\(count) deliveries: \(why)", timeout: .seconds(10)) { received.list.withLock { $0.count >= count } }
+            return received.list.withLock { $0 }
+        }
+        var window = try await waitForDeliveries(6, "the first window")
+        let firstBodies: [[UInt8]] = window.map(\.body)
+        #expect(firstBodies == [[1], [2], [3], [4], [5], [6]])
+        // 2 acked while 1 is out: deferred, then sent alone once it has waited; the broker then
+        // has a free slot and sends the seventh.
+        window[1].ack()
+        window = try await waitForDeliveries(7, "a deferred ack sent after its wait frees a slot")
+        // 4 and 5 wait for the front; 1 and 3 acked: one multiple ack covers 1…5, four slots free.
+        window[3].ack()
+        window[4].ack()
+        window[0].ack()
+        window[2].ack()
+        window = try await waitForDeliveries(11, "the front's multiple ack covers the deferred acks")
+        // 8 and 9 acked out of order (7 is out), then the consumer cancelled and the connection
+        // closed: the deferred acks go before the cancel, so only 6, 7, 10 and 11 come back (and
+        // 12, which the freed slots may have brought meanwhile).
+        window[7].ack()
+        window[8].ack()
+        await consumer.cancel()
+        collector.cancel()
+        await connection.close()
+
+        let again = try await TestBroker.connect()
+        let redelivered = await receive(try await again.consume(queue: queue, prefetch: 20), count: 5, timeout: .seconds(10))
+        let bodies: [UInt8] = redelivered.map { $0.body.first ?? 0 }.sorted()
+        #expect(bodies == [6, 7, 10, 11, 12])
+        let wereOut = redelivered.filter { [6, 7, 10, 11].contains($0.body.first ?? 0) }
+        #expect(wereOut.count == 4 && wereOut.allSatisfy(\.redelivered))
+        try await again.withChannel { try $0.deleteQueue(queue) }
+        await again.close()
+    }
+
+    private final class Received: Sendable {
+        let list = Mutex<[AMQPDelivery]>([])
     }
 
     @Test func wrongCredentialsGiveAccessRefused() async throws {
