@@ -3,7 +3,7 @@
 # shellcheck shell=bash
 
 median() { # median of the arguments (numbers)
-    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR==0) print ""; else if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'
+    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR==0) print ""; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
 }
 
 # erp_documents URL [TYPE]: the reference ERP's documents (GET /stats), of TYPE or of all types;
