@@ -48,7 +48,7 @@ extension ConnectionEngine {
                 body: body, properties: properties, exchange: exchange, routingKey: routingKey,
                 redelivered: deliver.redelivered != 0, deliveryTag: deliver.delivery_tag, consumerTag: tag,
                 channelGeneration: machine.generation, engine: self)
-            machine.deliveryArrived(tag: deliver.delivery_tag)
+            machine.deliveryArrived(tag: deliver.delivery_tag, consumer: tag)
             if consumers[tag] != nil {
                 deliveryBatches[tag, default: []].append(delivery)
             } else {

@@ -224,8 +224,8 @@ struct ConnectionStateMachine<Publish> {
     // MARK: Deliveries and settling
 
     /// basic.deliver on the current channel.
-    mutating func deliveryArrived(tag: UInt64) {
-        unsettled.delivered(tag)
+    mutating func deliveryArrived(tag: UInt64, consumer: String) {
+        unsettled.delivered(tag, consumer: consumer)
     }
 
     /// Whether a settlement of channel generation `generation` may still reach the broker.
@@ -276,7 +276,7 @@ struct ConnectionStateMachine<Publish> {
     }
 
     /// When the thread must wake to send deferred acks; `nil` with none.
-    var ackDeadline: Instant? { unsettled.deferralDeadline }
+    var ackDeadline: Instant? { channelOpen ? unsettled.deferralDeadline : nil }
 
     // MARK: Heartbeats
 

@@ -9,11 +9,13 @@
 /// more CPU per event on them than PostgreSQL did (bench/README, "Acks out of order, deferred").
 ///
 /// A deferred ack still holds a prefetch slot, so it waits only so long: it is sent alone once
-/// the oldest deferred ack has waited ``maxDeferral``, or at once when deferred acks would hold
-/// half of what is out (so a window of one or two never defers). A `multiple` nack never covers
-/// one (they are sent first), and a consumer cancel or a graceful close sends them all
-/// (``takeDeferred()``). One lost with its channel is redelivered: the application has settled
-/// it, so it meets its own record (a duplicate, acked again).
+/// the oldest deferred ack has waited ``maxDeferral``, or at once when a consumer would have as
+/// many deferred acks as deliveries still being worked on, so that at most half of its window
+/// (`basic.qos` counts per consumer) waits for another consumer's front, and a window of one or
+/// two never defers. A `multiple` nack never covers one (they are sent first), and a consumer
+/// cancel or a graceful close sends them all (``takeDeferred()``). One lost with its channel is
+/// redelivered: the application has settled it, so it meets its own record (a duplicate, acked
+/// again).
 struct UnsettledDeliveries {
     typealias Instant = ContinuousClock.Instant
 
@@ -30,7 +32,13 @@ struct UnsettledDeliveries {
     static let maxDeferral: Duration = .milliseconds(250)
 
     private var tags: [UInt64] = []
+    /// The consumer of each of `tags`, at the same position (an index into `working`).
+    private var tagConsumers: [Int] = []
     private var head = 0
+    private var consumerIndex: [String: Int] = [:]
+    /// Per consumer: its deliveries the application has not settled, and its acks deferred.
+    private var working: [Int] = []
+    private var deferredOf: [Int] = []
     /// Settled by a frame already sent (an ack sent alone, a nack, a reject), behind the front.
     private var settledOutOfOrder: Set<UInt64> = []
     /// Acked by the application, not sent yet.
@@ -47,19 +55,34 @@ struct UnsettledDeliveries {
     /// When the deferred acks are due to be sent alone (``dueFrames(now:)``); `nil` with none.
     var deferralDeadline: Instant? { deferredSince.map { $0 + Self.maxDeferral } }
 
-    mutating func delivered(_ tag: UInt64) {
+    /// Delivery `tag` arrived for `consumer` (its consumer tag).
+    mutating func delivered(_ tag: UInt64, consumer: String) {
+        let index = consumerIndex[consumer] ?? {
+            consumerIndex[consumer] = working.count
+            working.append(0)
+            deferredOf.append(0)
+            return working.count - 1
+        }()
         tags.append(tag)
+        tagConsumers.append(index)
+        working[index] += 1
     }
 
     /// The ack frames to send now for these single acks from the application (acked at `now`).
     mutating func ackFrames(for acked: [UInt64], now: Instant) -> [AckFrame] {
         guard !acked.isEmpty else { return [] }
-        deferred.formUnion(acked)
+        var touched: Set<Int> = []
+        for tag in acked {
+            guard let consumer = consumer(of: tag), !settledOutOfOrder.contains(tag), deferred.insert(tag).inserted else { continue }
+            working[consumer] -= 1
+            deferredOf[consumer] += 1
+            touched.insert(consumer)
+        }
         var frames = advanceFront().map { [$0] } ?? []
         if !deferred.isEmpty {
             if deferredSince == nil { deferredSince = now }
-            // Deferred acks hold prefetch slots: never let them hold half of the window.
-            if deferred.count * 2 >= tags.count - head { frames += takeDeferred() }
+            // Deferred acks hold prefetch slots, counted per consumer: never half of a window.
+            if touched.contains(where: { deferredOf[$0] > 0 && deferredOf[$0] >= working[$0] }) { frames += takeDeferred() }
         }
         compact()
         return frames
@@ -77,6 +100,7 @@ struct UnsettledDeliveries {
         let frames = deferred.sorted().map { AckFrame(tag: $0, multiple: false) }
         settledOutOfOrder.formUnion(deferred)
         deferred.removeAll()
+        deferredOf = deferredOf.map { _ in 0 }
         deferredSince = nil
         return frames
     }
@@ -84,7 +108,9 @@ struct UnsettledDeliveries {
     /// A single nack or reject, sent as it is. Returns the ack frame for deferred acks it
     /// lets the front pass, to send after it.
     mutating func settledSingly(_ tag: UInt64) -> AckFrame? {
-        settledOutOfOrder.insert(tag)
+        if let consumer = consumer(of: tag), !deferred.contains(tag), settledOutOfOrder.insert(tag).inserted {
+            working[consumer] -= 1
+        }
         let frame = advanceFront()
         compact()
         return frame
@@ -96,6 +122,7 @@ struct UnsettledDeliveries {
         guard !isAck else { return [] }
         let covered = deferred.filter { $0 <= tag }.sorted()
         guard !covered.isEmpty else { return [] }
+        for tag in covered { if let consumer = consumer(of: tag) { deferredOf[consumer] -= 1 } }
         deferred.subtract(covered)
         settledOutOfOrder.formUnion(covered)
         if deferred.isEmpty { deferredSince = nil }
@@ -107,8 +134,12 @@ struct UnsettledDeliveries {
     /// acks the front then passes, to send after it.
     mutating func settledUpTo(_ tag: UInt64) -> AckFrame? {
         while head < tags.count, tags[head] <= tag {
-            settledOutOfOrder.remove(tags[head])
-            deferred.remove(tags[head])
+            let consumer = tagConsumers[head]
+            if deferred.remove(tags[head]) != nil {
+                deferredOf[consumer] -= 1
+            } else if settledOutOfOrder.remove(tags[head]) == nil {
+                working[consumer] -= 1
+            }
             head += 1
         }
         if deferred.isEmpty { deferredSince = nil }
@@ -131,6 +162,7 @@ struct UnsettledDeliveries {
         while head < tags.count {
             let tag = tags[head]
             if deferred.remove(tag) != nil {
+                deferredOf[tagConsumers[head]] -= 1
                 lastAcked = tag
                 acked += 1
             } else if settledOutOfOrder.remove(tag) == nil {
@@ -142,9 +174,20 @@ struct UnsettledDeliveries {
         return lastAcked.map { AckFrame(tag: $0, multiple: acked > 1) }
     }
 
+    /// The consumer of `tag`, while it is out (tags grow along `tags`: a binary search).
+    private func consumer(of tag: UInt64) -> Int? {
+        var (low, high) = (head, tags.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if tags[middle] < tag { low = middle + 1 } else { high = middle }
+        }
+        return low < tags.count && tags[low] == tag ? tagConsumers[low] : nil
+    }
+
     private mutating func compact() {
         if head > 4096, head * 2 > tags.count {
             tags.removeFirst(head)
+            tagConsumers.removeFirst(head)
             head = 0
         }
     }

@@ -184,7 +184,7 @@ import Testing
 
     @Test func singleAcksAtTheFrontGoOutAsOneMultipleAck() {
         var machine = connectedMachine()
-        for tag in UInt64(1)...3 { machine.deliveryArrived(tag: tag) }
+        for tag in UInt64(1)...3 { machine.deliveryArrived(tag: tag, consumer: "c") }
         #expect(machine.deliveriesOut)
         #expect(machine.acksRequested([1, 2, 3], now: t0) == [Frame(tag: 3, multiple: true)])
         #expect(!machine.deliveriesOut)
@@ -192,7 +192,7 @@ import Testing
 
     @Test func acksOutOfOrderWaitTheirTimeAndNeverReachAnotherChannel() {
         var machine = connectedMachine()
-        for tag in UInt64(1)...4 { machine.deliveryArrived(tag: tag) }
+        for tag in UInt64(1)...4 { machine.deliveryArrived(tag: tag, consumer: "c") }
         #expect(machine.acksRequested([2], now: t0) == [])
         #expect(machine.ackDeadline == t0 + UnsettledDeliveries.maxDeferral)
         #expect(machine.dueAcks(now: t0) == [])
@@ -204,9 +204,9 @@ import Testing
         #expect(machine.settleRequested(.reject(requeue: false), tag: 1, generation: machine.generation) == .send(.reject(requeue: false), tag: 1, after: Frame(tag: 4, multiple: false)))
         #expect(!machine.deliveriesOut)
         // Deferred when the channel closes: nothing is sent, the new channel starts clean.
-        machine.deliveryArrived(tag: 5)
-        machine.deliveryArrived(tag: 6)
-        machine.deliveryArrived(tag: 7)
+        machine.deliveryArrived(tag: 5, consumer: "c")
+        machine.deliveryArrived(tag: 6, consumer: "c")
+        machine.deliveryArrived(tag: 7, consumer: "c")
         #expect(machine.acksRequested([6], now: t0) == [])
         _ = machine.channelClosed(by: brokerClose)
         #expect(machine.deferredAcks() == [])
@@ -219,8 +219,8 @@ import Testing
     @Test func settlementsOfAnEarlierChannelGenerationAreDropped() {
         var machine = connectedMachine()
         let first = machine.generation
-        machine.deliveryArrived(tag: 1)
-        machine.deliveryArrived(tag: 2)
+        machine.deliveryArrived(tag: 1, consumer: "c")
+        machine.deliveryArrived(tag: 2, consumer: "c")
         #expect(machine.settleRequested(.ack(multiple: false), tag: 1, generation: first) == .send(.ack(multiple: false), tag: 1))
         _ = machine.channelClosed(by: brokerClose)
         #expect(machine.generation != first)
@@ -230,7 +230,7 @@ import Testing
         let second = machine.channelOpened()
         #expect(second == machine.generation && second != first)
         #expect(!machine.deliveriesOut)
-        machine.deliveryArrived(tag: 1)
+        machine.deliveryArrived(tag: 1, consumer: "c")
         // Tag 1 of the old channel names another delivery now: never sent to the new channel.
         #expect(!machine.isCurrent(generation: first))
         #expect(machine.settleRequested(.reject(requeue: true), tag: 1, generation: first) == .drop)
@@ -242,7 +242,7 @@ import Testing
     @Test func aLostConnectionMakesEveryDeliveryStale() {
         var machine = connectedMachine()
         let before = machine.generation
-        machine.deliveryArrived(tag: 1)
+        machine.deliveryArrived(tag: 1, consumer: "c")
         _ = machine.connectionLost(AMQPError(.connectionLost, "socket closed"), canReconnect: true)
         machine.connectionGone()
         #expect(!machine.channelOpen && !machine.deliveriesOut)

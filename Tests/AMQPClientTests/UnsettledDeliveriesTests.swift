@@ -5,9 +5,10 @@ import Testing
     typealias Frame = UnsettledDeliveries.AckFrame
     let start = ContinuousClock.now
 
+    /// Tags delivered to one consumer.
     func delivered(_ tags: ClosedRange<UInt64>) -> UnsettledDeliveries {
         var unsettled = UnsettledDeliveries()
-        for tag in tags { unsettled.delivered(tag) }
+        for tag in tags { unsettled.delivered(tag, consumer: "c") }
         return unsettled
     }
 
@@ -60,6 +61,37 @@ import Testing
         #expect(unsettled.deferredCount == 0)
         #expect(unsettled.deferralDeadline == nil)
         #expect(unsettled.count == 3)
+    }
+
+    @Test func aConsumerNeverWaitsForAnotherConsumersFrontWithHalfItsWindow() {
+        // Prefetch counts per consumer, tags per channel: A's 1 and 5 are still out.
+        var unsettled = UnsettledDeliveries()
+        for (tag, consumer) in [(1, "A"), (2, "B"), (3, "B"), (4, "B"), (5, "A"), (6, "B")] {
+            unsettled.delivered(UInt64(tag), consumer: consumer)
+        }
+        // B: two of its four deferred, two still worked on.
+        #expect(unsettled.ackFrames(for: [2], now: start) == [])
+        #expect(unsettled.deferredCount == 1)
+        // Its third: more deferred than worked on: all go now, each alone (A's front is still out).
+        #expect(unsettled.ackFrames(for: [3, 4], now: start) == [Frame(tag: 2, multiple: false), Frame(tag: 3, multiple: false), Frame(tag: 4, multiple: false)])
+        #expect(unsettled.deferredCount == 0)
+        #expect(unsettled.count == 3)
+        // A's deliveries count for A: acking 5 behind A's 1 with nothing else of A's left is alone.
+        #expect(unsettled.ackFrames(for: [5], now: start) == [Frame(tag: 5, multiple: false)])
+        #expect(unsettled.ackFrames(for: [1, 6], now: start) == [Frame(tag: 6, multiple: true)])
+        #expect(unsettled.count == 0)
+    }
+
+    @Test func settledDeliveriesBehindTheFrontDoNotCountAsAWindowForDeferring() {
+        // One delivery held, the rest acked as they come: never more deferred than worked on.
+        var unsettled = delivered(1...4)
+        #expect(unsettled.ackFrames(for: [2, 3], now: start) == [Frame(tag: 2, multiple: false), Frame(tag: 3, multiple: false)])
+        unsettled.delivered(5, consumer: "c")
+        unsettled.delivered(6, consumer: "c")
+        // Worked on: 1, 4 and 6; deferred: 5.
+        #expect(unsettled.ackFrames(for: [5], now: start) == [])
+        // Worked on: 1 and 4; deferred: 5 and 6: both go.
+        #expect(unsettled.ackFrames(for: [6], now: start) == [Frame(tag: 5, multiple: false), Frame(tag: 6, multiple: false)])
     }
 
     @Test func aWindowOfOneOrTwoNeverDefers() {
@@ -123,7 +155,7 @@ import Testing
         #expect(unsettled.count == 0)
         #expect(unsettled.deferralDeadline == nil)
         // Tags restart at 1 on a new channel.
-        unsettled.delivered(1)
+        unsettled.delivered(1, consumer: "c")
         #expect(unsettled.ackFrames(for: [1], now: start) == [Frame(tag: 1, multiple: false)])
     }
 }
