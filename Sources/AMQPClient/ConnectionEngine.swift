@@ -403,8 +403,9 @@ final class ConnectionEngine: @unchecked Sendable {
         if machine.heartbeat != nil, let nextHeartbeatSend = machine.nextHeartbeatSend {
             timeout = min(timeout, milliseconds(until: nextHeartbeatSend))
         }
+        // Deferred acks (UnsettledDeliveries) wait behind a delivery still out, so this short
+        // timeout also brings the thread back to send them when they are due.
         if deliveriesOut { timeout = min(timeout, Self.ackDelay) }
-        if let ackDeadline = machine.ackDeadline { timeout = min(timeout, max(1, milliseconds(until: ackDeadline))) }
         _ = poll(&fds, 2, timeout)
         // librabbitmq swallows heartbeat frames, so bytes on the socket are our sign of life.
         if fds[0].revents != 0 { machine.received(now: .now) }

@@ -247,8 +247,8 @@ struct ConnectionStateMachine<Publish> {
         switch settlement {
         case .ack(let multiple), .nack(_, let multiple):
             guard multiple else { return .send(settlement, tag: tag, after: unsettled.settledSingly(tag)) }
-            let isAck = if case .ack = settlement { true } else { false }
-            let before = unsettled.framesBeforeSettling(upTo: tag, isAck: isAck)
+            // A multiple ack covers the deferred acks up to it; a multiple nack must not.
+            let before = if case .nack = settlement { unsettled.takeDeferred(upTo: tag) } else { [UnsettledDeliveries.AckFrame]() }
             return .send(settlement, tag: tag, before: before, after: unsettled.settledUpTo(tag))
         case .reject:
             return .send(settlement, tag: tag, after: unsettled.settledSingly(tag))
@@ -274,9 +274,6 @@ struct ConnectionStateMachine<Publish> {
         guard channelOpen else { return [] }
         return unsettled.takeDeferred()
     }
-
-    /// When the thread must wake to send deferred acks; `nil` with none.
-    var ackDeadline: Instant? { channelOpen ? unsettled.deferralDeadline : nil }
 
     // MARK: Heartbeats
 

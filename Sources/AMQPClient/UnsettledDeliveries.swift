@@ -5,7 +5,7 @@
 /// command per message. An ack that arrives out of order (a delivery before it is still being
 /// worked on) is **deferred**: it waits, unsent, for the front to catch up, and goes out inside
 /// the `multiple` ack that covers it. A consumer that settles in rounds (many keys at once,
-/// finishing in any order) sent 85% of its acks one by one before this, and the broker spent
+/// finishing in any order) sent 82% of its acks one by one before this, and the broker spent
 /// more CPU per event on them than PostgreSQL did (bench/README, "Acks out of order, deferred").
 ///
 /// A deferred ack still holds a prefetch slot, so it waits only so long: it is sent alone once
@@ -13,7 +13,7 @@
 /// many deferred acks as deliveries still being worked on, so that at most half of its window
 /// (`basic.qos` counts per consumer) waits for another consumer's front, and a window of one or
 /// two never defers. A `multiple` nack never covers one (they are sent first), and a consumer
-/// cancel or a graceful close sends them all (``takeDeferred()``). One lost with its channel is
+/// cancel or a graceful close sends them all (``takeDeferred(upTo:)``). One lost with its channel is
 /// redelivered: the application has settled it, so it meets its own record (a duplicate, acked
 /// again).
 struct UnsettledDeliveries {
@@ -57,12 +57,15 @@ struct UnsettledDeliveries {
 
     /// Delivery `tag` arrived for `consumer` (its consumer tag).
     mutating func delivered(_ tag: UInt64, consumer: String) {
-        let index = consumerIndex[consumer] ?? {
-            consumerIndex[consumer] = working.count
+        let index: Int
+        if let known = consumerIndex[consumer] {
+            index = known
+        } else {
+            index = working.count
+            consumerIndex[consumer] = index
             working.append(0)
             deferredOf.append(0)
-            return working.count - 1
-        }()
+        }
         tags.append(tag)
         tagConsumers.append(index)
         working[index] += 1
@@ -71,18 +74,18 @@ struct UnsettledDeliveries {
     /// The ack frames to send now for these single acks from the application (acked at `now`).
     mutating func ackFrames(for acked: [UInt64], now: Instant) -> [AckFrame] {
         guard !acked.isEmpty else { return [] }
-        var touched: Set<Int> = []
         for tag in acked {
             guard let consumer = consumer(of: tag), !settledOutOfOrder.contains(tag), deferred.insert(tag).inserted else { continue }
             working[consumer] -= 1
             deferredOf[consumer] += 1
-            touched.insert(consumer)
         }
         var frames = advanceFront().map { [$0] } ?? []
         if !deferred.isEmpty {
             if deferredSince == nil { deferredSince = now }
             // Deferred acks hold prefetch slots, counted per consumer: never half of a window.
-            if touched.contains(where: { deferredOf[$0] > 0 && deferredOf[$0] >= working[$0] }) { frames += takeDeferred() }
+            if deferredOf.indices.contains(where: { deferredOf[$0] > 0 && deferredOf[$0] >= working[$0] }) {
+                frames += takeDeferred()
+            }
         }
         compact()
         return frames
@@ -94,15 +97,16 @@ struct UnsettledDeliveries {
         return takeDeferred()
     }
 
-    /// Every deferred ack, each alone, in tag order: before the channel closes gracefully or a
-    /// consumer is cancelled, and when they are due.
-    mutating func takeDeferred() -> [AckFrame] {
-        let frames = deferred.sorted().map { AckFrame(tag: $0, multiple: false) }
-        settledOutOfOrder.formUnion(deferred)
-        deferred.removeAll()
-        deferredOf = deferredOf.map { _ in 0 }
-        deferredSince = nil
-        return frames
+    /// The deferred acks up to `tag` (all of them by default), each alone, in tag order: when
+    /// they are due, before a consumer is cancelled or the channel closes gracefully, and before
+    /// a `multiple` nack up to `tag` (which must not requeue or drop them).
+    mutating func takeDeferred(upTo tag: UInt64 = .max) -> [AckFrame] {
+        let taken = deferred.filter { $0 <= tag }.sorted()
+        for tag in taken { if let consumer = consumer(of: tag) { deferredOf[consumer] -= 1 } }
+        deferred.subtract(taken)
+        settledOutOfOrder.formUnion(taken)
+        if deferred.isEmpty { deferredSince = nil }
+        return taken.map { AckFrame(tag: $0, multiple: false) }
     }
 
     /// A single nack or reject, sent as it is. Returns the ack frame for deferred acks it
@@ -114,19 +118,6 @@ struct UnsettledDeliveries {
         let frame = advanceFront()
         compact()
         return frame
-    }
-
-    /// The ack frames to send *before* a `multiple` settlement up to `tag` from the application:
-    /// the deferred acks it would cover, which a `multiple` nack must not requeue or drop.
-    mutating func framesBeforeSettling(upTo tag: UInt64, isAck: Bool) -> [AckFrame] {
-        guard !isAck else { return [] }
-        let covered = deferred.filter { $0 <= tag }.sorted()
-        guard !covered.isEmpty else { return [] }
-        for tag in covered { if let consumer = consumer(of: tag) { deferredOf[consumer] -= 1 } }
-        deferred.subtract(covered)
-        settledOutOfOrder.formUnion(covered)
-        if deferred.isEmpty { deferredSince = nil }
-        return covered.map { AckFrame(tag: $0, multiple: false) }
     }
 
     /// A `multiple` settlement from the application: everything up to `tag` is settled (the

@@ -194,10 +194,10 @@ import Testing
         var machine = connectedMachine()
         for tag in UInt64(1)...4 { machine.deliveryArrived(tag: tag, consumer: "c") }
         #expect(machine.acksRequested([2], now: t0) == [])
-        #expect(machine.ackDeadline == t0 + UnsettledDeliveries.maxDeferral)
         #expect(machine.dueAcks(now: t0) == [])
+        #expect(machine.dueAcks(now: t0 + UnsettledDeliveries.maxDeferral - .milliseconds(1)) == [])
         #expect(machine.dueAcks(now: t0 + UnsettledDeliveries.maxDeferral) == [Frame(tag: 2, multiple: false)])
-        #expect(machine.ackDeadline == nil)
+        #expect(machine.dueAcks(now: t0 + .seconds(1)) == [])
         // A nack at the front lets the deferred acks behind it go, after it.
         #expect(machine.acksRequested([4], now: t0) == [])
         #expect(machine.settleRequested(.nack(requeue: true, multiple: false), tag: 3, generation: machine.generation) == .send(.nack(requeue: true, multiple: false), tag: 3))
@@ -212,8 +212,22 @@ import Testing
         #expect(machine.deferredAcks() == [])
         #expect(machine.dueAcks(now: t0 + .seconds(1)) == [])
         _ = machine.channelOpened()
-        #expect(machine.ackDeadline == nil)
+        #expect(machine.dueAcks(now: t0 + .seconds(1)) == [])
         #expect(machine.deferredAcks() == [])
+    }
+
+    @Test func aMultipleAckCoversDeferredAcksAndAMultipleNackSendsThemFirst() {
+        var machine = connectedMachine()
+        for tag in UInt64(1)...8 { machine.deliveryArrived(tag: tag, consumer: "c") }
+        #expect(machine.acksRequested([2, 6], now: t0) == [])
+        // The application's multiple ack up to 3 covers 2 itself: nothing before it.
+        #expect(machine.settleRequested(.ack(multiple: true), tag: 3, generation: machine.generation) == .send(.ack(multiple: true), tag: 3))
+        // A multiple nack up to 7 would requeue 6: it is acked alone first.
+        #expect(
+            machine.settleRequested(.nack(requeue: true, multiple: true), tag: 7, generation: machine.generation)
+                == .send(.nack(requeue: true, multiple: true), tag: 7, before: [Frame(tag: 6, multiple: false)]))
+        #expect(machine.deferredAcks() == [])
+        #expect(machine.deliveriesOut)
     }
 
     @Test func settlementsOfAnEarlierChannelGenerationAreDropped() {

@@ -122,7 +122,7 @@ import Testing
         var unsettled = delivered(1...6)
         #expect(unsettled.ackFrames(for: [2, 5], now: start) == [])
         // A multiple nack up to 3 would requeue 2: it is acked alone first; 5 stays deferred.
-        #expect(unsettled.framesBeforeSettling(upTo: 3, isAck: false) == [Frame(tag: 2, multiple: false)])
+        #expect(unsettled.takeDeferred(upTo: 3) == [Frame(tag: 2, multiple: false)])
         #expect(unsettled.settledUpTo(3) == nil)
         #expect(unsettled.deferredCount == 1)
         #expect(unsettled.ackFrames(for: [4], now: start) == [Frame(tag: 5, multiple: true)])
@@ -132,7 +132,6 @@ import Testing
     @Test func applicationMultipleAckCoversDeferredAcksAndLetsTheFrontGoOn() {
         var unsettled = delivered(1...10)
         #expect(unsettled.ackFrames(for: [7, 9], now: start) == [])
-        #expect(unsettled.framesBeforeSettling(upTo: 8, isAck: true) == [])
         // Its own frame settles 1...8 (7 with it); 9 is the front then, deferred: it goes after.
         #expect(unsettled.settledUpTo(8) == Frame(tag: 9, multiple: false))
         #expect(unsettled.deferredCount == 0)
