@@ -402,6 +402,7 @@ let package = Package(
                 "WarehouseSyncWorker",
                 "WarehouseSyncCore",
                 "WarehouseSyncERP",
+                "WarehouseSyncSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

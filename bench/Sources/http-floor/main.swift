@@ -30,6 +30,13 @@
 // worker's ERP client's batch call to reference-erp (DESIGN §3a). It prints
 // `RESULT events_per_s=… relay_ms_per_event=… LABEL_ms_per_event=…` (CPU per event of each
 // `--pids` process), timed from the first delivery to the last ack.
+//
+// `--durable PATH` (with `--map`) adds what DESIGN §5 asks around each post and no more: a claim
+// durable before the post and the record durable before the ack, each one row of a SQLite table
+// at PATH (`synchronous = FULL`, as the worker's store), written in rounds gathered as the
+// worker's DecisionRounds gathers its decisions (one round in flight, at most ROUND_MAX, claims
+// and records together). No reads, no sequencing, no per-key queue: the ceiling of any worker that
+// keeps the contract with this store, this ERP and `prefetch` deliveries in hand.
 import AMQPClient
 import AsyncHTTPClient
 import Dispatch
@@ -43,6 +50,7 @@ import ProcessMemory
 import Synchronization
 import WarehouseSyncCore
 import WarehouseSyncERP
+import WarehouseSyncSQLite
 import WarehouseSyncWorker
 
 /// The body every server answers with: the size of a reference-erp 201.
@@ -312,6 +320,57 @@ enum RelayPosting {
     }
 }
 
+/// The contract's two durable steps around a post (`--durable`): the claim before it, the record
+/// after it, each a row written in the next store round.
+final class DurableChain: Sendable {
+    enum Step: Sendable {
+        case claim(eventId: String)
+        case record(eventId: String)
+    }
+
+    private let database: SQLiteDatabase
+    private let rounds: RoundGatherer<Step, Bool>
+
+    init(path: String) async throws {
+        let database = try await SQLiteDatabase(path: path)
+        try await database.write { db in
+            try db.execute("CREATE TABLE IF NOT EXISTS chain (event_id TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID")
+        }
+        self.database = database
+        // As the worker's DecisionRounds: one round in flight while the next gathers.
+        rounds = RoundGatherer(
+            maxInFlight: 1, maxItems: WorkerService.defaultRoundMax,
+            handle: { steps in
+                do {
+                    try await database.write { db in
+                        for step in steps {
+                            switch step {
+                            case .claim(let eventId):
+                                try db.execute(
+                                    "INSERT INTO chain (event_id, state) VALUES (?, 'posting') ON CONFLICT (event_id) DO UPDATE SET state = 'posting'",
+                                    [.text(eventId)])
+                            case .record(let eventId):
+                                try db.execute("UPDATE chain SET state = 'posted' WHERE event_id = ?", [.text(eventId)])
+                            }
+                        }
+                    }
+                } catch {
+                    fail("the chain's store failed: \(error)")
+                }
+                return steps.map { _ in true }
+            },
+            unanswered: { _ in false })
+    }
+
+    /// Returns once `step` is committed.
+    func commit(_ step: Step) async {
+        let eventId = switch step { case .claim(let id), .record(let id): id }
+        guard await rounds.submit(step, tokens: [eventId]) else { fail("a store round answered short") }
+    }
+
+    func close() async { await database.close() }
+}
+
 /// An item of the relay's batch requests.
 enum RelayBatchItem: Sendable {
     case raw([UInt8])
@@ -324,7 +383,8 @@ enum RelayBatchItem: Sendable {
 /// processes (label, pid) whose CPU per event over the same window is reported too.
 @concurrent
 func relay(
-    amqpURL: String, queue: String, count: Int, prefetch: UInt16, posting: RelayPosting, batchMax: Int, others: [(String, Int32)]
+    amqpURL: String, queue: String, count: Int, prefetch: UInt16, posting: RelayPosting, batchMax: Int, chain: DurableChain?,
+    others: [(String, Int32)]
 ) async throws {
     // As the worker's PostingBatcher gathers its postings (two batch requests in flight).
     let gatherer = batchMax > 0
@@ -350,12 +410,16 @@ func relay(
             }
             received += 1
             group.addTask {
+                // The event's row: its message id (the eventId, as the WMS and e2e-publisher set it).
+                let eventId = delivery.properties.messageId ?? "tag-\(delivery.deliveryTag)"
+                if let chain { await chain.commit(.claim(eventId: eventId)) }
                 if let gatherer {
                     let (item, key) = posting.batchItem(delivery)
                     guard await gatherer.submit(item, tokens: key.map { [$0] } ?? []) else { fail("a batch answered short") }
                 } else {
                     await posting.post(delivery)
                 }
+                if let chain { await chain.commit(.record(eventId: eventId)) }
                 delivery.ack()
                 acked.count.add(1, ordering: .relaxed)
             }
@@ -369,6 +433,7 @@ func relay(
     await consumer.cancel()
     await connection.close()
     try await posting.shutdown()
+    await chain?.close()
     let posted = acked.count.load(ordering: .relaxed)
     guard posted == count else { fail("relayed \(posted) of \(count)") }
     var line = "RESULT events_per_s=\(Int(Double(count) / seconds(elapsed))) relay_ms_per_event=\(perItem(cpu, count))"
@@ -403,7 +468,7 @@ case "load":
     else { fail("load --url URL [--count N] [--concurrency N]") }
     try await load(url: url, count: count, concurrency: concurrency)
 case "relay":
-    let usage = "relay --amqp-url URL --queue NAME --url URL --count N [--prefetch N] [--map] [--batch N] [--pids LABEL=PID,...]"
+    let usage = "relay --amqp-url URL --queue NAME --url URL --count N [--prefetch N] [--map [--durable PATH]] [--batch N] [--pids LABEL=PID,...]"
     guard let amqpURL = option("amqp-url"), let queue = option("queue"), let url = option("url"),
           let count = Int(option("count") ?? ""), count > 0, let prefetch = UInt16(option("prefetch") ?? "100"), prefetch > 0,
           let batchMax = Int(option("batch") ?? "0"), (0...PostingBatch.maxItems).contains(batchMax)
@@ -421,8 +486,15 @@ case "relay":
     } else {
         posting = .raw(makeClient(connections: connections), url: url)
     }
-    try await relay(amqpURL: amqpURL, queue: queue, count: count, prefetch: prefetch, posting: posting, batchMax: batchMax, others: others)
+    let durablePath = option("durable")
+    if durablePath != nil, !arguments.contains("--map") { fail("--durable needs --map: " + usage) }
+    var chain: DurableChain?
+    if let durablePath { chain = try await DurableChain(path: durablePath) }
+    try await relay(
+        amqpURL: amqpURL, queue: queue, count: count, prefetch: prefetch, posting: posting, batchMax: batchMax, chain: chain,
+        others: others)
 default:
     fail("usage: http-floor serve --mode hummingbird|nio|nio-task | http-floor load --url URL [--count N] [--concurrency N]"
-        + " | http-floor relay --amqp-url URL --queue NAME --url URL --count N [--prefetch N] [--map] [--batch N] [--pids LABEL=PID,...]")
+        + " | http-floor relay --amqp-url URL --queue NAME --url URL --count N [--prefetch N] [--map [--durable PATH]] [--batch N]"
+        + " [--pids LABEL=PID,...]")
 }
