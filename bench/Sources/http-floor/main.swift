@@ -20,7 +20,7 @@
 // `relay` is a skeleton of the worker under the fixed contracts and nothing else (the floors of
 // bench/e2e-throughput): it consumes `count` messages from a queue, POSTs each once over as many
 // connections as the worker's ERP client keeps, waits for the answer, then acks. No sequencing,
-// no store. Plain, it posts the body as it came to a floor server: what one event costs the
+// and no store unless `--durable` (below). Plain, it posts the body as it came to a floor server: what one event costs the
 // consumer, the broker and the server with no work on either side. With `--map` it decodes and
 // maps each event as the worker does and posts it with the worker's own ERP client, to
 // reference-erp: the worker without its store, against the real stand-in. With `--batch N` the
@@ -31,12 +31,13 @@
 // `RESULT events_per_s=… relay_ms_per_event=… LABEL_ms_per_event=…` (CPU per event of each
 // `--pids` process), timed from the first delivery to the last ack.
 //
-// `--durable PATH` (with `--map`) adds what DESIGN §5 asks around each post and no more: a claim
-// durable before the post and the record durable before the ack, each one row of a SQLite table
-// at PATH (`synchronous = FULL`, as the worker's store), written in rounds gathered as the
-// worker's DecisionRounds gathers its decisions (one round in flight, at most ROUND_MAX, claims
-// and records together). No reads, no sequencing, no per-key queue: the ceiling of any worker that
-// keeps the contract with this store, this ERP and `prefetch` deliveries in hand.
+// `--durable PATH` (with `--map`) adds the worker's two durable steps around each post and no
+// more: the claim before the post (docs/worker.md: the replica race on a re-emitted sequence)
+// and the record before the ack (DESIGN §5), each one row of a SQLite table at PATH
+// (`synchronous = FULL`, as the worker's store), written in rounds gathered as the worker's
+// DecisionRounds gathers its decisions (one round in flight, at most 256 = ROUND_MAX's default,
+// claims and records together). No reads, no sequencing, no per-key queue: the ceiling of this
+// design with this store, this ERP and `prefetch` deliveries in hand.
 import AMQPClient
 import AsyncHTTPClient
 import Dispatch
@@ -331,10 +332,20 @@ final class DurableChain: Sendable {
     private let database: SQLiteDatabase
     private let rounds: RoundGatherer<Step, Bool>
 
-    init(path: String) async throws {
-        let database = try await SQLiteDatabase(path: path)
-        try await database.write { db in
-            try db.execute("CREATE TABLE IF NOT EXISTS chain (event_id TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID")
+    init(path: String) async {
+        let database: SQLiteDatabase
+        do {
+            database = try await SQLiteDatabase(path: path)
+        } catch {
+            fail("cannot open \(path): \(error)")
+        }
+        do {
+            try await database.write { db in
+                try db.execute("CREATE TABLE IF NOT EXISTS chain (event_id TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID")
+            }
+        } catch {
+            await database.close()
+            fail("cannot set up \(path): \(error)")
         }
         self.database = database
         // As the worker's DecisionRounds: one round in flight while the next gathers.
@@ -350,7 +361,9 @@ final class DurableChain: Sendable {
                                     "INSERT INTO chain (event_id, state) VALUES (?, 'posting') ON CONFLICT (event_id) DO UPDATE SET state = 'posting'",
                                     [.text(eventId)])
                             case .record(let eventId):
-                                try db.execute("UPDATE chain SET state = 'posted' WHERE event_id = ?", [.text(eventId)])
+                                guard try db.execute("UPDATE chain SET state = 'posted' WHERE event_id = ?", [.text(eventId)]) == 1 else {
+                                    fail("the record of \(eventId) found no claim")
+                                }
                             }
                         }
                     }
@@ -411,7 +424,7 @@ func relay(
             received += 1
             group.addTask {
                 // The event's row: its message id (the eventId, as the WMS and e2e-publisher set it).
-                let eventId = delivery.properties.messageId ?? "tag-\(delivery.deliveryTag)"
+                let eventId = chain == nil ? "" : delivery.properties.messageId ?? "tag-\(delivery.deliveryTag)"
                 if let chain { await chain.commit(.claim(eventId: eventId)) }
                 if let gatherer {
                     let (item, key) = posting.batchItem(delivery)
@@ -432,8 +445,8 @@ func relay(
     let othersCPU = zip(others, started.others).map { processCPUMicroseconds(pid: $0.0.1) - $0.1 }
     await consumer.cancel()
     await connection.close()
-    try await posting.shutdown()
     await chain?.close()
+    try await posting.shutdown()
     let posted = acked.count.load(ordering: .relaxed)
     guard posted == count else { fail("relayed \(posted) of \(count)") }
     var line = "RESULT events_per_s=\(Int(Double(count) / seconds(elapsed))) relay_ms_per_event=\(perItem(cpu, count))"
@@ -489,7 +502,7 @@ case "relay":
     let durablePath = option("durable")
     if durablePath != nil, !arguments.contains("--map") { fail("--durable needs --map: " + usage) }
     var chain: DurableChain?
-    if let durablePath { chain = try await DurableChain(path: durablePath) }
+    if let durablePath { chain = await DurableChain(path: durablePath) }
     try await relay(
         amqpURL: amqpURL, queue: queue, count: count, prefetch: prefetch, posting: posting, batchMax: batchMax, chain: chain,
         others: others)
