@@ -12,6 +12,12 @@ public enum OpsMetrics {
         .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
     ]
 
+    /// Store step buckets: 1 ms to 30 s (a round takes milliseconds; a store outage is waited out).
+    public static let storeLatencyBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30),
+    ]
+
     /// Event age at posting buckets: 50 ms to 1 h (backlogs and outages make events old).
     public static let eventAgeBuckets: [Duration] = [
         .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
@@ -31,6 +37,7 @@ public enum OpsMetrics {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets = [
             WorkerMetrics.Name.erpLatency: erpLatencyBuckets,
+            WorkerMetrics.Name.storeLatency: storeLatencyBuckets,
             WorkerMetrics.Name.eventAgeAtPosting: eventAgeBuckets,
             WarehouseMetrics.Name.publishToPosted: publishToPostedBuckets,
         ]

@@ -17,6 +17,7 @@ public struct WorkerMetrics: Sendable {
         public static let deadLettered = "whsync_dead_lettered_total"
         public static let retries = "whsync_retries_total"
         public static let erpLatency = "whsync_erp_latency_seconds"
+        public static let storeLatency = "whsync_store_latency_seconds"
         public static let eventAgeAtPosting = "whsync_event_age_at_posting_seconds"
         public static let erpCircuitOpen = "whsync_erp_circuit_open"
         public static let storeUnavailable = "whsync_store_unavailable"
@@ -26,6 +27,8 @@ public struct WorkerMetrics: Sendable {
     public enum Label {
         public static let stream = "stream"
         public static let reason = "reason"
+        /// The store step an event waited for: `decide` (the gate's decision) or `settle`.
+        public static let step = "step"
     }
 
     public let stream: String
@@ -40,6 +43,11 @@ public struct WorkerMetrics: Sendable {
     public let erpLatency: Metrics.Timer
     /// Time between the event's occurrence and its posting.
     public let eventAgeAtPosting: Metrics.Timer
+    /// How long an event's store step took, its round's wait included: the gate's decision, and
+    /// the settle (with a retry's or a dead letter's marking). Beside ``erpLatency``, where an
+    /// event's time in hand goes.
+    public let decideLatency: Metrics.Timer
+    public let settleLatency: Metrics.Timer
     /// 1 while the ERP circuit is open (consumption paused), else 0.
     public let erpCircuitOpen: Gauge
     /// 1 while messages wait in hand for a store outage to end, else 0.
@@ -65,6 +73,8 @@ public struct WorkerMetrics: Sendable {
         retries = Counter(label: Name.retries, dimensions: dimensions, factory: factory)
         erpLatency = Metrics.Timer(label: Name.erpLatency, dimensions: dimensions, factory: factory)
         eventAgeAtPosting = Metrics.Timer(label: Name.eventAgeAtPosting, dimensions: dimensions, factory: factory)
+        decideLatency = Metrics.Timer(label: Name.storeLatency, dimensions: dimensions + [(Label.step, "decide")], factory: factory)
+        settleLatency = Metrics.Timer(label: Name.storeLatency, dimensions: dimensions + [(Label.step, "settle")], factory: factory)
         erpCircuitOpen = Gauge(label: Name.erpCircuitOpen, dimensions: dimensions, factory: factory)
         erpCircuitOpen.record(0)
         storeUnavailable = Gauge(label: Name.storeUnavailable, dimensions: dimensions, factory: factory)
@@ -82,6 +92,11 @@ public struct WorkerMetrics: Sendable {
     /// Records one ERP call's latency.
     public func recordERPLatency(_ duration: Duration) {
         erpLatency.recordNanoseconds(duration.nanosecondsClamped)
+    }
+
+    /// Records how long an event's store step took (`decide`: the gate's decision; else a settle).
+    public func recordStoreLatency(_ duration: Duration, decide: Bool) {
+        (decide ? decideLatency : settleLatency).recordNanoseconds(duration.nanosecondsClamped)
     }
 
     /// Records the age of an event when it was posted.

@@ -108,6 +108,9 @@ struct OpsServerTests {
         metrics.deadLettered(reason: "invalid")
         metrics.recordERPLatency(.milliseconds(30))
         metrics.recordEventAge(.seconds(2))
+        metrics.recordStoreLatency(.milliseconds(3), decide: true)
+        metrics.recordStoreLatency(.milliseconds(40), decide: false)
+        metrics.recordStoreLatency(.milliseconds(60), decide: false)
 
         try await withOpsServer(registry: registry) { get in
             let answer = try await get("/metrics")
@@ -129,6 +132,12 @@ struct OpsServerTests {
                 #"whsync_event_age_at_posting_seconds_bucket{stream="goods-receipt",le="1.0"} 0"#,
                 #"whsync_event_age_at_posting_seconds_bucket{stream="goods-receipt",le="2.5"} 1"#,
                 #"whsync_event_age_at_posting_seconds_count{stream="goods-receipt"} 1"#,
+                #"whsync_store_latency_seconds_bucket{stream="goods-receipt",step="decide",le="0.002"} 0"#,
+                #"whsync_store_latency_seconds_bucket{stream="goods-receipt",step="decide",le="0.005"} 1"#,
+                #"whsync_store_latency_seconds_count{stream="goods-receipt",step="decide"} 1"#,
+                #"whsync_store_latency_seconds_bucket{stream="goods-receipt",step="settle",le="0.05"} 1"#,
+                #"whsync_store_latency_seconds_bucket{stream="goods-receipt",step="settle",le="0.1"} 2"#,
+                #"whsync_store_latency_seconds_count{stream="goods-receipt",step="settle"} 2"#,
             ] {
                 #expect(text.contains(line), "missing \(line)\n\(text)")
             }

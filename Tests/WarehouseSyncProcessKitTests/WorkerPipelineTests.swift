@@ -1,10 +1,12 @@
 import AMQPClient
 import Foundation
 import Logging
+import Prometheus
 import Synchronization
 import Testing
 import WarehouseSyncCore
 import WarehouseSyncERP
+import WarehouseSyncProcessKit
 import WarehouseSyncSQLiteStore
 import WarehouseSyncStore
 import WarehouseSyncStoreConformance
@@ -152,7 +154,7 @@ struct WorkerPipelineTests {
 
     static func withPipeline(
         erpBatchMax: Int = 0, patience: Duration = .seconds(30), refuse: (@Sendable (KeyDecision) -> StoreError?)? = nil,
-        _ body: (Harness) async throws -> Void
+        metrics: WorkerMetrics = WorkerMetrics(stream: "inventory"), _ body: (Harness) async throws -> Void
     ) async throws {
         try await TestDirectory.with("worker-pipeline") { directory in
             let topology = try Topology(jsonData: Data(contentsOf: TestRepository.root.appendingPathComponent("topology/topology.json")))
@@ -170,7 +172,7 @@ struct WorkerPipelineTests {
             let pipeline = WorkerPipeline(
                 settings: settings, decoder: EventDecoder(), store: observed, erp: erp, publisher: publisher,
                 circuit: CircuitGate(configuration: .init(), erp: erp, logger: logger),
-                metrics: WorkerMetrics(stream: "inventory"), logger: logger)
+                metrics: metrics, logger: logger)
             let harness = Harness(
                 pipeline: pipeline, erp: erp, publisher: publisher, settlements: Settlements(), store: store, topology: topology,
                 gateRounds: gateRounds)
@@ -202,6 +204,24 @@ struct WorkerPipelineTests {
             #expect(harness.settlements.handedBack.isEmpty)
             #expect(harness.publisher.published.withLock { $0.isEmpty })
             if erpBatchMax > 0 { #expect(harness.erp.state.withLock { $0.batches } > 0) }
+        }
+    }
+
+    @Test("each event's store steps are timed by step: one decide and one settle for an event posted in turn")
+    func storeLatencyByStep() async throws {
+        let registry = PrometheusCollectorRegistry()
+        let metrics = WorkerMetrics(stream: "inventory", factory: OpsMetrics.makeFactory(registry: registry))
+        try await Self.withPipeline(metrics: metrics) { harness in
+            harness.deliver("t-1", sequence: 1)
+            harness.deliver("t-2", key: "SKU-0002", sequence: 1)
+            harness.deliver("t-4", key: "SKU-0003", sequence: 2)  // held: a decide, no settle
+            await harness.settle()
+            #expect(harness.erp.booked.sorted() == ["t-1", "t-2"])
+            var buffer: [UInt8] = []
+            registry.emit(into: &buffer)
+            let text = String(decoding: buffer, as: UTF8.self)
+            #expect(text.contains(#"whsync_store_latency_seconds_count{stream="inventory",step="decide"} 3"#), "\(text)")
+            #expect(text.contains(#"whsync_store_latency_seconds_count{stream="inventory",step="settle"} 2"#), "\(text)")
         }
     }
 

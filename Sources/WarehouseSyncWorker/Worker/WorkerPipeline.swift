@@ -217,7 +217,7 @@ final class WorkerPipeline: Sendable {
         do {
             // The first event's `gate` span stands for the step.
             outcome = try await deliveries[0].trace.within {
-                try await EventStep.gate.run { try await patiently { [rounds] in try await rounds.commit(step) } }
+                try await EventStep.gate.run { try await commit(step) }
             }
         } catch let error as StoreError where Self.refusesTheStep(error) {
             logger.warning(
@@ -244,6 +244,14 @@ final class WorkerPipeline: Sendable {
             await run(queued, journey: journey, from: action)
         }
         return decided.count
+    }
+
+    /// Commits `step` in the next store round (patiently) and records how long it took, the
+    /// round's wait included.
+    private func commit(_ step: KeyStep) async throws -> KeyStep.Outcome {
+        let started = clock.now
+        defer { metrics.recordStoreLatency(clock.now - started, decide: step.isGateDecision) }
+        return try await patiently { [rounds] in try await rounds.commit(step) }
     }
 
     /// A store error that says the step was refused (its change is invalid, the data it read is
@@ -313,9 +321,7 @@ final class WorkerPipeline: Sendable {
                             metadata: ["replayOf": "\(letterId.prefix(32))"])
                     }
                 case .store(let step):
-                    let outcome = try await (step.isGateDecision ? EventStep.gate : EventStep.settle).run {
-                        try await patiently { [rounds] in try await rounds.commit(step) }
-                    }
+                    let outcome = try await (step.isGateDecision ? EventStep.gate : EventStep.settle).run { try await commit(step) }
                     action = journey.stored(outcome)
                 case .loadHeld:
                     preconditionFailure("a release's held message is loaded before its journey is driven")
