@@ -227,7 +227,9 @@ struct WorkerPipelineTests {
 
     @Test("a burst of one key's held events at the head of the queue is decided in a few store steps, not one each")
     func heldBurst() async throws {
-        try await Self.withPipeline { harness in
+        let registry = PrometheusCollectorRegistry()
+        let metrics = WorkerMetrics(stream: "inventory", factory: OpsMetrics.makeFactory(registry: registry))
+        try await Self.withPipeline(metrics: metrics) { harness in
             // The key's 200 events arrive last first, then another key's: the first 199 are held.
             for sequence in stride(from: Int64(200), through: 1, by: -1) {
                 harness.deliver("h-\(sequence)", key: "SKU-0001", sequence: sequence)
@@ -245,6 +247,17 @@ struct WorkerPipelineTests {
             #expect((rounds.max() ?? 0) >= 64, "gate rounds: \(rounds)")
             let stillHeld = try await harness.store.heldSequences(stream: .inventory, key: "WH1/SKU-0001")
             #expect(stillHeld.isEmpty)
+            // The store-latency metric counts steps: the folded decisions are a few, every posting settles once.
+            var buffer: [UInt8] = []
+            registry.emit(into: &buffer)
+            let text = String(decoding: buffer, as: UTF8.self)
+            let count = { (step: String) in
+                text.split(separator: "\n").first { $0.hasPrefix(#"whsync_store_latency_seconds_count{stream="inventory",step="\#(step)"}"#) }
+                    .flatMap { Int($0.split(separator: " ").last ?? "") }
+            }
+            let decides = try #require(count("decide"))
+            #expect(decides >= rounds.count && decides <= 30, "decide steps: \(decides), gate rounds: \(rounds)")
+            #expect(count("settle") == 201)
         }
     }
 

@@ -2,8 +2,9 @@
 # profiles from /proc, stopping what a script started.
 # shellcheck shell=bash
 
-median() { # median of the arguments (numbers)
-    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR==0) print ""; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
+median() { # median of the arguments that are numbers ("?" when none is)
+    printf '%s\n' "$@" | { grep -E '^-?[0-9]+([.][0-9]*)?([eE][-+]?[0-9]+)?$' || true; } | sort -g \
+        | awk '{a[NR]=$1} END {if (NR==0) print "?"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
 }
 
 # erp_documents URL [TYPE]: the reference ERP's documents (GET /stats), of TYPE or of all types;
