@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 import WarehouseSyncTesting
@@ -68,6 +69,54 @@ struct RoundGathererTests {
         }
         // [1, 3, 5]: 2 waits for "a", 4 for "x"; then [2, 4].
         #expect(handler.rounds.withLock { $0 } == [[0], [1, 3, 5], [2, 4]])
+    }
+
+    /// Runs every job on one thread, first come first served: the order in which tasks run is
+    /// the order in which they were made runnable, as on a busy pool.
+    final class OneThread: TaskExecutor, @unchecked Sendable {
+        private let condition = NSCondition()
+        private var jobs: [UnownedJob] = []
+
+        init() {
+            Thread { [self] in
+                while true {
+                    condition.lock()
+                    while jobs.isEmpty { condition.wait() }
+                    let job = jobs.removeFirst()
+                    condition.unlock()
+                    job.runSynchronously(on: asUnownedTaskExecutor())
+                }
+            }.start()
+        }
+
+        func enqueue(_ job: consuming ExecutorJob) {
+            let job = UnownedJob(job)
+            condition.lock()
+            jobs.append(job)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    @Test("requests made at the same moment leave together: the one that finds a round free takes the others along")
+    func madeTogether() async {
+        let handler = Handler(hold: false)
+        let gatherer = RoundGatherer<Int, Int>(maxInFlight: 1, maxItems: 4, handle: handler.handle, unanswered: { _ in -1 })
+        let answers = await withTaskExecutorPreference(OneThread()) {
+            await withTaskGroup(of: (Int, Int).self) { group in
+                // Six requests made runnable together; 2 and 3 share a key.
+                let tokens = [1: ["a"], 2: ["b"], 3: ["b"], 4: ["c"], 5: ["d"], 6: ["e"]]
+                for n in 1...6 { group.addTask { (n, await gatherer.submit(n, tokens: tokens[n]!)) } }
+                var answers: [Int: Int] = [:]
+                for await (n, answer) in group { answers[n] = answer }
+                return answers
+            }
+        }
+        #expect(answers == [1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12])
+        // 1 finds the round free, leads it and yields; 2…6 arrive meanwhile and wait: 1 leaves with
+        // 2, 4 and 5 (at most four; 3 shares a key with 2), then 3 and 6. Without the yield each
+        // would leave alone.
+        #expect(handler.rounds.withLock { $0 } == [[1, 2, 4, 5], [3, 6]])
     }
 
     @Test("a request its round left unanswered gets the fallback answer")
