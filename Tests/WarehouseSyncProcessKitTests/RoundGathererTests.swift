@@ -98,25 +98,52 @@ struct RoundGathererTests {
         }
     }
 
-    @Test("requests made at the same moment leave together: the one that finds a round free takes the others along")
-    func madeTogether() async {
+    @Test("requests made at the same moment while a round is on its way leave together: the one that finds a round free takes the others along")
+    func madeTogether() async throws {
+        let handler = Handler(hold: true)
+        let gatherer = RoundGatherer<Int, Int>(maxInFlight: 2, maxItems: 4, handle: handler.handle, unanswered: { _ in -1 })
+        try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            group.addTask { (0, await gatherer.submit(0, tokens: ["z"])) }
+            try await waitUntil { handler.waitingRounds == 1 }
+            // Six requests made runnable together on one thread while [0] is on its way; 2 and 3
+            // share a key. 1 finds the second round free, leads it and yields; 2…6 arrive
+            // meanwhile and wait: 1 leaves with 2, 4 and 5 (at most four; 3 shares a key with 2).
+            let made = Task(executorPreference: OneThread()) {
+                await withTaskGroup(of: (Int, Int).self) { made in
+                    let tokens = [1: ["a"], 2: ["b"], 3: ["b"], 4: ["c"], 5: ["d"], 6: ["e"]]
+                    for n in 1...6 { made.addTask { (n, await gatherer.submit(n, tokens: tokens[n]!)) } }
+                    var answers: [Int: Int] = [:]
+                    for await (n, answer) in made { answers[n] = answer }
+                    return answers
+                }
+            }
+            try await waitUntil { handler.waitingRounds == 2 }
+            handler.releaseAll()
+            // [0] done, then 3 and 6 go in the round it frees.
+            try await waitUntil { handler.rounds.withLock { $0.count } == 3 && handler.waitingRounds == 1 }
+            handler.releaseAll()
+            #expect(try await group.next()! == (0, 0))
+            #expect(await made.value == [1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12])
+        }
+        // Without the yield 1 would leave alone, and 2, 4, 5, 6 after it.
+        #expect(handler.rounds.withLock { $0 } == [[0], [1, 2, 4, 5], [3, 6]])
+    }
+
+    @Test("at a trickle a request leaves at once, without yielding behind other work")
+    func trickleDoesNotYield() async {
         let handler = Handler(hold: false)
-        let gatherer = RoundGatherer<Int, Int>(maxInFlight: 1, maxItems: 4, handle: handler.handle, unanswered: { _ in -1 })
+        let gatherer = RoundGatherer<Int, Int>(maxInFlight: 2, maxItems: 4, handle: handler.handle, unanswered: { _ in -1 })
         let answers = await withTaskExecutorPreference(OneThread()) {
             await withTaskGroup(of: (Int, Int).self) { group in
-                // Six requests made runnable together; 2 and 3 share a key.
-                let tokens = [1: ["a"], 2: ["b"], 3: ["b"], 4: ["c"], 5: ["d"], 6: ["e"]]
-                for n in 1...6 { group.addTask { (n, await gatherer.submit(n, tokens: tokens[n]!)) } }
+                for n in 1...3 { group.addTask { (n, await gatherer.submit(n, tokens: ["k\(n)"])) } }
                 var answers: [Int: Int] = [:]
                 for await (n, answer) in group { answers[n] = answer }
                 return answers
             }
         }
-        #expect(answers == [1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12])
-        // 1 finds the round free, leads it and yields; 2…6 arrive meanwhile and wait: 1 leaves with
-        // 2, 4 and 5 (at most four; 3 shares a key with 2), then 3 and 6. Without the yield each
-        // would leave alone.
-        #expect(handler.rounds.withLock { $0 } == [[1, 2, 4, 5], [3, 6]])
+        #expect(answers == [1: 2, 2: 4, 3: 6])
+        // Nothing else on its way when each arrives: each leaves alone, in turn.
+        #expect(handler.rounds.withLock { $0 } == [[1], [2], [3]])
     }
 
     @Test("a request its round left unanswered gets the fallback answer")

@@ -6,9 +6,9 @@ import Synchronization
 /// A request leaves at once while fewer than `maxInFlight` rounds are on their way; otherwise it
 /// waits for the first of them to finish and leaves with everything that gathered meanwhile: at
 /// most `maxItems`, oldest first, and none whose tokens (its sequencing key, its event) are
-/// already in the round; those go in a later one. A request that leaves at once first yields, so
-/// that requests made at the same moment (the callers of one store round, resumed one after the
-/// other) leave with it instead of after it. Under load the rounds fill; at a trickle each
+/// already in the round; those go in a later one. A request that leaves at once while another
+/// round is on its way first yields, so that requests made at the same moment (the callers of one
+/// store round, resumed one after the other) leave with it. Under load the rounds fill; at a trickle each
 /// request travels alone, as fast as it would without the gatherer. No timer. Public for
 /// bench/Sources/http-floor, whose batch relay gathers as the worker does.
 public final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable {
@@ -66,18 +66,24 @@ public final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable 
     public func submit(_ request: Request, tokens: [String]) async -> Answer {
         // Nothing waiting and a round free: this request leads a round, handled in the caller's
         // task (no task, no continuation: the trickle case costs what a direct call does).
-        let leads = state.withLock { state -> Bool in
-            guard state.waiting.isEmpty, state.inFlight < maxInFlight else { return false }
+        // (`nil`: it does not lead; else whether another round is on its way.)
+        let leadsBusy = state.withLock { state -> Bool? in
+            guard state.waiting.isEmpty, state.inFlight < maxInFlight else { return nil }
             state.inFlight += 1
-            return true
+            return state.inFlight > 1
         }
-        if leads {
-            // The requests made at the same moment are runnable but not here yet: let them come,
-            // then take them along. Without it, the first of a store round's postings left alone
-            // and the rest waited for the next batch: more than half the batch requests carried
-            // one item (bench/README, "Requests made together leave together").
-            await Task.yield()
-            let along = state.withLock { $0.takeRound(maxItems: maxItems - 1, taken: tokens) }
+        if let busy = leadsBusy {
+            // With another round on its way the stream is busy, and the requests made at the same
+            // moment are runnable but not here yet: let them come, then take them along. Without
+            // it, the first of a store round's postings left alone and the rest waited for the
+            // next batch: more than half the batch requests carried one item (bench/README,
+            // "Requests made together leave together"). Not when nothing else is on its way: at a
+            // trickle a yield would only queue the request behind unrelated work.
+            var along: [Waiting] = []
+            if busy {
+                await Task.yield()
+                along = state.withLock { $0.takeRound(maxItems: maxItems - 1, taken: tokens) }
+            }
             let answers = await handle([request] + along.map(\.request))
             for (index, waiting) in along.enumerated() {
                 waiting.continuation.resume(returning: index + 1 < answers.count ? answers[index + 1] : unanswered(waiting.request))
