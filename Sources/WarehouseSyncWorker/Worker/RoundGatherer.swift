@@ -85,9 +85,7 @@ public final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable 
                 along = state.withLock { $0.takeRound(maxItems: maxItems - 1, taken: tokens) }
             }
             let answers = await handle([request] + along.map(\.request))
-            for (index, waiting) in along.enumerated() {
-                waiting.continuation.resume(returning: index + 1 < answers.count ? answers[index + 1] : unanswered(waiting.request))
-            }
+            resume(along, with: answers.dropFirst())
             if let next = finishRound() {
                 Task { await run(next) }
             }
@@ -115,13 +113,18 @@ public final class RoundGatherer<Request: Sendable, Answer: Sendable>: Sendable 
         }
     }
 
+    /// Resumes each of `round` with its answer, in order; those `answers` fall short of get
+    /// `unanswered`.
+    private func resume(_ round: [Waiting], with answers: ArraySlice<Answer>) {
+        for (waiting, answer) in zip(round, answers) { waiting.continuation.resume(returning: answer) }
+        for waiting in round.dropFirst(answers.count) { waiting.continuation.resume(returning: unanswered(waiting.request)) }
+    }
+
     /// Handles `round`, then each round that gathered meanwhile, until none is waiting.
     private func run(_ first: [Waiting]) async {
         var round = first
         while true {
-            let answers = await handle(round.map(\.request))
-            for (waiting, answer) in zip(round, answers) { waiting.continuation.resume(returning: answer) }
-            for waiting in round.dropFirst(answers.count) { waiting.continuation.resume(returning: unanswered(waiting.request)) }
+            resume(round, with: await handle(round.map(\.request))[...])
             guard let next = finishRound() else { return }
             round = next
         }
