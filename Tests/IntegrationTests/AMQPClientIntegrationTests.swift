@@ -231,9 +231,12 @@ import Testing
 
     @Test func anIdleConnectionStaysUpOnHeartbeats() async throws {
         var configuration = try TestBroker.mainConfiguration()
-        configuration.heartbeatSeconds = 1
+        // 2 s, not 1: an idle broker sends a heartbeat every interval and we give up after two,
+        // so 1 s left one second of slack, which the suite's start (every suite at once on two
+        // cores) once took from the broker.
+        configuration.heartbeatSeconds = 2
         let connection = try await TestBroker.connect(configuration)  // no reconnect: a drop is final
-        try await Task.sleep(for: .seconds(5))
+        try await Task.sleep(for: .seconds(7))
         #expect(connection.isConnected, "dropped while idle: heartbeats were not sent or not seen")
         let queue = TestBroker.uniqueName("it-idle")
         try await connection.withChannel { try $0.declareQueue(queue, arguments: ["x-queue-type": "quorum"]) }
