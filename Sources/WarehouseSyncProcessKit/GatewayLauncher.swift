@@ -21,7 +21,7 @@ public enum GatewayLauncher {
         } catch {
             WorkerLauncher.fail("\(executable): \(error)")
         }
-        ProcessMemory.keepFreedMemory(environment: ProcessInfo.processInfo.environment)
+        ProcessMemory.configureAllocator(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap(LogHandlerFactory.make(format: configuration.logFormat, level: configuration.logLevel))
         let logger = Logger(label: executable)
         do {

@@ -49,7 +49,7 @@ public enum ReplayWorkerLauncher {
         guard problems.isEmpty, let configuration, let settings else {
             WorkerLauncher.fail(problems.map { "\(executable): \($0)" }.joined(separator: "\n"))
         }
-        ProcessMemory.keepFreedMemory(environment: ProcessInfo.processInfo.environment)
+        ProcessMemory.configureAllocator(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap(LogHandlerFactory.make(format: configuration.logFormat, level: configuration.logLevel))
         let logger = Logger(label: executable)
         do {

@@ -25,7 +25,7 @@ public enum WorkerLauncher {
         } catch {
             fail("\(executable): \(error)")
         }
-        ProcessMemory.keepFreedMemory(environment: ProcessInfo.processInfo.environment)
+        ProcessMemory.configureAllocator(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap(LogHandlerFactory.make(format: configuration.logFormat, level: configuration.logLevel))
         var logger = Logger(label: executable)
         logger[metadataKey: LogMetadataKey.stream.rawValue] = "\(stream)"

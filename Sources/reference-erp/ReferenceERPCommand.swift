@@ -65,7 +65,7 @@ struct ReferenceERPCommand: AsyncParsableCommand {
 
         let format = settings.logFormat
         let level = settings.logLevel
-        ProcessMemory.keepFreedMemory(environment: ProcessInfo.processInfo.environment)
+        ProcessMemory.configureAllocator(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap(LogHandlerFactory.make(format: format, level: level))
         let logger = Logger(label: "reference-erp")
 

@@ -465,7 +465,7 @@ func option(_ name: String) -> String? {
 }
 
 // The floors are measured with the allocator set as the product's processes set it.
-ProcessMemory.keepFreedMemory(environment: ProcessInfo.processInfo.environment)
+ProcessMemory.configureAllocator(environment: ProcessInfo.processInfo.environment)
 
 switch arguments.first {
 case "serve":
