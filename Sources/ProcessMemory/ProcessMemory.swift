@@ -20,6 +20,11 @@ public enum ProcessMemory {
         #endif
     }
 
+    /// A setting ``configureAllocator(environment:)`` gives the allocator.
+    public enum Setting: Sendable, Hashable {
+        case trimThreshold, mmapThreshold, arenaMax
+    }
+
     /// Keeps freed memory in the allocator's arenas rather than handing it back to the kernel at
     /// every `free` (glibc's defaults: 128 KiB, adjusted on the fly), and keeps the arenas few.
     ///
@@ -32,19 +37,19 @@ public enum ProcessMemory {
     /// worker's peak RSS fell from 71.5–76.9 to 64 MB at `PREFETCH=300` at the same rate
     /// (bench/README, "Fewer arenas"). An operator's own settings win: nothing is set when
     /// `GLIBC_TUNABLES` holds `glibc.malloc.*` tunables, and the arena cap is left alone when
-    /// `MALLOC_ARENA_MAX` is set. Returns whether the allocator took the settings it was given.
+    /// `MALLOC_ARENA_MAX` is set. Returns the settings the allocator took.
     @discardableResult
-    public static func configureAllocator(environment: [String: String]) -> Bool {
+    public static func configureAllocator(environment: [String: String]) -> Set<Setting> {
         #if canImport(Glibc)
-        if let tunables = environment["GLIBC_TUNABLES"], tunables.contains("glibc.malloc.") { return false }
+        if let tunables = environment["GLIBC_TUNABLES"], tunables.contains("glibc.malloc.") { return [] }
+        var wanted: [(setting: Setting, option: Int32, value: Int)] = [
+            (.trimThreshold, M_TRIM_THRESHOLD, trimThreshold), (.mmapThreshold, M_MMAP_THRESHOLD, mmapThreshold),
+        ]
+        if environment["MALLOC_ARENA_MAX"] == nil { wanted.append((.arenaMax, M_ARENA_MAX, arenaMax)) }
         // mallopt answers 1 when it took a setting.
-        var taken = mallopt(M_TRIM_THRESHOLD, Int32(trimThreshold)) == 1 && mallopt(M_MMAP_THRESHOLD, Int32(mmapThreshold)) == 1
-        if environment["MALLOC_ARENA_MAX"] == nil {
-            taken = taken && mallopt(M_ARENA_MAX, Int32(arenaMax)) == 1
-        }
-        return taken
+        return Set(wanted.filter { mallopt($0.option, Int32($0.value)) == 1 }.map(\.setting))
         #else
-        return false
+        return []
         #endif
     }
 }
